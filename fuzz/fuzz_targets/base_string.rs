@@ -8,16 +8,33 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |&b| b == 0);
-    let (Some(url), Some(header)) = (parts.next(), parts.next()) else { return };
+    let (Some(url), Some(header)) = (parts.next(), parts.next()) else {
+        return;
+    };
     let body = parts.next();
-    let (Ok(url), Ok(header)) = (std::str::from_utf8(url), std::str::from_utf8(header)) else { return };
-    let Ok(target) = RequestTarget::from_url("POST", url) else { return };
-    let Ok(header) = AuthorizationHeader::parse(header) else { return };
-    let request = IncomingRequest { target, header: &header, form_body: body };
+    let (Ok(url), Ok(header)) = (std::str::from_utf8(url), std::str::from_utf8(header)) else {
+        return;
+    };
+    let Ok(target) = RequestTarget::from_url("POST", url) else {
+        return;
+    };
+    let Ok(header) = AuthorizationHeader::parse(header) else {
+        return;
+    };
+    let request = IncomingRequest {
+        target,
+        header: &header,
+        form_body: body,
+    };
     if let Ok(first) = request.explain() {
         let second = request.explain().expect("deterministic");
         assert_eq!(first, second);
         assert_eq!(first.base_string.matches('&').count(), 2);
-        assert!(first.base_string.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%&".contains(&b)));
+        assert!(
+            first
+                .base_string
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%&".contains(&b))
+        );
     }
 });

@@ -6,7 +6,9 @@ use keycard_oauth1::{AuthorizationHeader, NlAuthHeader};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(header) = AuthorizationHeader::parse(text) {
         let names: Vec<&str> = header.names().collect();
         for (index, name) in names.iter().enumerate() {

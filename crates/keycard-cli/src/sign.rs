@@ -23,7 +23,12 @@ pub struct SignArgs {
     /// Token id; omit for the request-token step of the three-step flow.
     #[arg(long, env = "KEYCARD_TOKEN_ID", hide_env_values = true)]
     token: Option<String>,
-    #[arg(long, env = "KEYCARD_TOKEN_SECRET", hide_env_values = true, requires = "token")]
+    #[arg(
+        long,
+        env = "KEYCARD_TOKEN_SECRET",
+        hide_env_values = true,
+        requires = "token"
+    )]
     token_secret: Option<String>,
     /// The account id as realm, e.g. 1234567 or 1234567_SB1.
     #[arg(long, env = "KEYCARD_REALM")]

@@ -8,7 +8,9 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hmac::{Hmac, KeyInit, Mac};
 use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
-use keycard_oauth1::{AuthorizationHeader, IncomingRequest, RequestTarget, SignatureMethod, SigningKey};
+use keycard_oauth1::{
+    AuthorizationHeader, IncomingRequest, RequestTarget, SignatureMethod, SigningKey,
+};
 use sha2::Sha256;
 
 const CK: &str = "ef40afdd8abaac111b13825dd5e5e2ddddb44f86d5a0dd6dcf38c20aae6b67e4";
@@ -21,8 +23,17 @@ fn typical_request() -> (String, String) {
     let mut options = SignOptions::new("fjaLirsIcCGVZWzBX0pg", "1508242306");
     options.realm = Some("1234567");
     let signed = sign(
-        &ClientRequest { method: "GET", url: URL, form_body: None },
-        &Credentials { consumer_key: CK, consumer_secret: CS, token: Some(TK), token_secret: TS },
+        &ClientRequest {
+            method: "GET",
+            url: URL,
+            form_body: None,
+        },
+        &Credentials {
+            consumer_key: CK,
+            consumer_secret: CS,
+            token: Some(TK),
+            token_secret: TS,
+        },
         &options,
     )
     .unwrap();
@@ -51,12 +62,53 @@ fn bench(c: &mut Criterion) {
         });
     });
     group.bench_function("verify_full", |b| {
-        let mut buffer = String::with_capacity(512);
+        let mut buffer = Vec::with_capacity(512);
         b.iter(|| {
             let header = AuthorizationHeader::parse(black_box(&authorization)).unwrap();
             let target = RequestTarget::from_url("GET", black_box(URL)).unwrap();
-            let request = IncomingRequest { target, header: &header, form_body: None };
+            let request = IncomingRequest {
+                target,
+                header: &header,
+                form_body: None,
+            };
             request.verify_signature(&key, &mut buffer).unwrap();
+        });
+    });
+    group.bench_function("part_parse_header", |b| {
+        b.iter(|| black_box(AuthorizationHeader::parse(black_box(&authorization)).unwrap()));
+    });
+    group.bench_function("part_collect_params", |b| {
+        let header = AuthorizationHeader::parse(&authorization).unwrap();
+        let target = RequestTarget::from_url("GET", URL).unwrap();
+        b.iter(|| {
+            black_box(
+                keycard_oauth1::NormalizedParams::collect(
+                    header.signed_params(),
+                    target.query,
+                    None,
+                )
+                .unwrap(),
+            )
+        });
+    });
+    group.bench_function("part_write_base", |b| {
+        let header = AuthorizationHeader::parse(&authorization).unwrap();
+        let target = RequestTarget::from_url("GET", URL).unwrap();
+        let params =
+            keycard_oauth1::NormalizedParams::collect(header.signed_params(), target.query, None)
+                .unwrap();
+        let mut out = Vec::with_capacity(512);
+        b.iter(|| {
+            keycard_oauth1::base_string::write_base_string(&target, &params, &mut out);
+            black_box(&out);
+        });
+    });
+    group.bench_function("part_key_verify", |b| {
+        let header = AuthorizationHeader::parse(&authorization).unwrap();
+        let sig = header.get("oauth_signature").unwrap().to_owned();
+        b.iter(|| {
+            key.verify(black_box(base_string.as_bytes()), black_box(&sig))
+                .unwrap();
         });
     });
     group.finish();

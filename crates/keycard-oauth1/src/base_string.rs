@@ -12,7 +12,7 @@
 use std::borrow::Cow;
 
 use crate::OAuthError;
-use crate::encode::{encode_encoded_into, is_unreserved, percent_decode_bytes, percent_encode_into};
+use crate::encode::{all_unreserved, percent_decode_bytes, percent_encode_to_vec};
 
 /// What a request was sent to: the parts of its URL that the base string uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,43 +153,80 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), OAuthError> {
 
 /// Whether a request body with this `Content-Type` takes part in the signature.
 pub fn is_form_content_type(content_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+    content_type.split(';').next().is_some_and(|mime| {
+        mime.trim()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    })
 }
 
-/// One normalized parameter: name and value, each RFC 3986-encoded.
-type EncodedParam<'a> = (Cow<'a, str>, Cow<'a, str>);
+/// One normalized parameter: name and value, each RFC 3986-encoded (so ASCII).
+///
+/// Field order is sort order. `prefix`, the first eight bytes of the name as a big-endian number,
+/// orders names as their bytes do (names that tie on zero padding fall through to `name`), so
+/// most comparisons end on one integer. `has_escapes` (whether name or value holds a `%`) follows
+/// from name and value, so it never decides an order; it lets the writer skip searching for `%`.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct EncodedParam<'a> {
+    prefix: u64,
+    name: Cow<'a, [u8]>,
+    value: Cow<'a, [u8]>,
+    has_escapes: bool,
+}
 
-fn encode_bytes(bytes: Cow<'_, [u8]>) -> Cow<'_, str> {
-    match bytes {
-        Cow::Borrowed(raw) if raw.iter().copied().all(is_unreserved) => {
-            // Unreserved bytes are ASCII, so this cannot fail; the fallback is never taken.
-            Cow::Borrowed(std::str::from_utf8(raw).unwrap_or_default())
+impl<'a> EncodedParam<'a> {
+    fn new(
+        (name, name_escaped): (Cow<'a, [u8]>, bool),
+        (value, value_escaped): (Cow<'a, [u8]>, bool),
+    ) -> Self {
+        let mut prefix = [0u8; 8];
+        for (slot, byte) in prefix.iter_mut().zip(name.iter()) {
+            *slot = *byte;
         }
-        other => {
-            let mut out = String::with_capacity(other.len() * 3);
-            percent_encode_into(&other, &mut out);
-            Cow::Owned(out)
+        Self {
+            prefix: u64::from_be_bytes(prefix),
+            name,
+            value,
+            has_escapes: name_escaped || value_escaped,
         }
     }
 }
 
-fn encode_str(value: &str) -> Cow<'_, str> {
-    encode_bytes(Cow::Borrowed(value.as_bytes()))
+/// Encodes already-decoded bytes, borrowing them when nothing needs escaping (the usual case);
+/// the flag says whether anything was escaped.
+fn encode_decoded(decoded: Cow<'_, [u8]>) -> (Cow<'_, [u8]>, bool) {
+    if all_unreserved(&decoded) {
+        return (decoded, false);
+    }
+    let mut out = Vec::with_capacity(decoded.len() * 3);
+    percent_encode_to_vec(&decoded, &mut out);
+    (Cow::Owned(out), true)
 }
 
-/// Adds the pairs of `a=1&b=2` form or query text, decoded with `+` as space.
-fn push_form_pairs<'a>(text: &'a [u8], params: &mut Vec<EncodedParam<'a>>) -> Result<(), OAuthError> {
+/// Normalizes one raw form or query component: decode (`+` is a space), then encode. Text made
+/// only of unreserved bytes is already in normal form, so one scan suffices.
+fn normalize_form_component(raw: &[u8]) -> Result<(Cow<'_, [u8]>, bool), OAuthError> {
+    if all_unreserved(raw) {
+        return Ok((Cow::Borrowed(raw), false));
+    }
+    Ok(encode_decoded(percent_decode_bytes(raw, true)?))
+}
+
+/// Adds the pairs of `a=1&b=2` form or query text.
+fn push_form_pairs<'a>(
+    text: &'a [u8],
+    params: &mut Vec<EncodedParam<'a>>,
+) -> Result<(), OAuthError> {
     for pair in text.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
         let (name, value) = match pair.iter().position(|&b| b == b'=') {
-            Some(eq) => (pair.get(..eq).unwrap_or_default(), pair.get(eq + 1..).unwrap_or_default()),
+            Some(eq) => (
+                pair.get(..eq).unwrap_or_default(),
+                pair.get(eq + 1..).unwrap_or_default(),
+            ),
             None => (pair, &[][..]),
         };
-        params.push((
-            encode_bytes(percent_decode_bytes(name, true)?),
-            encode_bytes(percent_decode_bytes(value, true)?),
+        params.push(EncodedParam::new(
+            normalize_form_component(name)?,
+            normalize_form_component(value)?,
         ));
     }
     Ok(())
@@ -213,7 +250,10 @@ impl<'a> NormalizedParams<'a> {
     {
         let mut params: Vec<EncodedParam<'a>> = Vec::with_capacity(16);
         for (name, value) in header_params {
-            params.push((encode_str(name), encode_str(value)));
+            params.push(EncodedParam::new(
+                encode_decoded(Cow::Borrowed(name.as_bytes())),
+                encode_decoded(Cow::Borrowed(value.as_bytes())),
+            ));
         }
         if let Some(query) = query {
             push_form_pairs(query.as_bytes(), &mut params)?;
@@ -225,30 +265,107 @@ impl<'a> NormalizedParams<'a> {
         Ok(Self { params })
     }
 
+    /// The encoded `(name, value)` pairs in signing order, as bytes (always ASCII).
+    pub fn byte_pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.params
+            .iter()
+            .map(|param| (param.name.as_ref(), param.value.as_ref()))
+    }
+
     /// The encoded `(name, value)` pairs in signing order.
-    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.params.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))
+    pub fn pairs(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        // Encoded text is ASCII, so the lossy conversion never replaces anything.
+        self.byte_pairs().map(|(n, v)| {
+            (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
     }
 }
 
 /// Writes the base string for `target` and `params` into `out` (cleared first), so that a
-/// caller can reuse one buffer across requests.
-pub fn write_base_string(target: &RequestTarget<'_>, params: &NormalizedParams<'_>, out: &mut String) {
+/// caller can reuse one buffer across requests. The output is ASCII.
+pub fn write_base_string(
+    target: &RequestTarget<'_>,
+    params: &NormalizedParams<'_>,
+    out: &mut Vec<u8>,
+) {
     out.clear();
-    out.extend(target.method.chars().map(|c| c.to_ascii_uppercase()));
-    out.push('&');
-    let mut uri = String::with_capacity(64 + target.path.len());
-    target.write_base_uri(&mut uri);
-    percent_encode_into(uri.as_bytes(), out);
-    out.push('&');
-    for (index, (name, value)) in params.pairs().enumerate() {
+    out.reserve(512);
+    out.extend(target.method.bytes().map(|b| b.to_ascii_uppercase()));
+    out.push(b'&');
+    write_encoded_base_uri(target, out);
+    out.push(b'&');
+    for (index, param) in params.params.iter().enumerate() {
         if index > 0 {
-            out.push_str("%26");
+            out.extend_from_slice(b"%26");
         }
-        encode_encoded_into(name, out);
-        out.push_str("%3D");
-        encode_encoded_into(value, out);
+        if param.has_escapes {
+            encode_encoded(&param.name, out);
+            out.extend_from_slice(b"%3D");
+            encode_encoded(&param.value, out);
+        } else {
+            out.extend_from_slice(&param.name);
+            out.extend_from_slice(b"%3D");
+            out.extend_from_slice(&param.value);
+        }
     }
+}
+
+/// The second encoding of an encoded name or value: it only holds unreserved bytes and `%`, so
+/// only `%` needs escaping.
+fn encode_encoded(encoded: &[u8], out: &mut Vec<u8>) {
+    let mut copied = 0;
+    for percent in memchr::memchr_iter(b'%', encoded) {
+        out.extend_from_slice(encoded.get(copied..percent).unwrap_or_default());
+        out.extend_from_slice(b"%25");
+        copied = percent + 1;
+    }
+    out.extend_from_slice(encoded.get(copied..).unwrap_or_default());
+}
+
+/// The base string URI, already encoded for the base string, without a temporary string.
+fn write_encoded_base_uri(target: &RequestTarget<'_>, out: &mut Vec<u8>) {
+    let lowercase_encoded = |value: &str, out: &mut Vec<u8>| {
+        if value.bytes().any(|b| b.is_ascii_uppercase()) {
+            percent_encode_to_vec(value.to_ascii_lowercase().as_bytes(), out);
+        } else {
+            percent_encode_to_vec(value.as_bytes(), out);
+        }
+    };
+    lowercase_encoded(target.scheme, out);
+    out.extend_from_slice(b"%3A%2F%2F");
+    lowercase_encoded(target.host, out);
+    if let Some(port) = target.significant_port() {
+        out.extend_from_slice(b"%3A");
+        push_decimal(port, out);
+    }
+    if target.path.is_empty() {
+        out.extend_from_slice(b"%2F");
+    } else {
+        percent_encode_to_vec(target.path.as_bytes(), out);
+    }
+}
+
+fn push_decimal(value: u16, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 5];
+    let mut rest = value;
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(slot) = digits.get_mut(start) {
+            // `rest % 10` < 10, so the cast is exact.
+            #[allow(clippy::cast_possible_truncation)]
+            let digit = (rest % 10) as u8;
+            *slot = b'0' + digit;
+        }
+        rest /= 10;
+        if rest == 0 || start == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
 /// The base string with the steps that built it, for `--explain` and the audit diagnosis.
@@ -266,14 +383,13 @@ impl Explanation {
     pub fn new(target: &RequestTarget<'_>, params: &NormalizedParams<'_>) -> Self {
         let mut base_uri = String::new();
         target.write_base_uri(&mut base_uri);
-        let mut base_string = String::new();
-        write_base_string(target, params, &mut base_string);
+        let mut bytes = Vec::new();
+        write_base_string(target, params, &mut bytes);
+        // The base string is ASCII by construction; lossy conversion never replaces anything.
+        let base_string = String::from_utf8_lossy(&bytes).into_owned();
         Self {
             base_uri,
-            parameters: params
-                .pairs()
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect(),
+            parameters: params.pairs().collect(),
             base_string,
         }
     }
@@ -291,15 +407,21 @@ mod tests {
             body.map(str::as_bytes),
         )
         .unwrap();
-        let mut out = String::new();
+        let mut out = Vec::new();
         write_base_string(&target, &params, &mut out);
-        out
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn normalizes_scheme_host_port_and_method() {
-        assert_eq!(base("get", "HTTPS://Example.COM:443", &[], None), "GET&https%3A%2F%2Fexample.com%2F&");
-        assert_eq!(base("GET", "http://example.com:80/a", &[], None), "GET&http%3A%2F%2Fexample.com%2Fa&");
+        assert_eq!(
+            base("get", "HTTPS://Example.COM:443", &[], None),
+            "GET&https%3A%2F%2Fexample.com%2F&"
+        );
+        assert_eq!(
+            base("GET", "http://example.com:80/a", &[], None),
+            "GET&http%3A%2F%2Fexample.com%2Fa&"
+        );
         assert_eq!(
             base("GET", "http://example.com:443/a", &[], None),
             "GET&http%3A%2F%2Fexample.com%3A443%2Fa&"
@@ -318,7 +440,10 @@ mod tests {
             &[("oauth_z", "é")],
             Some("e=%2B"),
         );
-        assert_eq!(got, "POST&https%3A%2F%2Fh%2F&a%3D1%26a%3D~%26b%3D2%2520x%26c%3D%26d%3D%26e%3D%252B%26oauth_z%3D%25C3%25A9");
+        assert_eq!(
+            got,
+            "POST&https%3A%2F%2Fh%2F&a%3D1%26a%3D~%26b%3D2%2520x%26c%3D%26d%3D%26e%3D%252B%26oauth_z%3D%25C3%25A9"
+        );
     }
 
     #[test]
@@ -342,7 +467,11 @@ mod tests {
             "https://[::1]x/",
             "https://ex ample.com/",
         ] {
-            assert_eq!(RequestTarget::from_url("GET", url).unwrap_err().code(), "invalid_url", "{url}");
+            assert_eq!(
+                RequestTarget::from_url("GET", url).unwrap_err().code(),
+                "invalid_url",
+                "{url}"
+            );
         }
         assert!(RequestTarget::from_url("GE T", "https://h/").is_err());
         assert!(RequestTarget::from_authority("GET", "https", "h", "nope", None).is_err());
@@ -350,7 +479,9 @@ mod tests {
 
     #[test]
     fn only_form_bodies_are_signed() {
-        assert!(is_form_content_type("application/x-www-form-urlencoded; charset=UTF-8"));
+        assert!(is_form_content_type(
+            "application/x-www-form-urlencoded; charset=UTF-8"
+        ));
         assert!(is_form_content_type("Application/X-WWW-Form-Urlencoded"));
         assert!(!is_form_content_type("application/json"));
         assert!(!is_form_content_type("multipart/form-data"));

@@ -111,7 +111,11 @@ pub fn sign(
         request.form_body.map(str::as_bytes),
     )?;
     let explanation = Explanation::new(&target, &params);
-    let key = SigningKey::oauth(options.method, credentials.consumer_secret, credentials.token_secret);
+    let key = SigningKey::oauth(
+        options.method,
+        credentials.consumer_secret,
+        credentials.token_secret,
+    );
     let signature = key.sign(explanation.base_string.as_bytes());
 
     let mut authorization = String::from("OAuth ");
@@ -120,7 +124,11 @@ pub fn sign(
         authorization.push_str(&percent_encode(realm));
         authorization.push_str("\", ");
     }
-    for (name, value) in oauth.iter().copied().chain([("oauth_signature", signature.as_str())]) {
+    for (name, value) in oauth
+        .iter()
+        .copied()
+        .chain([("oauth_signature", signature.as_str())])
+    {
         authorization.push_str(name);
         authorization.push_str("=\"");
         percent_encode_into(value.as_bytes(), &mut authorization);

@@ -25,13 +25,17 @@ pub enum OAuthError {
     MissingParameter { name: &'static str },
     #[error("the signature method `{method}` is not supported")]
     UnsupportedSignatureMethod { method: String },
-    #[error("the signature method `{method}` is disabled (legacy HMAC-SHA1 must be enabled explicitly)")]
+    #[error(
+        "the signature method `{method}` is disabled (legacy HMAC-SHA1 must be enabled explicitly)"
+    )]
     SignatureMethodDisabled { method: String },
     #[error("the signature does not match")]
     InvalidSignature,
     #[error("the timestamp is not a positive integer number of seconds")]
     MalformedTimestamp,
-    #[error("the timestamp is {skew_secs} s away from the server's clock (allowed: ±{window_secs} s)")]
+    #[error(
+        "the timestamp is {skew_secs} s away from the server's clock (allowed: ±{window_secs} s)"
+    )]
     TimestampOutOfWindow { skew_secs: i64, window_secs: u64 },
     #[error("the nonce is {len} characters long; at least {min} are required")]
     NonceTooShort { len: usize, min: usize },

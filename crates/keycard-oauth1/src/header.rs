@@ -23,22 +23,34 @@ pub struct AuthorizationHeader<'a> {
 impl<'a> AuthorizationHeader<'a> {
     /// Parses the value of an Authorization header whose scheme must be `OAuth`.
     pub fn parse(value: &'a str) -> Result<Self, OAuthError> {
-        let pairs = parse_scheme_pairs(value, "OAuth")?;
         let mut realm = None;
-        let mut params: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(pairs.len());
-        for (name, value) in pairs {
-            if name == "realm" {
-                if realm.is_some() {
-                    return Err(OAuthError::DuplicateParameter { name: name.into() });
-                }
-                realm = Some(value);
-                continue;
-            }
-            if params.iter().any(|(existing, _)| existing.as_ref() == name) {
+        let mut params: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(10);
+        // Protocol parameters are checked for repeats with a bit each; only other names are
+        // compared with one another.
+        let mut seen_protocol = 0u16;
+        let mut other_names = false;
+        for_each_scheme_pair(value, "OAuth", |name, value| {
+            let duplicate = if name == "realm" {
+                realm.replace(value).is_some()
+            } else {
+                let seen = if let Some(bit) = protocol_bit(name) {
+                    let seen = seen_protocol & bit != 0;
+                    seen_protocol |= bit;
+                    seen
+                } else {
+                    let seen =
+                        other_names && params.iter().any(|(existing, _)| existing.as_ref() == name);
+                    other_names = true;
+                    seen
+                };
+                params.push((Cow::Borrowed(name), value));
+                seen
+            };
+            if duplicate {
                 return Err(OAuthError::DuplicateParameter { name: name.into() });
             }
-            params.push((Cow::Borrowed(name), value));
-        }
+            Ok(())
+        })?;
         Ok(Self { realm, params })
     }
 
@@ -84,6 +96,24 @@ impl<'a> AuthorizationHeader<'a> {
     }
 }
 
+/// A distinct bit for each OAuth protocol parameter, for the duplicate check.
+fn protocol_bit(name: &str) -> Option<u16> {
+    let index = match name {
+        "oauth_consumer_key" => 0,
+        "oauth_token" => 1,
+        "oauth_signature_method" => 2,
+        "oauth_signature" => 3,
+        "oauth_timestamp" => 4,
+        "oauth_nonce" => 5,
+        "oauth_version" => 6,
+        "oauth_callback" => 7,
+        "oauth_verifier" => 8,
+        "oauth_body_hash" => 9,
+        _ => return None,
+    };
+    Some(1 << index)
+}
+
 /// Never prints values: the header carries the signature.
 impl std::fmt::Debug for AuthorizationHeader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,12 +124,13 @@ impl std::fmt::Debug for AuthorizationHeader<'_> {
     }
 }
 
-/// Splits `<scheme> name="value", …` into decoded pairs, with the shared limits. Used for both the
-/// `OAuth` and the `NLAuth` schemes.
-pub(crate) fn parse_scheme_pairs<'a>(
+/// Splits `<scheme> name="value", …` into decoded pairs, with the shared limits, handing each
+/// to `on_pair` (no intermediate list). Used for both the `OAuth` and the `NLAuth` schemes.
+pub(crate) fn for_each_scheme_pair<'a>(
     value: &'a str,
     scheme: &'static str,
-) -> Result<Vec<(&'a str, Cow<'a, str>)>, OAuthError> {
+    mut on_pair: impl FnMut(&'a str, Cow<'a, str>) -> Result<(), OAuthError>,
+) -> Result<(), OAuthError> {
     if value.len() > MAX_HEADER_LEN {
         return Err(OAuthError::HeaderTooLarge {
             limit: MAX_HEADER_LEN,
@@ -115,56 +146,118 @@ pub(crate) fn parse_scheme_pairs<'a>(
     if !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
         return Err(OAuthError::WrongScheme { expected: scheme });
     }
-    let mut pairs = Vec::new();
-    let mut rest = rest.trim_start_matches([' ', '\t']);
-    while !rest.is_empty() {
-        if pairs.len() == MAX_HEADER_PARAMS {
+    let bytes = rest.as_bytes();
+    let mut at = skip_whitespace(bytes, 0);
+    let mut count = 0;
+    while at < bytes.len() {
+        if count == MAX_HEADER_PARAMS {
             return Err(OAuthError::TooManyParameters {
                 limit: MAX_HEADER_PARAMS,
             });
         }
-        let (name, after_name) = rest.split_once('=').ok_or(OAuthError::MalformedHeader {
-            reason: "a parameter has no `=`",
-        })?;
-        let name = name.trim_matches([' ', '\t']);
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(OAuthError::MalformedHeader {
-                reason: "a parameter name is empty or has characters outside the token set",
-            });
+        let name_start = at;
+        at = scan(bytes, at, is_token_byte);
+        let name = rest.get(name_start..at).unwrap_or_default();
+        at = skip_whitespace(bytes, at);
+        match bytes.get(at) {
+            Some(b'=') if !name.is_empty() => at += 1,
+            Some(b'=') | None => {
+                return Err(OAuthError::MalformedHeader {
+                    reason: "a parameter has no name or no `=`",
+                });
+            }
+            Some(_) => {
+                return Err(OAuthError::MalformedHeader {
+                    reason: "a parameter name has characters outside the token set",
+                });
+            }
         }
-        let after_name = after_name.trim_start_matches([' ', '\t']);
-        let (raw_value, after_value) = if let Some(quoted) = after_name.strip_prefix('"') {
-            let end = quoted.find('"').ok_or(OAuthError::MalformedHeader {
-                reason: "a quoted value is not closed",
-            })?;
-            (
-                quoted.get(..end).unwrap_or_default(),
-                quoted.get(end + 1..).unwrap_or_default(),
-            )
+        at = skip_whitespace(bytes, at);
+        let value_start = at + usize::from(bytes.get(at) == Some(&b'"'));
+        let value_end = if value_start > at {
+            let value_end = bytes
+                .get(value_start..)
+                .and_then(|tail| memchr::memchr(b'"', tail))
+                .map(|offset| value_start + offset)
+                .ok_or(OAuthError::MalformedHeader {
+                    reason: "a quoted value is not closed",
+                })?;
+            at = value_end + 1;
+            value_end
         } else {
-            let end = after_name.find([',', ' ', '\t']).unwrap_or(after_name.len());
-            after_name.split_at(end)
+            at = scan(bytes, at, |b| !matches!(b, b',' | b' ' | b'\t'));
+            at
         };
-        let decoded = percent_decode(raw_value)?;
-        pairs.push((name, decoded));
-        let after_value = after_value.trim_start_matches([' ', '\t']);
-        rest = match after_value.strip_prefix(',') {
-            Some(next) => next.trim_start_matches([' ', '\t']),
-            None if after_value.is_empty() => after_value,
-            None => {
+        let raw_value = rest.get(value_start..value_end).unwrap_or_default();
+        // Most values have no escapes; a short byte loop beats a vectorized search on them.
+        let value = if raw_value.bytes().any(|b| b == b'%') {
+            percent_decode(raw_value)?
+        } else {
+            Cow::Borrowed(raw_value)
+        };
+        on_pair(name, value)?;
+        count += 1;
+        at = skip_whitespace(bytes, at);
+        match bytes.get(at) {
+            Some(b',') => at = skip_whitespace(bytes, at + 1),
+            None => {}
+            Some(_) => {
                 return Err(OAuthError::MalformedHeader {
                     reason: "parameters must be separated by `,`",
                 });
             }
-        };
+        }
     }
-    Ok(pairs)
+    Ok(())
+}
+
+/// The first index at or after `from` whose byte fails `keep` (or the length).
+fn scan(bytes: &[u8], from: usize, keep: impl Fn(u8) -> bool) -> usize {
+    bytes
+        .get(from..)
+        .and_then(|tail| tail.iter().position(|&b| !keep(b)))
+        .map_or(bytes.len(), |offset| from + offset)
+}
+
+fn skip_whitespace(bytes: &[u8], from: usize) -> usize {
+    scan(bytes, from, |b| b == b' ' || b == b'\t')
 }
 
 /// RFC 9110 token characters, the set a parameter name may use.
 fn is_token_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+    TOKEN.get(usize::from(byte)).copied().unwrap_or(false)
 }
+
+// `while` loops in a const block cannot use `get_mut`; the index is bounded by the loop.
+#[allow(clippy::indexing_slicing)]
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        #[allow(clippy::cast_possible_truncation)] // `byte` < 256
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -193,7 +286,10 @@ mod tests {
         )
         .unwrap();
         let signed: Vec<_> = header.signed_params().collect();
-        assert_eq!(signed, [("oauth_body_hash", "h"), ("oauth_consumer_key", "k")]);
+        assert_eq!(
+            signed,
+            [("oauth_body_hash", "h"), ("oauth_consumer_key", "k")]
+        );
     }
 
     #[test]
@@ -211,20 +307,31 @@ mod tests {
 
     #[test]
     fn rejects_other_schemes_and_glued_schemes() {
-        for input in ["Bearer abc", "OAuthx a=\"b\"", "", "NLAuth nlauth_account=1"] {
+        for input in [
+            "Bearer abc",
+            "OAuthx a=\"b\"",
+            "",
+            "NLAuth nlauth_account=1",
+        ] {
             assert_eq!(
                 AuthorizationHeader::parse(input).unwrap_err().code(),
                 "wrong_scheme",
                 "{input}"
             );
         }
-        assert!(AuthorizationHeader::parse("OAuth").unwrap().params().next().is_none());
+        assert!(
+            AuthorizationHeader::parse("OAuth")
+                .unwrap()
+                .params()
+                .next()
+                .is_none()
+        );
     }
 
     #[test]
     fn rejects_malformed_shapes() {
         for input in [
-            r#"OAuth oauth_nonce"#,
+            "OAuth oauth_nonce",
             r#"OAuth oauth_nonce="abc"#,
             r#"OAuth ="abc""#,
             r#"OAuth oauth_nonce="a" oauth_token="b""#,
@@ -260,7 +367,9 @@ mod tests {
             AuthorizationHeader::parse(&long).unwrap_err().code(),
             "header_too_large"
         );
-        let many: Vec<String> = (0..=MAX_HEADER_PARAMS).map(|i| format!("p{i}=\"v\"")).collect();
+        let many: Vec<String> = (0..=MAX_HEADER_PARAMS)
+            .map(|i| format!("p{i}=\"v\""))
+            .collect();
         let many = format!("OAuth {}", many.join(","));
         assert_eq!(
             AuthorizationHeader::parse(&many).unwrap_err().code(),
@@ -274,6 +383,9 @@ mod tests {
             AuthorizationHeader::parse(r#"OAuth oauth_signature="SECRETSIG", oauth_token="tok""#)
                 .unwrap();
         let debug = format!("{header:?}");
-        assert!(!debug.contains("SECRETSIG") && !debug.contains("tok\""), "{debug}");
+        assert!(
+            !debug.contains("SECRETSIG") && !debug.contains("tok\""),
+            "{debug}"
+        );
     }
 }

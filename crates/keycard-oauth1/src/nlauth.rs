@@ -5,7 +5,7 @@
 use zeroize::Zeroizing;
 
 use crate::OAuthError;
-use crate::header::parse_scheme_pairs;
+use crate::header::for_each_scheme_pair;
 
 /// The fields of an NLAuth header.
 #[derive(Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ impl NlAuthHeader {
         let mut role = None;
         let mut application_id = None;
         let mut otp = None;
-        for (name, value) in parse_scheme_pairs(value, "NLAuth")? {
+        for_each_scheme_pair(value, "NLAuth", |name, value| {
             let slot = match name {
                 "nlauth_account" => &mut account,
                 "nlauth_email" => &mut email,
@@ -37,13 +37,13 @@ impl NlAuthHeader {
                 "nlauth_application_id" => &mut application_id,
                 "nlauth_otp" => &mut otp,
                 // Unknown names are ignored, as NetSuite's clients add their own over time.
-                _ => continue,
+                _ => return Ok(()),
             };
-            if slot.is_some() {
+            if slot.replace(value.into_owned()).is_some() {
                 return Err(OAuthError::DuplicateParameter { name: name.into() });
             }
-            *slot = Some(value.into_owned());
-        }
+            Ok(())
+        })?;
         Ok(Self {
             account: account.ok_or(OAuthError::MissingParameter {
                 name: "nlauth_account",
@@ -106,9 +106,18 @@ mod tests {
     #[test]
     fn missing_required_fields_are_named() {
         for (input, missing) in [
-            ("NLAuth nlauth_email=a, nlauth_signature=b", "nlauth_account"),
-            ("NLAuth nlauth_account=1, nlauth_signature=b", "nlauth_email"),
-            ("NLAuth nlauth_account=1, nlauth_email=a", "nlauth_signature"),
+            (
+                "NLAuth nlauth_email=a, nlauth_signature=b",
+                "nlauth_account",
+            ),
+            (
+                "NLAuth nlauth_account=1, nlauth_signature=b",
+                "nlauth_email",
+            ),
+            (
+                "NLAuth nlauth_account=1, nlauth_email=a",
+                "nlauth_signature",
+            ),
         ] {
             assert_eq!(
                 NlAuthHeader::parse(input).unwrap_err(),
@@ -126,7 +135,9 @@ mod tests {
             "duplicate_parameter"
         );
         assert_eq!(
-            NlAuthHeader::parse("OAuth nlauth_account=1").unwrap_err().code(),
+            NlAuthHeader::parse("OAuth nlauth_account=1")
+                .unwrap_err()
+                .code(),
             "wrong_scheme"
         );
         assert_eq!(
@@ -144,6 +155,9 @@ mod tests {
         )
         .unwrap();
         let debug = format!("{header:?}");
-        assert!(!debug.contains("hunter2") && !debug.contains("987654"), "{debug}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("987654"),
+            "{debug}"
+        );
     }
 }

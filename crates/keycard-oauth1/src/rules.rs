@@ -59,7 +59,10 @@ impl Rules {
 
 /// A positive integer of seconds, digits only (no sign, no spaces).
 pub fn parse_timestamp(timestamp: &str) -> Result<i64, OAuthError> {
-    if timestamp.is_empty() || timestamp.len() > 12 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
+    if timestamp.is_empty()
+        || timestamp.len() > 12
+        || !timestamp.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(OAuthError::MalformedTimestamp);
     }
     match timestamp.parse::<i64>() {
@@ -89,27 +92,53 @@ mod tests {
         assert_eq!(rules.check_timestamp("1699999700", NOW), Ok(1_699_999_700));
         assert_eq!(
             rules.check_timestamp("1700000301", NOW),
-            Err(OAuthError::TimestampOutOfWindow { skew_secs: 301, window_secs: 300 })
+            Err(OAuthError::TimestampOutOfWindow {
+                skew_secs: 301,
+                window_secs: 300
+            })
         );
         assert_eq!(
             rules.check_timestamp("1699999699", NOW),
-            Err(OAuthError::TimestampOutOfWindow { skew_secs: -301, window_secs: 300 })
+            Err(OAuthError::TimestampOutOfWindow {
+                skew_secs: -301,
+                window_secs: 300
+            })
         );
-        let wide = Rules { timestamp_window_secs: 900, ..Rules::default() };
+        let wide = Rules {
+            timestamp_window_secs: 900,
+            ..Rules::default()
+        };
         assert!(wide.check_timestamp("1700000800", NOW).is_ok());
     }
 
     #[test]
     fn malformed_timestamps() {
-        for bad in ["", "0", "-5", "+5", "12.5", " 1700000000", "1e9", "9999999999999", "abc"] {
-            assert_eq!(parse_timestamp(bad), Err(OAuthError::MalformedTimestamp), "{bad:?}");
+        for bad in [
+            "",
+            "0",
+            "-5",
+            "+5",
+            "12.5",
+            " 1700000000",
+            "1e9",
+            "9999999999999",
+            "abc",
+        ] {
+            assert_eq!(
+                parse_timestamp(bad),
+                Err(OAuthError::MalformedTimestamp),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn nonce_bounds() {
         let rules = Rules::default();
-        assert_eq!(rules.check_nonce("abcde"), Err(OAuthError::NonceTooShort { len: 5, min: 6 }));
+        assert_eq!(
+            rules.check_nonce("abcde"),
+            Err(OAuthError::NonceTooShort { len: 5, min: 6 })
+        );
         assert_eq!(rules.check_nonce("abcdef"), Ok(()));
         assert_eq!(rules.check_nonce(&"a".repeat(64)), Ok(()));
         assert_eq!(
@@ -117,7 +146,10 @@ mod tests {
             Err(OAuthError::NonceTooLong { len: 65, max: 64 })
         );
         // Length is in characters, not bytes.
-        assert_eq!(rules.check_nonce("ééééé"), Err(OAuthError::NonceTooShort { len: 5, min: 6 }));
+        assert_eq!(
+            rules.check_nonce("ééééé"),
+            Err(OAuthError::NonceTooShort { len: 5, min: 6 })
+        );
     }
 
     #[test]
@@ -125,7 +157,10 @@ mod tests {
         assert_eq!(check_version(None), Ok(()));
         assert_eq!(check_version(Some("1.0")), Ok(()));
         for bad in ["1", "2.0", "1.0a", ""] {
-            assert_eq!(check_version(Some(bad)), Err(OAuthError::UnsupportedVersion));
+            assert_eq!(
+                check_version(Some(bad)),
+                Err(OAuthError::UnsupportedVersion)
+            );
         }
     }
 }

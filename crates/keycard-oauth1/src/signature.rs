@@ -10,7 +10,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::OAuthError;
-use crate::encode::percent_encode_into;
+use crate::encode::percent_encode_to_vec;
 
 /// A signature method keycard can compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,13 +68,14 @@ impl SigningKey {
     /// The OAuth 1.0a key `enc(consumer_secret)&enc(token_secret)`; `token_secret` is empty in the
     /// request-token step.
     pub fn oauth(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> Self {
-        let mut key = Zeroizing::new(String::with_capacity(
+        // Sized for the worst case so the buffer never reallocates and leaves a copy behind.
+        let mut key = Zeroizing::new(Vec::with_capacity(
             3 * (consumer_secret.len() + token_secret.len()) + 1,
         ));
-        percent_encode_into(consumer_secret.as_bytes(), &mut key);
-        key.push('&');
-        percent_encode_into(token_secret.as_bytes(), &mut key);
-        Self::raw(method, key.as_bytes())
+        percent_encode_to_vec(consumer_secret.as_bytes(), &mut key);
+        key.push(b'&');
+        percent_encode_to_vec(token_secret.as_bytes(), &mut key);
+        Self::raw(method, &key)
     }
 
     /// A key used as given (the SOAP TokenPassport joins the raw secrets with `&`).
@@ -82,14 +83,16 @@ impl SigningKey {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail; the fallback to the
         // block-size key path keeps this function total without a panic.
         let mac = match method {
-            SignatureMethod::HmacSha256 => KeyedMac::Sha256(
-                Hmac::<Sha256>::new_from_slice(key)
-                    .unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default())),
-            ),
-            SignatureMethod::HmacSha1 => KeyedMac::Sha1(
-                Hmac::<Sha1>::new_from_slice(key)
-                    .unwrap_or_else(|_| Hmac::<Sha1>::new(&Default::default())),
-            ),
+            SignatureMethod::HmacSha256 => {
+                KeyedMac::Sha256(Hmac::<Sha256>::new_from_slice(key).unwrap_or_else(|_| {
+                    Hmac::<Sha256>::new(&hmac::digest::Key::<Hmac<Sha256>>::default())
+                }))
+            }
+            SignatureMethod::HmacSha1 => {
+                KeyedMac::Sha1(Hmac::<Sha1>::new_from_slice(key).unwrap_or_else(|_| {
+                    Hmac::<Sha1>::new(&hmac::digest::Key::<Hmac<Sha1>>::default())
+                }))
+            }
         };
         Self { mac }
     }
@@ -138,7 +141,11 @@ impl SigningKey {
                 expected.get(..len).unwrap_or_default(),
                 provided.get(..len).unwrap_or_default(),
             ));
-        if matches { Ok(()) } else { Err(OAuthError::InvalidSignature) }
+        if matches {
+            Ok(())
+        } else {
+            Err(OAuthError::InvalidSignature)
+        }
     }
 }
 
@@ -159,7 +166,10 @@ pub fn body_hash(body: &[u8]) -> String {
 /// Checks a received `oauth_body_hash` against the body, in constant time.
 pub fn check_body_hash(received: &str, body: &[u8]) -> Result<(), OAuthError> {
     let expected = body_hash(body);
-    if bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), received.as_bytes())) {
+    if bool::from(subtle::ConstantTimeEq::ct_eq(
+        expected.as_bytes(),
+        received.as_bytes(),
+    )) {
         Ok(())
     } else {
         Err(OAuthError::BodyHashMismatch)
@@ -190,7 +200,11 @@ impl TokenPassport<'_> {
     }
 
     /// The passport's key: `consumerSecret&tokenSecret`, raw.
-    pub fn signing_key(method: SignatureMethod, consumer_secret: &str, token_secret: &str) -> SigningKey {
+    pub fn signing_key(
+        method: SignatureMethod,
+        consumer_secret: &str,
+        token_secret: &str,
+    ) -> SigningKey {
         let key = Zeroizing::new(format!("{consumer_secret}&{token_secret}"));
         SigningKey::raw(method, key.as_bytes())
     }
@@ -202,10 +216,18 @@ mod tests {
 
     #[test]
     fn parses_methods_with_the_legacy_switch() {
-        assert_eq!(SignatureMethod::parse("HMAC-SHA256", false), Ok(SignatureMethod::HmacSha256));
-        assert_eq!(SignatureMethod::parse("HMAC-SHA1", true), Ok(SignatureMethod::HmacSha1));
         assert_eq!(
-            SignatureMethod::parse("HMAC-SHA1", false).unwrap_err().code(),
+            SignatureMethod::parse("HMAC-SHA256", false),
+            Ok(SignatureMethod::HmacSha256)
+        );
+        assert_eq!(
+            SignatureMethod::parse("HMAC-SHA1", true),
+            Ok(SignatureMethod::HmacSha1)
+        );
+        assert_eq!(
+            SignatureMethod::parse("HMAC-SHA1", false)
+                .unwrap_err()
+                .code(),
             "signature_method_disabled"
         );
         for other in ["PLAINTEXT", "RSA-SHA1", "hmac-sha256", ""] {
@@ -222,7 +244,10 @@ mod tests {
         let signature = key.sign(b"message");
         assert_eq!(key.verify(b"message", &signature), Ok(()));
         assert!(key.verify(b"messagE", &signature).is_err());
-        assert!(key.verify(b"message", &signature[..signature.len() - 4]).is_err());
+        assert!(
+            key.verify(b"message", &signature[..signature.len() - 4])
+                .is_err()
+        );
         assert!(key.verify(b"message", "not base64!").is_err());
         assert!(key.verify(b"message", "").is_err());
         let long = format!("{signature}{signature}");
@@ -246,13 +271,19 @@ mod tests {
         // SHA-1 of the empty string, base64.
         assert_eq!(body_hash(b""), "2jmj7l5rSw0yVb/vlWAYkK/YBwk=");
         assert_eq!(check_body_hash("2jmj7l5rSw0yVb/vlWAYkK/YBwk=", b""), Ok(()));
-        assert_eq!(check_body_hash("2jmj7l5rSw0yVb/vlWAYkK/YBwk=", b"x"), Err(OAuthError::BodyHashMismatch));
+        assert_eq!(
+            check_body_hash("2jmj7l5rSw0yVb/vlWAYkK/YBwk=", b"x"),
+            Err(OAuthError::BodyHashMismatch)
+        );
     }
 
     #[test]
     fn debug_hides_the_key() {
         let key = SigningKey::oauth(SignatureMethod::HmacSha256, "supersecret", "tokensecret");
         let debug = format!("{key:?}");
-        assert!(!debug.contains("supersecret") && !debug.contains("tokensecret"), "{debug}");
+        assert!(
+            !debug.contains("supersecret") && !debug.contains("tokensecret"),
+            "{debug}"
+        );
     }
 }

@@ -15,14 +15,22 @@ pub struct IncomingRequest<'r, 'h> {
 
 impl IncomingRequest<'_, '_> {
     fn params(&self) -> Result<NormalizedParams<'_>, OAuthError> {
-        NormalizedParams::collect(self.header.signed_params(), self.target.query, self.form_body)
+        NormalizedParams::collect(
+            self.header.signed_params(),
+            self.target.query,
+            self.form_body,
+        )
     }
 
     /// Checks `oauth_signature` in constant time. `buffer` is reused for the base string.
-    pub fn verify_signature(&self, key: &SigningKey, buffer: &mut String) -> Result<(), OAuthError> {
+    pub fn verify_signature(
+        &self,
+        key: &SigningKey,
+        buffer: &mut Vec<u8>,
+    ) -> Result<(), OAuthError> {
         let signature = self.header.require("oauth_signature")?;
         write_base_string(&self.target, &self.params()?, buffer);
-        key.verify(buffer.as_bytes(), signature)
+        key.verify(buffer, signature)
     }
 
     /// The base string and its parts, for the audit trail's diagnosis.

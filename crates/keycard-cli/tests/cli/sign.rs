@@ -23,11 +23,17 @@ fn request_token_step_matches_vector_t2() {
             "--realm",
             "1234567",
         ],
-        &[("KEYCARD_CONSUMER_KEY", CK), ("KEYCARD_CONSUMER_SECRET", CK)],
+        &[
+            ("KEYCARD_CONSUMER_KEY", CK),
+            ("KEYCARD_CONSUMER_SECRET", CK),
+        ],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let header = stdout(&output);
-    assert!(header.starts_with("OAuth realm=\"1234567\", oauth_consumer_key="), "{header}");
+    assert!(
+        header.starts_with("OAuth realm=\"1234567\", oauth_consumer_key="),
+        "{header}"
+    );
     assert!(
         header.contains("oauth_signature=\"KPBoxLKj2sTc%2B7dmTT9K2dsVnK5r7n5%2FRopNeuZrn70%3D\""),
         "{header}"
@@ -57,46 +63,112 @@ fn explain_shows_base_string_but_never_secrets() {
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     assert!(text.contains("base string: GET&https%3A%2F%2F1234567.restlets.api.netsuite.com%2Frest%2Frevoketoken&consumerKey%3D"), "{text}");
-    assert!(text.contains("oauth_signature=\"IQwMGWzHT%2BN%2Bh%2BAlakCKto0FMhx9j53kL713Xijl9Io%3D\""), "{text}");
-    assert!(!text.contains(CS_T4) && !text.contains(TS_T4), "a secret was printed:\n{text}");
+    assert!(
+        text.contains("oauth_signature=\"IQwMGWzHT%2BN%2Bh%2BAlakCKto0FMhx9j53kL713Xijl9Io%3D\""),
+        "{text}"
+    );
+    assert!(
+        !text.contains(CS_T4) && !text.contains(TS_T4),
+        "a secret was printed:\n{text}"
+    );
 }
 
 #[test]
 fn form_fields_are_signed_and_json_bodies_hashed() {
-    let env = [("KEYCARD_CONSUMER_KEY", "ck"), ("KEYCARD_CONSUMER_SECRET", "cs")];
+    let env = [
+        ("KEYCARD_CONSUMER_KEY", "ck"),
+        ("KEYCARD_CONSUMER_SECRET", "cs"),
+    ];
     let form = keycard(
-        &["sign", "POST", "https://h/x", "--form", "a=b c", "--nonce", "abcdefgh", "--timestamp", "1700000000", "--explain"],
+        &[
+            "sign",
+            "POST",
+            "https://h/x",
+            "--form",
+            "a=b c",
+            "--nonce",
+            "abcdefgh",
+            "--timestamp",
+            "1700000000",
+            "--explain",
+        ],
         &env,
     );
     assert!(form.status.success(), "{}", stderr(&form));
     assert!(stdout(&form).contains("a%3Db%2520c"), "{}", stdout(&form));
     let hashed = keycard(
-        &["sign", "PUT", "https://h/x", "--body-hash-of", "{}", "--nonce", "abcdefgh", "--timestamp", "1700000000"],
+        &[
+            "sign",
+            "PUT",
+            "https://h/x",
+            "--body-hash-of",
+            "{}",
+            "--nonce",
+            "abcdefgh",
+            "--timestamp",
+            "1700000000",
+        ],
         &env,
     );
     assert!(hashed.status.success(), "{}", stderr(&hashed));
     // SHA-1 of `{}` is bf21a9e8fbc5a3846fb05b4fa0859e0917b2202f.
-    assert!(stdout(&hashed).contains("oauth_body_hash=\"vyGp6PvFo4RvsFtPoIWeCReyIC8%3D\""), "{}", stdout(&hashed));
+    assert!(
+        stdout(&hashed).contains("oauth_body_hash=\"vyGp6PvFo4RvsFtPoIWeCReyIC8%3D\""),
+        "{}",
+        stdout(&hashed)
+    );
 }
 
 #[test]
 fn bad_arguments_fail_with_a_clear_message() {
-    let env = [("KEYCARD_CONSUMER_KEY", "ck"), ("KEYCARD_CONSUMER_SECRET", "cs")];
+    let env = [
+        ("KEYCARD_CONSUMER_KEY", "ck"),
+        ("KEYCARD_CONSUMER_SECRET", "cs"),
+    ];
     let cases: &[(&[&str], &str)] = &[
         (&["sign", "GET", "not-a-url"], "not absolute"),
         (&["sign", "GET", "ftp://h/"], "http or https"),
-        (&["sign", "GET", "https://h/?a=%zz"], "malformed percent-encoded"),
-        (&["sign", "GET", "https://h/", "--nonce", "abc"], "--nonce must be 6 to 64"),
-        (&["sign", "GET", "https://h/", "--timestamp", "12.5"], "--timestamp must be"),
-        (&["sign", "GET", "https://h/", "--form", "novalue"], "NAME=VALUE"),
-        (&["sign", "GET", "https://h/", "--signature-method", "PLAINTEXT"], "invalid value"),
+        (
+            &["sign", "GET", "https://h/?a=%zz"],
+            "malformed percent-encoded",
+        ),
+        (
+            &["sign", "GET", "https://h/", "--nonce", "abc"],
+            "--nonce must be 6 to 64",
+        ),
+        (
+            &["sign", "GET", "https://h/", "--timestamp", "12.5"],
+            "--timestamp must be",
+        ),
+        (
+            &["sign", "GET", "https://h/", "--form", "novalue"],
+            "NAME=VALUE",
+        ),
+        (
+            &[
+                "sign",
+                "GET",
+                "https://h/",
+                "--signature-method",
+                "PLAINTEXT",
+            ],
+            "invalid value",
+        ),
     ];
     for (args, expected) in cases {
         let output = keycard(args, &env);
         assert!(!output.status.success(), "{args:?} succeeded");
-        assert!(stderr(&output).contains(expected), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(expected),
+            "{args:?}: {}",
+            stderr(&output)
+        );
     }
     let missing = keycard(&["sign", "GET", "https://h/"], &[]);
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("--consumer-key"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("--consumer-key"),
+        "{}",
+        stderr(&missing)
+    );
 }

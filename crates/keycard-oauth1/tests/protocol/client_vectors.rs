@@ -64,7 +64,10 @@ fn vectors_from_independent_clients() {
     // The issue asks for at least 200 vectors from at least two independent implementations.
     assert!(fixture.generators.len() >= 2, "{:?}", fixture.generators);
     assert!(per_library.len() >= 2, "{per_library:?}");
-    assert!(per_library.values().all(|&count| count >= 100), "{per_library:?}");
+    assert!(
+        per_library.values().all(|&count| count >= 100),
+        "{per_library:?}"
+    );
     assert!(fixture.vectors.len() >= 200, "{}", fixture.vectors.len());
 }
 

@@ -1,12 +1,19 @@
 //! Protocol tests: the spec and NetSuite vectors, vectors from independent client libraries,
 //! and property tests. One test binary; one module per source of truth.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod client_vectors;
 mod properties;
 mod spec_vectors;
 
-use keycard_oauth1::{AuthorizationHeader, IncomingRequest, RequestTarget, SignatureMethod, SigningKey};
+use keycard_oauth1::{
+    AuthorizationHeader, IncomingRequest, RequestTarget, SignatureMethod, SigningKey,
+};
 
 /// A request as it crossed the wire, and what its signature must be.
 pub struct Vector<'a> {
@@ -42,13 +49,17 @@ pub fn check(vector: &Vector<'_>) {
     if let Some(expected) = vector.base_string {
         assert_eq!(explanation.base_string, expected, "{name}: base string");
     }
-    let key = SigningKey::oauth(vector.key_method, vector.consumer_secret, vector.token_secret);
+    let key = SigningKey::oauth(
+        vector.key_method,
+        vector.consumer_secret,
+        vector.token_secret,
+    );
     assert_eq!(
         key.sign(explanation.base_string.as_bytes()),
         vector.signature,
         "{name}: signature"
     );
-    let mut buffer = String::new();
+    let mut buffer = Vec::new();
     if header.get("oauth_signature").is_some() {
         request
             .verify_signature(&key, &mut buffer)

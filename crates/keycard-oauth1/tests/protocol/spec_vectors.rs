@@ -33,6 +33,13 @@ fn t4_base() -> String {
     )
 }
 
+const T6_CS: &str = "d26ad321a4b2f23b0741c8d38392ce01c3e23e109df6c96eac6d099e9ab9e8b5";
+const T6_TS: &str = "c29a677df7d5439a458c063654187e3d678d73aca8e3c9d8bea1478a3eb0d295";
+const T6_QUERY: &str =
+    "/app/site/hosting/restlet.nl?script=6&deploy=1&customParam=someValue&testParam=someOtherValue";
+
+// One table of every vector: long by nature.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn spec_and_netsuite_vectors() {
     let t2_header = format!(
@@ -42,7 +49,9 @@ fn spec_and_netsuite_vectors() {
     let t3_header = format!(
         r#"OAuth oauth_consumer_key="{CK}",oauth_nonce="wjRgXQPWhYtKl0A7bO8Z",oauth_signature="BBzawyjesZyFrwBjUAJfBsPDDGUY2FRdp3k4NwGDAO0%3D",oauth_signature_method="HMAC-SHA256",oauth_timestamp="1576079512",oauth_token="{TK}",oauth_verifier="{VERIFIER}",oauth_version="1.0""#
     );
-    let t4_url = format!("https://1234567.restlets.api.netsuite.com/rest/revoketoken?consumerKey={CK}&token={TK}");
+    let t4_url = format!(
+        "https://1234567.restlets.api.netsuite.com/rest/revoketoken?consumerKey={CK}&token={TK}"
+    );
     let t4_header = format!(
         r#"OAuth oauth_signature_method="HMAC-SHA256", oauth_token="{TK}", oauth_version="1.0", oauth_timestamp="1576079512", oauth_nonce="wjRgXQPWhYtKl0A7bO8Z", oauth_consumer_key="{CK}", realm="1234567""#
     );
@@ -54,9 +63,6 @@ fn spec_and_netsuite_vectors() {
     let t6_header_123456 = t6_header("123456");
     let t6_header_1234567 = t6_header("1234567");
     let (t2_base, t3_base, t4_base) = (t2_base(), t3_base(), t4_base());
-    const T6_CS: &str = "d26ad321a4b2f23b0741c8d38392ce01c3e23e109df6c96eac6d099e9ab9e8b5";
-    const T6_TS: &str = "c29a677df7d5439a458c063654187e3d678d73aca8e3c9d8bea1478a3eb0d295";
-    const T6_QUERY: &str = "/app/site/hosting/restlet.nl?script=6&deploy=1&customParam=someValue&testParam=someOtherValue";
     let t6_url_123456 = format!("https://123456.restlets.api.netsuite.com{T6_QUERY}");
     let t6_url_1234567 = format!("https://1234567.restlets.api.netsuite.com{T6_QUERY}");
 
@@ -160,15 +166,31 @@ fn t6_sorts_the_documented_parameter_order() {
         "https://123456.restlets.api.netsuite.com/app/site/hosting/restlet.nl?script=6&deploy=1&customParam=someValue&testParam=someOtherValue",
     )
     .unwrap();
-    let explanation = keycard_oauth1::IncomingRequest { target, header: &header, form_body: None }
-        .explain()
-        .unwrap();
-    let names: Vec<_> = explanation.parameters.iter().map(|(n, _)| n.as_str()).collect();
+    let explanation = keycard_oauth1::IncomingRequest {
+        target,
+        header: &header,
+        form_body: None,
+    }
+    .explain()
+    .unwrap();
+    let names: Vec<_> = explanation
+        .parameters
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
     assert_eq!(
         names,
         [
-            "customParam", "deploy", "oauth_consumer_key", "oauth_nonce", "oauth_signature_method",
-            "oauth_timestamp", "oauth_token", "oauth_version", "script", "testParam"
+            "customParam",
+            "deploy",
+            "oauth_consumer_key",
+            "oauth_nonce",
+            "oauth_signature_method",
+            "oauth_timestamp",
+            "oauth_token",
+            "oauth_version",
+            "script",
+            "testParam"
         ]
     );
 }
@@ -193,7 +215,10 @@ fn t5_soap_token_passport() {
     );
     let signature = key.sign(passport.base_string().as_bytes());
     assert_eq!(signature, "FCghIZqXNetuZY8ILWOFH0ucdfzQOmAuL+q+kF21zPs=");
-    assert!(key.verify(passport.base_string().as_bytes(), &signature).is_ok());
+    assert!(
+        key.verify(passport.base_string().as_bytes(), &signature)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -202,19 +227,37 @@ fn the_client_signer_reproduces_t3_and_t4() {
     let mut options = SignOptions::new("wjRgXQPWhYtKl0A7bO8Z", "1576079512");
     options.verifier = Some(VERIFIER);
     let t3 = sign(
-        &ClientRequest { method: "POST", url: "https://1234567.restlets.api.netsuite.com/rest/accesstoken", form_body: None },
-        &Credentials { consumer_key: CK, consumer_secret: CK, token: Some(TK), token_secret: TK },
+        &ClientRequest {
+            method: "POST",
+            url: "https://1234567.restlets.api.netsuite.com/rest/accesstoken",
+            form_body: None,
+        },
+        &Credentials {
+            consumer_key: CK,
+            consumer_secret: CK,
+            token: Some(TK),
+            token_secret: TK,
+        },
         &options,
     )
     .unwrap();
     assert_eq!(t3.explanation.base_string, t3_base());
-    assert!(t3.authorization.ends_with("oauth_signature=\"BBzawyjesZyFrwBjUAJfBsPDDGUY2FRdp3k4NwGDAO0%3D\""));
+    assert!(
+        t3.authorization
+            .ends_with("oauth_signature=\"BBzawyjesZyFrwBjUAJfBsPDDGUY2FRdp3k4NwGDAO0%3D\"")
+    );
 
-    let url = format!("https://1234567.restlets.api.netsuite.com/rest/revoketoken?consumerKey={CK}&token={TK}");
+    let url = format!(
+        "https://1234567.restlets.api.netsuite.com/rest/revoketoken?consumerKey={CK}&token={TK}"
+    );
     let mut options = SignOptions::new("wjRgXQPWhYtKl0A7bO8Z", "1576079512");
     options.realm = Some("1234567");
     let t4 = sign(
-        &ClientRequest { method: "GET", url: &url, form_body: None },
+        &ClientRequest {
+            method: "GET",
+            url: &url,
+            form_body: None,
+        },
         &Credentials {
             consumer_key: CK,
             consumer_secret: "bd47b9c7e990a4f209db0217c023d0ba2274aafa7183f2cc310fff8bf24335b8",
@@ -225,6 +268,12 @@ fn the_client_signer_reproduces_t3_and_t4() {
     )
     .unwrap();
     assert_eq!(t4.explanation.base_string, t4_base());
-    assert!(t4.authorization.starts_with("OAuth realm=\"1234567\", oauth_consumer_key="));
-    assert!(t4.authorization.ends_with("oauth_signature=\"IQwMGWzHT%2BN%2Bh%2BAlakCKto0FMhx9j53kL713Xijl9Io%3D\""));
+    assert!(
+        t4.authorization
+            .starts_with("OAuth realm=\"1234567\", oauth_consumer_key=")
+    );
+    assert!(
+        t4.authorization
+            .ends_with("oauth_signature=\"IQwMGWzHT%2BN%2Bh%2BAlakCKto0FMhx9j53kL713Xijl9Io%3D\"")
+    );
 }
