@@ -4,6 +4,7 @@
 // Doc comments on arguments are the `--help` text users read, not rustdoc: no backticks there.
 #![allow(clippy::doc_markdown)]
 
+mod admin;
 mod nonce;
 mod sign;
 
@@ -26,12 +27,94 @@ struct Cli {
 enum Command {
     /// Sign a request with OAuth 1.0a (TBA) and print its Authorization header.
     Sign(sign::SignArgs),
+    /// Create a demo account, integration, role, user and token, and print the credentials once.
+    Init {
+        #[command(flatten)]
+        args: admin::init::InitArgs,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+    },
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        command: admin::account::AccountCommand,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+    },
+    /// Manage integration records and their consumer credentials.
+    Integration {
+        #[command(subcommand)]
+        command: admin::integration::IntegrationCommand,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+        #[command(flatten)]
+        account: admin::AccountArg,
+    },
+    /// Manage roles and their permissions.
+    Role {
+        #[command(subcommand)]
+        command: admin::role::RoleCommand,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+        #[command(flatten)]
+        account: admin::AccountArg,
+    },
+    /// Manage users and the roles they hold.
+    User {
+        #[command(subcommand)]
+        command: admin::user::UserCommand,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+        #[command(flatten)]
+        account: admin::AccountArg,
+    },
+    /// Manage access tokens.
+    Token {
+        #[command(subcommand)]
+        command: admin::token::TokenCommand,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+        #[command(flatten)]
+        account: admin::AccountArg,
+    },
+    /// Manage the master keys that seal secrets at rest.
+    Keys {
+        #[command(subcommand)]
+        command: admin::keys::KeysCommand,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sign(args) => sign::run(&args),
+        Command::Init { args, store } => admin::block_on(admin::init::run(&args, &store)),
+        Command::Account { command, store } => {
+            admin::block_on(admin::account::run(command, &store))
+        }
+        Command::Integration {
+            command,
+            store,
+            account,
+        } => admin::block_on(admin::integration::run(command, &store, &account)),
+        Command::Role {
+            command,
+            store,
+            account,
+        } => admin::block_on(admin::role::run(command, &store, &account)),
+        Command::User {
+            command,
+            store,
+            account,
+        } => admin::block_on(admin::user::run(command, &store, &account)),
+        Command::Token {
+            command,
+            store,
+            account,
+        } => admin::block_on(admin::token::run(command, &store, &account)),
+        Command::Keys { command, store } => admin::block_on(admin::keys::run(command, &store)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `keycard` binary. One test binary; one module per command group.
 
+mod admin;
 mod sign;
 
 use std::process::{Command, Output};

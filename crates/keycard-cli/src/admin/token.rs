@@ -1,0 +1,208 @@
+//! `keycard token create|list|show|deactivate|activate|revoke|inventory`.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use keycard_core::{AccessToken, TokenState};
+use keycard_store::Store;
+use keycard_store::tokens::{Creator, NewToken, TokenCredentials};
+use serde_json::json;
+
+use super::output::{self, SHOWN_ONCE, Table};
+use super::{AccountArg, StoreArgs, actor};
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an access token for an integration, a user and one of the user's roles; prints the
+    /// token id and secret once.
+    Create(CreateArgs),
+    /// List the tokens.
+    List,
+    /// Show one token (by internal id, token id or name).
+    Show { token: String },
+    /// Make a token inactive (reversible).
+    Deactivate { token: String },
+    /// Make an inactive token active again.
+    Activate { token: String },
+    /// Revoke a token for good (it stays listed for audit).
+    Revoke { token: String },
+    /// The inventory: integration, consumer key and token (last 4), user, role, created, last used.
+    Inventory,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Integration (id or name).
+    #[arg(long)]
+    pub integration: String,
+    /// User (id or email).
+    #[arg(long)]
+    pub user: String,
+    /// Role (id or name); the user must hold it.
+    #[arg(long)]
+    pub role: String,
+    /// Token name (default: application, user and role).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Expire after this many days (tokens never expire by default).
+    #[arg(long)]
+    pub expires_in_days: Option<u32>,
+}
+
+pub async fn run(
+    command: TokenCommand,
+    store_args: &StoreArgs,
+    account: &AccountArg,
+) -> Result<()> {
+    let store = store_args.open().await?;
+    let account = account.resolve(&store).await?;
+    let json = store_args.json;
+    let who = actor();
+    let token = match command {
+        TokenCommand::Create(args) => {
+            let new = NewToken {
+                integration: args.integration,
+                user: args.user,
+                role: args.role,
+                name: args.name,
+                expires_at: args
+                    .expires_in_days
+                    .map(|days| store.now() + i64::from(days) * 86_400),
+            };
+            let (token, credentials) = store
+                .create_token(&who, &account, &Creator::Operator, new)
+                .await?;
+            return show_with_credentials(&store, &token, &credentials, json).await;
+        }
+        TokenCommand::List => {
+            let tokens = store.tokens(&account).await?;
+            if json {
+                return output::json(&tokens);
+            }
+            let mut table = Table::new(&["ID", "NAME", "STATE", "TOKEN", "CREATED", "LAST USED"]);
+            for t in &tokens {
+                table.row(vec![
+                    t.id.to_string(),
+                    t.name.clone(),
+                    t.state.as_str().to_owned(),
+                    format!("…{}", keycard_core::secret::last4(&t.token_id)),
+                    output::time(t.created_at),
+                    output::optional_time(t.last_used_at),
+                ]);
+            }
+            table.print();
+            return Ok(());
+        }
+        TokenCommand::Inventory => {
+            let rows = store.token_inventory(&account).await?;
+            if json {
+                return output::json(&rows);
+            }
+            let mut table = Table::new(&[
+                "INTEGRATION",
+                "CONSUMER KEY",
+                "TOKEN",
+                "USER",
+                "ROLE",
+                "STATE",
+                "CREATED",
+                "LAST USED",
+            ]);
+            for r in &rows {
+                table.row(vec![
+                    r.integration.clone(),
+                    format!("…{}", r.consumer_key_last4),
+                    format!("…{}", r.token_last4),
+                    r.user.clone(),
+                    r.role.clone(),
+                    r.state.clone(),
+                    output::time(r.created_at),
+                    match (&r.last_used_at, &r.last_used_ip) {
+                        (Some(at), Some(ip)) => format!("{} from {ip}", output::time(*at)),
+                        (at, _) => output::optional_time(*at),
+                    },
+                ]);
+            }
+            table.print();
+            return Ok(());
+        }
+        TokenCommand::Show { token } => store.token(&account, &token).await?,
+        TokenCommand::Deactivate { token } => {
+            store
+                .set_token_active(&who, &account, &token, false)
+                .await?
+        }
+        TokenCommand::Activate { token } => {
+            store.set_token_active(&who, &account, &token, true).await?
+        }
+        TokenCommand::Revoke { token } => store.revoke_token(&who, &account, &token).await?,
+    };
+    show(&store, &token, json).await
+}
+
+async fn show(store: &Store, token: &AccessToken, json: bool) -> Result<()> {
+    if json {
+        return output::json(token);
+    }
+    let integration = store
+        .integration(&token.account, &token.integration_id.to_string())
+        .await?;
+    let user = store
+        .user(&token.account, &token.user_id.to_string())
+        .await?;
+    let role = store
+        .role(&token.account, &token.role_id.to_string())
+        .await?;
+    let state = match &token.state {
+        TokenState::Revoked { at, by } => format!("revoked {} by {by}", output::time(*at)),
+        other => other.as_str().to_owned(),
+    };
+    output::fields(&[
+        ("Token", format!("{} (id {})", token.name, token.id)),
+        ("Token ID", token.token_id.clone()),
+        ("State", state),
+        ("Application", integration.name),
+        ("User", user.email),
+        ("Role", role.name),
+        (
+            "Created",
+            format!("{} by {}", output::time(token.created_at), token.created_by),
+        ),
+        (
+            "Last used",
+            match &token.last_used_ip {
+                Some(ip) => format!("{} from {ip}", output::optional_time(token.last_used_at)),
+                None => output::optional_time(token.last_used_at),
+            },
+        ),
+        (
+            "Expires",
+            token
+                .expires_at
+                .map_or_else(|| "never".to_owned(), output::time),
+        ),
+    ]);
+    Ok(())
+}
+
+async fn show_with_credentials(
+    store: &Store,
+    token: &AccessToken,
+    credentials: &TokenCredentials,
+    json: bool,
+) -> Result<()> {
+    if json {
+        return output::json(&json!({
+            "token": token,
+            "token_id": credentials.token_id,
+            "token_secret": credentials.token_secret.expose(),
+        }));
+    }
+    show(store, token, false).await?;
+    println!();
+    output::fields(&[
+        ("Token ID", credentials.token_id.clone()),
+        ("Token secret", credentials.token_secret.expose().to_owned()),
+    ]);
+    println!("{SHOWN_ONCE}");
+    Ok(())
+}

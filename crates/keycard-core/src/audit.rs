@@ -1,0 +1,140 @@
+//! What the audit trail records: every administrative change, and every authentication
+//! attempt (the server records those); and the change events that invalidate caches.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AccountId, UnixTime};
+
+/// The kinds of directory entities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Account,
+    Integration,
+    Role,
+    User,
+    Token,
+    MasterKey,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Account => "account",
+            Self::Integration => "integration",
+            Self::Role => "role",
+            Self::User => "user",
+            Self::Token => "token",
+            Self::MasterKey => "master_key",
+        }
+    }
+}
+
+/// Everything an administrator can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminAction {
+    AccountCreated,
+    AccountUpdated,
+    IntegrationCreated,
+    IntegrationUpdated,
+    IntegrationBlocked,
+    IntegrationEnabled,
+    IntegrationCredentialsReset,
+    IntegrationDeleted,
+    RoleCreated,
+    RolePermissionGranted,
+    RolePermissionRevoked,
+    RoleUpdated,
+    RoleDeleted,
+    UserCreated,
+    UserRoleAssigned,
+    UserRoleRemoved,
+    UserDisabled,
+    UserEnabled,
+    UserPasswordSet,
+    UserDeleted,
+    TokenCreated,
+    TokenDeactivated,
+    TokenActivated,
+    TokenRevoked,
+    KeysRotated,
+}
+
+impl AdminAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountCreated => "account_created",
+            Self::AccountUpdated => "account_updated",
+            Self::IntegrationCreated => "integration_created",
+            Self::IntegrationUpdated => "integration_updated",
+            Self::IntegrationBlocked => "integration_blocked",
+            Self::IntegrationEnabled => "integration_enabled",
+            Self::IntegrationCredentialsReset => "integration_credentials_reset",
+            Self::IntegrationDeleted => "integration_deleted",
+            Self::RoleCreated => "role_created",
+            Self::RolePermissionGranted => "role_permission_granted",
+            Self::RolePermissionRevoked => "role_permission_revoked",
+            Self::RoleUpdated => "role_updated",
+            Self::RoleDeleted => "role_deleted",
+            Self::UserCreated => "user_created",
+            Self::UserRoleAssigned => "user_role_assigned",
+            Self::UserRoleRemoved => "user_role_removed",
+            Self::UserDisabled => "user_disabled",
+            Self::UserEnabled => "user_enabled",
+            Self::UserPasswordSet => "user_password_set",
+            Self::UserDeleted => "user_deleted",
+            Self::TokenCreated => "token_created",
+            Self::TokenDeactivated => "token_deactivated",
+            Self::TokenActivated => "token_activated",
+            Self::TokenRevoked => "token_revoked",
+            Self::KeysRotated => "keys_rotated",
+        }
+    }
+
+    pub fn entity(self) -> EntityKind {
+        match self.as_str().split('_').next() {
+            Some("account") => EntityKind::Account,
+            Some("integration") => EntityKind::Integration,
+            Some("role") => EntityKind::Role,
+            Some("user") => EntityKind::User,
+            Some("token") => EntityKind::Token,
+            _ => EntityKind::MasterKey,
+        }
+    }
+}
+
+/// One administrative change, as the audit trail keeps it. `detail` never holds a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminEvent {
+    pub at: UnixTime,
+    pub actor: String,
+    pub account: Option<AccountId>,
+    pub action: AdminAction,
+    pub entity_id: String,
+    pub detail: serde_json::Value,
+}
+
+/// Published after every committed change, so caches (this node's and, through the shared bus,
+/// other nodes') drop what they hold about the entity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    pub account: Option<AccountId>,
+    pub entity: EntityKind,
+    pub entity_id: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_know_their_entity() {
+        assert_eq!(AdminAction::TokenRevoked.entity(), EntityKind::Token);
+        assert_eq!(
+            AdminAction::IntegrationCredentialsReset.entity(),
+            EntityKind::Integration
+        );
+        assert_eq!(AdminAction::KeysRotated.entity(), EntityKind::MasterKey);
+    }
+}

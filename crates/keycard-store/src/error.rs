@@ -1,0 +1,86 @@
+//! Store errors: each says what went wrong in words a CLI user can act on. None carries a
+//! secret.
+
+use std::path::PathBuf;
+
+use keycard_core::RuleError;
+
+use crate::Backend;
+use crate::crypto::CryptoError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{kind} `{key}` was not found{hint}")]
+    NotFound {
+        kind: &'static str,
+        key: String,
+        hint: &'static str,
+    },
+    #[error("{kind} `{key}` already exists")]
+    Duplicate { kind: &'static str, key: String },
+    #[error("{0}")]
+    Rule(#[from] RuleError),
+    #[error("{what}")]
+    Conflict { what: String },
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unsupported database URL scheme `{scheme}`: use postgres://… or a data directory")]
+    UnsupportedUrl { scheme: String },
+    #[error("cannot connect to the {backend:?} database: {source}")]
+    Connect {
+        backend: Backend,
+        source: sqlx::Error,
+    },
+    #[error("the database schema could not be brought up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("the directory holds an unreadable record: {what}")]
+    Corrupt { what: &'static str },
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+impl StoreError {
+    pub fn not_found(kind: &'static str, key: impl Into<String>) -> Self {
+        Self::NotFound {
+            kind,
+            key: key.into(),
+            hint: "",
+        }
+    }
+
+    /// A stable code for scripts and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::Duplicate { .. } => "duplicate",
+            Self::Rule(rule) => rule.code(),
+            Self::Conflict { .. } => "conflict",
+            Self::Crypto(_) => "crypto",
+            Self::DataDir { .. } => "data_dir",
+            Self::UnsupportedUrl { .. } => "unsupported_url",
+            Self::Connect { .. } => "connect",
+            Self::Migrate(_) => "migrate",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Database(_) => "database",
+        }
+    }
+
+    /// Whether a database error is a unique-constraint violation (both backends).
+    pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+        match error {
+            sqlx::Error::Database(db) => db.is_unique_violation(),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The directory's storage seam: one [`Store`] over SQLite (the embedded default, a file in the
+//! data directory, WAL) or PostgreSQL, chosen by URL at run time. Both backends run the same
+//! queries (through sqlx's `Any` driver) against schemas created by migrations with identical
+//! names in `migrations/sqlite` and `migrations/postgres`.
+//!
+//! Every operation is one transaction that also writes its admin audit record, so a refused or
+//! failed command leaves nothing behind. After a commit, a [`ChangeEvent`] is published for
+//! caches. Secrets are sealed with the [`crypto::KeyRing`] before they reach SQL and are handed
+//! back exactly once, at creation or reset.
+
+pub mod crypto;
+mod error;
+mod rows;
+
+pub mod accounts;
+pub mod audit;
+pub mod integrations;
+pub mod keys;
+pub mod roles;
+pub mod tokens;
+pub mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keycard_core::{AdminAction, AdminEvent, ChangeEvent, UnixTime};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+use tokio::sync::broadcast;
+
+pub use crate::crypto::{KeyRing, KeySource};
+pub use crate::error::StoreError;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Where the directory lives.
+#[derive(Debug, Clone)]
+pub enum Location {
+    /// `keycard.db` in this directory, created on first use.
+    DataDir(PathBuf),
+    /// A `postgres://` (or `sqlite:`) URL.
+    Url(String),
+}
+
+impl Location {
+    /// The data directory from `--data-dir` / `KEYCARD_DATA_DIR`, else the user's data dir.
+    pub fn default_data_dir() -> PathBuf {
+        if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir).join("keycard");
+        }
+        std::env::var_os("HOME").map_or_else(
+            || PathBuf::from(".keycard"),
+            |home| PathBuf::from(home).join(".local/share/keycard"),
+        )
+    }
+}
+
+/// Reads the time: injected so tests can move it.
+pub type Clock = Arc<dyn Fn() -> UnixTime + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    })
+}
+
+/// The directory.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    keys: Arc<std::sync::RwLock<KeyRing>>,
+    events: broadcast::Sender<ChangeEvent>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating when needed) the directory and brings its schema up to date.
+    pub async fn open(location: &Location, keys: KeyRing) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let (url, backend) = match location {
+            Location::DataDir(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                (sqlite_url(&dir.join("keycard.db")), Backend::Sqlite)
+            }
+            Location::Url(url)
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+            {
+                (url.clone(), Backend::Postgres)
+            }
+            Location::Url(url) if url.starts_with("sqlite:") => (url.clone(), Backend::Sqlite),
+            Location::Url(url) => {
+                return Err(StoreError::UnsupportedUrl {
+                    scheme: url.split(':').next().unwrap_or_default().to_owned(),
+                });
+            }
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if backend == Backend::Sqlite {
+            options = options.max_connections(4).after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        } else {
+            options = options.max_connections(16);
+        }
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|source| StoreError::Connect { backend, source })?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator.run(&pool).await?;
+        let (events, _) = broadcast::channel(1024);
+        Ok(Self {
+            pool,
+            backend,
+            keys: Arc::new(std::sync::RwLock::new(keys)),
+            events,
+            clock: system_clock(),
+        })
+    }
+
+    /// Replaces the clock (tests).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn now(&self) -> UnixTime {
+        (self.clock)()
+    }
+
+    /// Change events published after each commit.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.events.subscribe()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub(crate) fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        // A poisoned lock only means a panic elsewhere while holding it; the ring is still whole.
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn replace_keys(&self, ring: KeyRing) {
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = ring;
+    }
+
+    /// Seals a secret for the row named by `aad`.
+    pub(crate) fn seal(&self, plaintext: &str, aad: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.keys().seal(plaintext.as_bytes(), aad.as_bytes())?)
+    }
+
+    pub(crate) fn open_secret(
+        &self,
+        sealed: &[u8],
+        aad: &str,
+    ) -> Result<keycard_core::Secret, StoreError> {
+        let plain = self.keys().open(sealed, aad.as_bytes())?;
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Corrupt {
+            what: "a sealed secret is not UTF-8",
+        })?;
+        Ok(keycard_core::Secret::new(text))
+    }
+
+    /// Writes the admin audit record inside the caller's transaction.
+    pub(crate) async fn record(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        actor: &str,
+        account: Option<&keycard_core::AccountId>,
+        action: AdminAction,
+        entity_id: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO admin_audit (at, actor, account_id, action, entity_id, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(self.now())
+            .bind(actor)
+            .bind(account.map(keycard_core::AccountId::as_str))
+            .bind(action.as_str())
+            .bind(entity_id)
+            .bind(detail.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Commits and then tells subscribers what changed.
+    pub(crate) async fn commit(
+        &self,
+        tx: Transaction<'static, Any>,
+        changed: Vec<ChangeEvent>,
+    ) -> Result<(), StoreError> {
+        tx.commit().await?;
+        for event in changed {
+            // No subscribers is fine: nothing caches yet.
+            let _ = self.events.send(event);
+        }
+        Ok(())
+    }
+
+    /// The admin audit trail, newest first.
+    pub async fn admin_events(&self, limit: i64) -> Result<Vec<AdminEvent>, StoreError> {
+        audit::admin_events(self, limit).await
+    }
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+pub(crate) fn change(
+    account: Option<&keycard_core::AccountId>,
+    entity: keycard_core::EntityKind,
+    id: impl std::fmt::Display,
+) -> ChangeEvent {
+    ChangeEvent {
+        account: account.cloned(),
+        entity,
+        entity_id: id.to_string(),
+    }
+}

@@ -1,0 +1,748 @@
+//! The directory's records and NetSuite's rules over them.
+
+use keycard_core::token::check_usable;
+use keycard_core::{
+    EntityKind, IntegrationFlags, IntegrationState, Level, SetupPermission, TokenState, UserStatus,
+};
+use keycard_store::accounts::{AccountUpdate, NewAccount};
+use keycard_store::integrations::{IntegrationUpdate, NewIntegration};
+use keycard_store::roles::{NewRole, PermissionChange};
+use keycard_store::tokens::{Creator, NewToken};
+use keycard_store::users::NewUser;
+use zeroize::Zeroizing;
+
+use crate::{Harness, account, on_both_backends};
+
+on_both_backends!(
+    accounts_are_validated_and_unique,
+    integrations_carry_fresh_credentials_and_limits,
+    blocking_resetting_and_deleting_integrations,
+    roles_grant_revoke_and_refuse_deletion_in_use,
+    users_roles_and_passwords,
+    tokens_follow_netsuite_rules,
+    token_states_and_inventory,
+    refused_changes_write_nothing,
+    changes_are_published_after_commit,
+);
+
+fn integration(name: &str) -> NewIntegration {
+    NewIntegration {
+        name: name.into(),
+        description: String::new(),
+        flags: IntegrationFlags::tba_only(),
+        concurrency_limit: None,
+        auto_installed: false,
+    }
+}
+
+fn login_role(name: &str) -> NewRole {
+    NewRole {
+        name: name.into(),
+        setup: [
+            SetupPermission::LogInUsingAccessTokens,
+            SetupPermission::RestWebServices,
+        ]
+        .into(),
+        records: [("customer".to_owned(), Level::View)].into(),
+        ..NewRole::default()
+    }
+}
+
+fn user(email: &str, roles: &[&str]) -> NewUser {
+    NewUser {
+        email: email.into(),
+        name: email.split('@').next().unwrap().into(),
+        password: Some(Zeroizing::new("correct horse battery".into())),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+    }
+}
+
+fn token(integration: &str, user: &str, role: &str) -> NewToken {
+    NewToken {
+        integration: integration.into(),
+        user: user.into(),
+        role: role.into(),
+        name: None,
+        expires_at: None,
+    }
+}
+
+/// Integration, role, user: the minimum for a token.
+async fn seed(h: &Harness) {
+    let s = &h.store;
+    s.create_integration("admin", &account(), integration("Order Sync"))
+        .await
+        .unwrap();
+    s.create_role("admin", &account(), login_role("Integrator"))
+        .await
+        .unwrap();
+    s.create_user(
+        "admin",
+        &account(),
+        user("sync@example.com", &["Integrator"]),
+    )
+    .await
+    .unwrap();
+}
+
+async fn accounts_are_validated_and_unique(h: Harness) {
+    let s = &h.store;
+    let sandbox = keycard_core::AccountId::parse("1234567_sb1").unwrap();
+    let created = s
+        .create_account(
+            "admin",
+            NewAccount::new(sandbox.clone(), "Test Co (sandbox)"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.id.as_str(), "1234567_SB1");
+    assert_eq!(created.concurrency_limit(), 5);
+    assert!(created.has(keycard_core::Feature::TokenBasedAuthentication));
+    let duplicate = s
+        .create_account("admin", NewAccount::new(account(), "again"))
+        .await
+        .unwrap_err();
+    assert_eq!(duplicate.code(), "duplicate");
+    assert_eq!(s.accounts().await.unwrap().len(), 2);
+
+    let update = AccountUpdate {
+        disable: vec![keycard_core::Feature::SoapWebServices],
+        tier: Some(keycard_core::ServiceTier::Premium),
+        suitecloud_plus_licenses: Some(2),
+        ..AccountUpdate::default()
+    };
+    let updated = s.update_account("admin", &sandbox, update).await.unwrap();
+    assert_eq!(updated.concurrency_limit(), 35);
+    assert!(!updated.has(keycard_core::Feature::SoapWebServices));
+    assert_eq!(s.account(&sandbox).await.unwrap(), updated);
+    let missing = keycard_core::AccountId::parse("7654321").unwrap();
+    assert_eq!(s.account(&missing).await.unwrap_err().code(), "not_found");
+}
+
+async fn integrations_carry_fresh_credentials_and_limits(h: Harness) {
+    let s = &h.store;
+    let (record, credentials) = s
+        .create_integration("admin", &account(), integration("Order Sync"))
+        .await
+        .unwrap();
+    let (_, other) = s
+        .create_integration("admin", &account(), integration("Shipping"))
+        .await
+        .unwrap();
+    for value in [
+        &credentials.consumer_key,
+        credentials.consumer_secret.expose(),
+        &other.consumer_key,
+    ] {
+        assert_eq!(value.len(), 64);
+        assert!(value.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+    assert_ne!(credentials.consumer_key, other.consumer_key);
+    assert_eq!(record.state, IntegrationState::Enabled);
+    assert_eq!(record.application_id.len(), 36);
+    assert_eq!(
+        s.create_integration("admin", &account(), integration("Order Sync"))
+            .await
+            .unwrap_err()
+            .code(),
+        "duplicate"
+    );
+
+    // The server's lookup finds the secret again.
+    let (found, secret) = s
+        .integration_by_consumer_key(&credentials.consumer_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, record.id);
+    assert_eq!(secret.expose(), credentials.consumer_secret.expose());
+
+    // Limits: the standard tier's 5 leaves at most 4 to one integration, then 5-3-1 = 1.
+    let limit = |n| IntegrationUpdate {
+        concurrency_limit: Some(Some(n)),
+        ..IntegrationUpdate::default()
+    };
+    assert_eq!(
+        s.update_integration("admin", &account(), "Order Sync", limit(5))
+            .await
+            .unwrap_err()
+            .code(),
+        "concurrency_limit_too_high"
+    );
+    s.update_integration("admin", &account(), "Order Sync", limit(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.update_integration("admin", &account(), "Shipping", limit(2))
+            .await
+            .unwrap_err()
+            .code(),
+        "concurrency_limit_too_high"
+    );
+    s.update_integration("admin", &account(), "Shipping", limit(1))
+        .await
+        .unwrap();
+
+    // Authorization flow needs a valid callback URL; localhost is allowed over http.
+    let flow = |url: Option<&str>| IntegrationUpdate {
+        tba_authorization_flow: Some(true),
+        callback_url: Some(url.map(str::to_owned)),
+        ..IntegrationUpdate::default()
+    };
+    assert_eq!(
+        s.update_integration("admin", &account(), "Shipping", flow(None))
+            .await
+            .unwrap_err()
+            .code(),
+        "callback_url_required"
+    );
+    assert_eq!(
+        s.update_integration(
+            "admin",
+            &account(),
+            "Shipping",
+            flow(Some("http://example.com/cb"))
+        )
+        .await
+        .unwrap_err()
+        .code(),
+        "invalid_callback_url"
+    );
+    let updated = s
+        .update_integration(
+            "admin",
+            &account(),
+            "Shipping",
+            flow(Some("http://localhost:8765/cb")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.flags.callback_url.as_deref(),
+        Some("http://localhost:8765/cb")
+    );
+
+    // Auto-installed integrations wait for approval when the account asks for it.
+    let require = AccountUpdate {
+        require_approval_for_auto_installed: Some(true),
+        ..AccountUpdate::default()
+    };
+    s.update_account("admin", &account(), require)
+        .await
+        .unwrap();
+    let mut auto = integration("Bundle App");
+    auto.auto_installed = true;
+    let (waiting, _) = s
+        .create_integration("admin", &account(), auto)
+        .await
+        .unwrap();
+    assert_eq!(waiting.state, IntegrationState::WaitingForApproval);
+}
+
+async fn blocking_resetting_and_deleting_integrations(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    let (_, creds) = s
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            token("Order Sync", "sync@example.com", "Integrator"),
+        )
+        .await
+        .unwrap();
+
+    let blocked = s
+        .set_integration_state("admin", &account(), "Order Sync", IntegrationState::Blocked)
+        .await
+        .unwrap();
+    assert_eq!(blocked.state, IntegrationState::Blocked);
+    let refused = s
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            token("Order Sync", "sync@example.com", "Integrator"),
+        )
+        .await;
+    assert_eq!(refused.unwrap_err().code(), "integration_not_enabled");
+    s.set_integration_state("admin", &account(), "Order Sync", IntegrationState::Enabled)
+        .await
+        .unwrap();
+
+    let before = s.integration(&account(), "Order Sync").await.unwrap();
+    let (after, fresh) = s
+        .reset_integration_credentials("admin", &account(), "Order Sync")
+        .await
+        .unwrap();
+    assert_ne!(before.consumer_key, fresh.consumer_key);
+    assert_eq!(after.consumer_key, fresh.consumer_key);
+    assert!(
+        s.integration_by_consumer_key(&before.consumer_key)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.integration_by_consumer_key(&fresh.consumer_key)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let deleted = s
+        .delete_integration("admin", &account(), "Order Sync")
+        .await
+        .unwrap();
+    assert_eq!(deleted.state, IntegrationState::Deleted);
+    let (tok, _) = s.token_by_token_id(&creds.token_id).await.unwrap().unwrap();
+    assert!(matches!(tok.state, TokenState::Revoked { ref by, .. } if by == "admin"));
+    // Still listed, for audit; the name is free again.
+    assert_eq!(s.integrations(&account()).await.unwrap().len(), 1);
+    s.create_integration("admin", &account(), integration("Order Sync"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_integration("admin", &account(), &deleted.id.to_string())
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+}
+
+async fn roles_grant_revoke_and_refuse_deletion_in_use(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    let grant = PermissionChange {
+        records: [("salesorder".to_owned(), Level::Edit)].into(),
+        setup: [SetupPermission::SoapWebServices].into(),
+        allowed_ips: Some(vec![
+            keycard_core::role::parse_ip_range("203.0.113.0/24").unwrap(),
+        ]),
+        ..PermissionChange::default()
+    };
+    let role = s
+        .grant("admin", &account(), "Integrator", grant)
+        .await
+        .unwrap();
+    assert!(role.allows("salesorder", Level::Edit) && role.has(SetupPermission::SoapWebServices));
+    assert!(!role.ip_allowed("198.51.100.1".parse().unwrap()));
+    let revoke = PermissionChange {
+        setup: [SetupPermission::SoapWebServices].into(),
+        ..PermissionChange::default()
+    };
+    let role = s
+        .revoke_permissions("admin", &account(), &role.id.to_string(), revoke)
+        .await
+        .unwrap();
+    assert!(!role.has(SetupPermission::SoapWebServices));
+    assert_eq!(s.role(&account(), "Integrator").await.unwrap(), role);
+    assert_eq!(
+        s.create_role("admin", &account(), login_role("Integrator"))
+            .await
+            .unwrap_err()
+            .code(),
+        "duplicate"
+    );
+    assert_eq!(
+        s.delete_role("admin", &account(), "Integrator")
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    s.create_role("admin", &account(), login_role("Unused"))
+        .await
+        .unwrap();
+    s.delete_role("admin", &account(), "Unused").await.unwrap();
+    assert_eq!(
+        s.role(&account(), "Unused").await.unwrap_err().code(),
+        "not_found"
+    );
+}
+
+async fn users_roles_and_passwords(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    assert_eq!(
+        s.create_user("admin", &account(), user("SYNC@example.com", &[]))
+            .await
+            .unwrap_err()
+            .code(),
+        "duplicate"
+    );
+    assert_eq!(
+        s.create_user("admin", &account(), user("not-an-email", &[]))
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_email"
+    );
+    let found = s
+        .check_password(&account(), "Sync@Example.com", "correct horse battery")
+        .await
+        .unwrap();
+    assert_eq!(found.unwrap().email, "sync@example.com");
+    assert!(
+        s.check_password(&account(), "sync@example.com", "wrong password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    s.set_password("admin", &account(), "sync@example.com", "another long one")
+        .await
+        .unwrap();
+    assert!(
+        s.check_password(&account(), "sync@example.com", "another long one")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        s.set_password("admin", &account(), "sync@example.com", "short")
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+
+    s.create_role("admin", &account(), login_role("Viewer"))
+        .await
+        .unwrap();
+    let u = s
+        .assign_role("admin", &account(), "sync@example.com", "Viewer")
+        .await
+        .unwrap();
+    assert_eq!(u.roles.len(), 2);
+    assert_eq!(
+        s.assign_role("admin", &account(), "sync@example.com", "Viewer")
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    let u = s
+        .remove_role("admin", &account(), &u.id.to_string(), "Viewer")
+        .await
+        .unwrap();
+    assert_eq!(u.roles.len(), 1);
+    let u = s
+        .set_user_status(
+            "admin",
+            &account(),
+            "sync@example.com",
+            UserStatus::Inactive,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.users(&account()).await.unwrap(), vec![u]);
+}
+
+async fn tokens_follow_netsuite_rules(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    // A role without "Log in using Access Tokens".
+    s.create_role(
+        "admin",
+        &account(),
+        NewRole {
+            name: "No Login".into(),
+            ..NewRole::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.assign_role("admin", &account(), "sync@example.com", "No Login")
+        .await
+        .unwrap();
+    let refused = s
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            token("Order Sync", "sync@example.com", "No Login"),
+        )
+        .await;
+    assert_eq!(refused.unwrap_err().code(), "role_cannot_use_tokens");
+    // A role the user does not hold.
+    s.create_role("admin", &account(), login_role("Other"))
+        .await
+        .unwrap();
+    let refused = s
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            token("Order Sync", "sync@example.com", "Other"),
+        )
+        .await;
+    assert_eq!(refused.unwrap_err().code(), "role_not_held");
+    // TBA off on the integration.
+    let no_tba = IntegrationUpdate {
+        tba: Some(false),
+        ..IntegrationUpdate::default()
+    };
+    s.update_integration("admin", &account(), "Order Sync", no_tba)
+        .await
+        .unwrap();
+    let refused = s
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            token("Order Sync", "sync@example.com", "Integrator"),
+        )
+        .await;
+    assert_eq!(refused.unwrap_err().code(), "integration_tba_disabled");
+    s.update_integration(
+        "admin",
+        &account(),
+        "Order Sync",
+        IntegrationUpdate {
+            tba: Some(true),
+            ..IntegrationUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    // Access Token Management: for others, not Administrator-role tokens of others.
+    s.create_role(
+        "admin",
+        &account(),
+        NewRole {
+            name: "Token Manager".into(),
+            setup: [SetupPermission::AccessTokenManagement].into(),
+            ..NewRole::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.create_role(
+        "admin",
+        &account(),
+        NewRole {
+            name: "Administrator".into(),
+            setup: [SetupPermission::Administrator].into(),
+            ..NewRole::default()
+        },
+    )
+    .await
+    .unwrap();
+    s.create_user(
+        "admin",
+        &account(),
+        user("manager@example.com", &["Token Manager"]),
+    )
+    .await
+    .unwrap();
+    s.assign_role("admin", &account(), "sync@example.com", "Administrator")
+        .await
+        .unwrap();
+    let manager = Creator::User {
+        user: "manager@example.com".into(),
+        role: "Token Manager".into(),
+    };
+    s.create_token(
+        "manager@example.com",
+        &account(),
+        &manager,
+        token("Order Sync", "sync@example.com", "Integrator"),
+    )
+    .await
+    .unwrap();
+    let refused = s
+        .create_token(
+            "manager@example.com",
+            &account(),
+            &manager,
+            token("Order Sync", "sync@example.com", "Administrator"),
+        )
+        .await;
+    assert_eq!(refused.unwrap_err().code(), "administrator_token_for_other");
+
+    // The operator creates one with the default name; it works until the role is removed.
+    let (created, creds) = s
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            token("Order Sync", "sync@example.com", "Integrator"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.name, "Order Sync sync Integrator");
+    assert_eq!(creds.token_id.len(), 64);
+    let (found, secret) = s.token_by_token_id(&creds.token_id).await.unwrap().unwrap();
+    assert_eq!(secret.expose(), creds.token_secret.expose());
+    let integration = s.integration(&account(), "Order Sync").await.unwrap();
+    let role = s.role(&account(), "Integrator").await.unwrap();
+    let holder = s.user(&account(), "sync@example.com").await.unwrap();
+    check_usable(&found, &integration, &holder, &role, s.now()).unwrap();
+    let holder = s
+        .remove_role("admin", &account(), "sync@example.com", "Integrator")
+        .await
+        .unwrap();
+    let still = s.token(&account(), &creds.token_id).await.unwrap();
+    assert_eq!(still.state, TokenState::Active);
+    assert_eq!(
+        check_usable(&still, &integration, &holder, &role, s.now()),
+        Err(keycard_core::Unusable::RoleNotHeld)
+    );
+
+    // Expiry must lie ahead; deleting the user deletes its tokens.
+    let mut expired = token("Order Sync", "manager@example.com", "Token Manager");
+    expired.expires_at = Some(s.now() - 1);
+    assert_eq!(
+        s.create_token("admin", &account(), &Creator::Operator, expired)
+            .await
+            .unwrap_err()
+            .code(),
+        "expiry_in_past"
+    );
+    s.delete_user("admin", &account(), "sync@example.com")
+        .await
+        .unwrap();
+    assert!(
+        s.token_by_token_id(&creds.token_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(s.tokens(&account()).await.unwrap().is_empty());
+}
+
+async fn token_states_and_inventory(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    let (created, creds) = s
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            token("Order Sync", "sync@example.com", "Integrator"),
+        )
+        .await
+        .unwrap();
+    let key = created.id.to_string();
+    assert_eq!(
+        s.set_token_active("admin", &account(), &key, false)
+            .await
+            .unwrap()
+            .state,
+        TokenState::Inactive
+    );
+    assert_eq!(
+        s.set_token_active("admin", &account(), &key, true)
+            .await
+            .unwrap()
+            .state,
+        TokenState::Active
+    );
+    s.touch_token(created.id, 1_700_000_100, "203.0.113.9")
+        .await
+        .unwrap();
+    let revoked = s
+        .revoke_token("admin", &account(), &creds.token_id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        revoked.state,
+        TokenState::Revoked {
+            at: 1_700_000_000,
+            ..
+        }
+    ));
+    assert_eq!(
+        s.revoke_token("admin", &account(), &key)
+            .await
+            .unwrap_err()
+            .code(),
+        "token_revoked"
+    );
+    assert_eq!(
+        s.set_token_active("admin", &account(), &key, true)
+            .await
+            .unwrap_err()
+            .code(),
+        "token_revoked"
+    );
+
+    let inventory = s.token_inventory(&account()).await.unwrap();
+    assert_eq!(inventory.len(), 1);
+    let row = &inventory[0];
+    let integration = s.integration(&account(), "Order Sync").await.unwrap();
+    assert_eq!(row.consumer_key_last4, integration.consumer_key[60..]);
+    assert_eq!(row.token_last4, creds.token_id[60..]);
+    assert_eq!(
+        (row.user.as_str(), row.role.as_str(), row.state.as_str()),
+        ("sync@example.com", "Integrator", "revoked")
+    );
+    assert_eq!(
+        (row.last_used_at, row.last_used_ip.as_deref()),
+        (Some(1_700_000_100), Some("203.0.113.9"))
+    );
+}
+
+async fn refused_changes_write_nothing(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    let events_before = s.admin_events(1000).await.unwrap().len();
+    // Fails after the user's roles were read: the transaction rolls back whole.
+    let refused = s
+        .create_user(
+            "admin",
+            &account(),
+            user("new@example.com", &["Integrator", "No Such Role"]),
+        )
+        .await;
+    assert_eq!(refused.unwrap_err().code(), "not_found");
+    assert_eq!(
+        s.user(&account(), "new@example.com")
+            .await
+            .unwrap_err()
+            .code(),
+        "not_found"
+    );
+    let refused = s
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            token("Order Sync", "sync@example.com", "Nope"),
+        )
+        .await;
+    assert_eq!(refused.unwrap_err().code(), "not_found");
+    assert!(s.tokens(&account()).await.unwrap().is_empty());
+    assert_eq!(s.admin_events(1000).await.unwrap().len(), events_before);
+}
+
+async fn changes_are_published_after_commit(h: Harness) {
+    let s = &h.store;
+    let mut events = s.subscribe();
+    let (record, _) = s
+        .create_integration("admin", &account(), integration("Order Sync"))
+        .await
+        .unwrap();
+    let event = events.try_recv().unwrap();
+    assert_eq!(
+        (event.entity, event.entity_id),
+        (EntityKind::Integration, record.id.to_string())
+    );
+    assert!(
+        s.create_integration("admin", &account(), integration("Order Sync"))
+            .await
+            .is_err()
+    );
+    assert!(
+        events.try_recv().is_err(),
+        "a refused change publishes nothing"
+    );
+    let audit = s.admin_events(10).await.unwrap();
+    assert_eq!(
+        audit[0].action,
+        keycard_core::AdminAction::IntegrationCreated
+    );
+    assert_eq!(audit[0].actor, "admin");
+}
