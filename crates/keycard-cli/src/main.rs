@@ -6,6 +6,7 @@
 
 mod admin;
 mod nonce;
+mod serve;
 mod sign;
 
 use std::process::ExitCode;
@@ -27,6 +28,13 @@ struct Cli {
 enum Command {
     /// Sign a request with OAuth 1.0a (TBA) and print its Authorization header.
     Sign(sign::SignArgs),
+    /// Run the authenticating server (REST, RESTlet and token endpoints) on the directory.
+    Serve {
+        #[command(flatten)]
+        args: serve::ServeArgs,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+    },
     /// Create a demo account, integration, role, user and token, and print the credentials once.
     Init {
         #[command(flatten)]
@@ -90,6 +98,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sign(args) => sign::run(&args),
+        Command::Serve { args, store } => serve::run(&args, &store),
         Command::Init { args, store } => admin::block_on(admin::init::run(&args, &store)),
         Command::Account { command, store } => {
             admin::block_on(admin::account::run(command, &store))

@@ -124,6 +124,29 @@ pub struct ChangeEvent {
     pub entity_id: String,
 }
 
+/// One authentication attempt, as the login audit trail keeps it: what NetSuite shows
+/// (status, Detail code, application, token, user, role) plus keycard's diagnosis for the
+/// account owner. Never holds a secret or a full signature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginRecord {
+    pub at: UnixTime,
+    pub request_id: String,
+    pub ip: String,
+    pub account: Option<String>,
+    pub integration: Option<String>,
+    pub token_name: Option<String>,
+    pub user: Option<String>,
+    pub role: Option<String>,
+    /// `rest`, `restlet`, `soap` or `token` (the `/rest/*` endpoints).
+    pub surface: String,
+    pub request_uri: String,
+    /// `Success` or `Failure`, as NetSuite's trail says.
+    pub status: String,
+    /// NetSuite's Detail code (empty on success).
+    pub detail: String,
+    pub diagnosis: serde_json::Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,3 +58,92 @@ pub(crate) async fn admin_events(store: &Store, limit: i64) -> Result<Vec<AdminE
         })
         .collect()
 }
+
+/// Filters for reading the login audit trail; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct LoginQuery {
+    pub account: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+    pub user: Option<String>,
+    pub integration: Option<String>,
+    pub token_name: Option<String>,
+    pub ip: Option<String>,
+    pub limit: i64,
+}
+
+const LOGIN_COLUMNS: &str = "at, request_id, ip, account_id, integration_name, token_name, user_email, role_name, surface, request_uri, status, detail, diagnosis";
+
+impl Store {
+    /// Writes a batch of login records in one transaction (the server's audit writer).
+    pub async fn insert_login_records(
+        &self,
+        records: &[keycard_core::LoginRecord],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for r in records {
+            sqlx::query(&format!("INSERT INTO login_audit ({LOGIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
+                .bind(r.at)
+                .bind(&r.request_id)
+                .bind(&r.ip)
+                .bind(r.account.as_deref())
+                .bind(r.integration.as_deref())
+                .bind(r.token_name.as_deref())
+                .bind(r.user.as_deref())
+                .bind(r.role.as_deref())
+                .bind(&r.surface)
+                .bind(&r.request_uri)
+                .bind(&r.status)
+                .bind(&r.detail)
+                .bind(r.diagnosis.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The login audit trail, newest first.
+    pub async fn login_records(
+        &self,
+        query: &LoginQuery,
+    ) -> Result<Vec<keycard_core::LoginRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LOGIN_COLUMNS} FROM login_audit WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR detail = $5) AND ($6 IS NULL OR user_email = $6) AND ($7 IS NULL OR integration_name = $7) AND ($8 IS NULL OR token_name = $8) AND ($9 IS NULL OR ip = $9) ORDER BY id DESC LIMIT $10"
+        ))
+        .bind(query.account.as_deref())
+        .bind(query.since)
+        .bind(query.until)
+        .bind(query.status.as_deref())
+        .bind(query.detail.as_deref())
+        .bind(query.user.as_deref())
+        .bind(query.integration.as_deref())
+        .bind(query.token_name.as_deref())
+        .bind(query.ip.as_deref())
+        .bind(if query.limit > 0 { query.limit } else { 1000 })
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(keycard_core::LoginRecord {
+                    at: row.try_get("at")?,
+                    request_id: row.try_get("request_id")?,
+                    ip: row.try_get("ip")?,
+                    account: row.try_get("account_id")?,
+                    integration: row.try_get("integration_name")?,
+                    token_name: row.try_get("token_name")?,
+                    user: row.try_get("user_email")?,
+                    role: row.try_get("role_name")?,
+                    surface: row.try_get("surface")?,
+                    request_uri: row.try_get("request_uri")?,
+                    status: row.try_get("status")?,
+                    detail: row.try_get("detail")?,
+                    diagnosis: serde_json::from_str(&row.try_get::<String, _>("diagnosis")?)
+                        .unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}

@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod audit;
 pub mod integrations;
 pub mod keys;
+pub mod records;
 pub mod roles;
 pub mod tokens;
 pub mod users;
@@ -174,7 +175,13 @@ impl Store {
     }
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(self.pool.begin().await?)
+        // SQLite: take the write lock up front. A deferred transaction that reads and then
+        // writes fails with SQLITE_BUSY_SNAPSHOT when another connection wrote in between,
+        // and busy_timeout cannot help it; BEGIN IMMEDIATE waits for the lock instead.
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => Ok(self.pool.begin().await?),
+        }
     }
 
     pub(crate) fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {

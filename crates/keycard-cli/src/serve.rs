@@ -1,0 +1,114 @@
+//! `keycard serve`: runs the authenticating server on the directory.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use keycard_server::ServerConfig;
+
+use crate::admin::StoreArgs;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KEYCARD_LISTEN", default_value = "127.0.0.1:8910")]
+    pub listen: SocketAddr,
+    /// A TOML file with server settings (domains, public_scheme, trusted_proxies,
+    /// timestamp_window, allow_legacy_sha1, audit_queue); flags override it.
+    #[arg(long, env = "KEYCARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A host domain: {account}.restlets.api.DOMAIN, {account}.suitetalk.api.DOMAIN and
+    /// {account}.app.DOMAIN route to that account (repeatable; default netsuite.com and localhost).
+    #[arg(long = "domain", env = "KEYCARD_DOMAINS", value_delimiter = ',')]
+    pub domains: Vec<String>,
+    /// The scheme clients sign (http, or https behind a TLS proxy).
+    #[arg(long, env = "KEYCARD_PUBLIC_SCHEME")]
+    pub public_scheme: Option<String>,
+    /// A proxy whose X-Forwarded-Proto/-Host/-For headers are honoured (repeatable).
+    #[arg(
+        long = "trusted-proxy",
+        env = "KEYCARD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Accepted clock difference in seconds.
+    #[arg(long, env = "KEYCARD_TIMESTAMP_WINDOW")]
+    pub timestamp_window: Option<i64>,
+    /// Accept HMAC-SHA1 signatures (ended by NetSuite in 2023.1).
+    #[arg(long)]
+    pub allow_legacy_sha1: bool,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> Result<ServerConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                toml::from_str(&text).with_context(|| {
+                    format!("{} is not a valid keycard server config", path.display())
+                })?
+            }
+            None => ServerConfig::default(),
+        };
+        if !self.domains.is_empty() {
+            config.domains.clone_from(&self.domains);
+        }
+        if let Some(scheme) = &self.public_scheme {
+            anyhow::ensure!(
+                scheme == "http" || scheme == "https",
+                "--public-scheme must be http or https"
+            );
+            config.public_scheme.clone_from(scheme);
+        }
+        if !self.trusted_proxies.is_empty() {
+            config.trusted_proxies.clone_from(&self.trusted_proxies);
+        }
+        if let Some(window) = self.timestamp_window {
+            anyhow::ensure!(window > 0, "--timestamp-window must be positive");
+            config.timestamp_window = window;
+        }
+        config.allow_legacy_sha1 |= self.allow_legacy_sha1;
+        Ok(config)
+    }
+}
+
+pub fn run(args: &ServeArgs, store_args: &StoreArgs) -> Result<()> {
+    let config = args.config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let store = store_args.open().await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let server =
+            keycard_server::start(config, store, listener, keycard_server::system_clock())?;
+        eprintln!("keycard serving on http://{} (Ctrl-C to stop)", server.addr);
+        shutdown_signal().await;
+        eprintln!("stopping: finishing requests and writing the login audit trail");
+        server.stop().await
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            let _ = interrupt.await;
+            return;
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

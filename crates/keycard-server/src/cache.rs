@@ -1,0 +1,227 @@
+//! The credential cache: what the hot path reads instead of the database. Entries load from
+//! the store on first use and the whole cache is dropped on every directory change event (a
+//! generation counter keeps a load that raced with a change from being cached). Secrets live
+//! here only as prepared HMAC keys.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use keycard_core::{
+    AccessToken, Account, AccountId, Integration, IntegrationState, Role, Secret, User,
+};
+use keycard_oauth1::{SignatureMethod, SigningKey};
+use keycard_store::{Store, StoreError};
+
+/// An integration and its consumer secret (for the request-token step's `cs&` key).
+pub struct IntegrationEntry {
+    pub integration: Integration,
+    pub account: Account,
+    consumer_secret: Secret,
+    /// The limit of the pool this integration draws from: its own, or the account's unallocated.
+    pub pool_limit: u32,
+}
+
+impl IntegrationEntry {
+    /// The key `enc(cs)&enc(token_secret)` for `method`.
+    pub fn key(&self, method: SignatureMethod, token_secret: &str) -> SigningKey {
+        SigningKey::oauth(method, self.consumer_secret.expose(), token_secret)
+    }
+
+    /// The raw SOAP TokenPassport key `cs&ts`.
+    pub fn passport_key(&self, method: SignatureMethod, token_secret: &str) -> SigningKey {
+        let mut raw = zeroize::Zeroizing::new(self.consumer_secret.expose().as_bytes().to_vec());
+        raw.push(b'&');
+        raw.extend_from_slice(token_secret.as_bytes());
+        SigningKey::raw(method, &raw)
+    }
+}
+
+/// Everything about one token that authentication needs, with the keyed HMAC prepared.
+pub struct TokenEntry {
+    pub token: AccessToken,
+    pub user: User,
+    pub role: Role,
+    /// HMAC-SHA256 keyed with `cs&ts`, cloned per request.
+    pub key: SigningKey,
+    /// HMAC-SHA1, only when legacy signatures are allowed.
+    pub legacy_key: Option<SigningKey>,
+    token_secret: Secret,
+}
+
+impl TokenEntry {
+    pub fn secret(&self) -> &Secret {
+        &self.token_secret
+    }
+}
+
+#[derive(Default)]
+struct Maps {
+    integrations: HashMap<String, Arc<IntegrationEntry>>,
+    tokens: HashMap<String, Arc<TokenEntry>>,
+    accounts: HashMap<AccountId, Arc<Account>>,
+}
+
+pub struct CredentialCache {
+    store: Store,
+    maps: RwLock<Maps>,
+    generation: AtomicU64,
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+}
+
+impl CredentialCache {
+    /// Creates the cache and starts the task that drops it on every change event.
+    pub fn new(store: &Store) -> Arc<Self> {
+        let cache = Arc::new(Self {
+            store: store.clone(),
+            maps: RwLock::new(Maps::default()),
+            generation: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        });
+        let mut events = store.subscribe();
+        let weak = Arc::downgrade(&cache);
+        tokio::spawn(async move {
+            loop {
+                let received = events.recv().await;
+                let Some(cache) = weak.upgrade() else { return };
+                match received {
+                    // A lagged receiver missed events: dropping everything is still correct.
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        cache.invalidate();
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        cache
+    }
+
+    pub fn invalidate(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut maps = self
+            .maps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *maps = Maps::default();
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        self.maps
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn insert(&self, generation: u64, fill: impl FnOnce(&mut Maps)) {
+        let mut maps = self
+            .maps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.generation.load(Ordering::SeqCst) == generation {
+            fill(&mut maps);
+        }
+    }
+
+    pub async fn account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
+        if let Some(found) = self.read().accounts.get(id) {
+            return Ok(Some(found.clone()));
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        match self.store.account(id).await {
+            Ok(account) => {
+                let account = Arc::new(account);
+                self.insert(generation, |m| {
+                    m.accounts.insert(id.clone(), account.clone());
+                });
+                Ok(Some(account))
+            }
+            Err(StoreError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    pub async fn integration(
+        &self,
+        consumer_key: &str,
+    ) -> Result<Option<Arc<IntegrationEntry>>, StoreError> {
+        if let Some(found) = self.read().integrations.get(consumer_key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(found.clone()));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::SeqCst);
+        let Some((integration, consumer_secret)) =
+            self.store.integration_by_consumer_key(consumer_key).await?
+        else {
+            return Ok(None);
+        };
+        let account = self.store.account(&integration.account).await?;
+        let pool_limit = if let Some(limit) = integration.concurrency_limit {
+            limit
+        } else {
+            let allocated: u32 = self
+                .store
+                .integrations(&integration.account)
+                .await?
+                .iter()
+                .filter(|i| i.state != IntegrationState::Deleted)
+                .filter_map(|i| i.concurrency_limit)
+                .sum();
+            account.concurrency_limit().saturating_sub(allocated).max(1)
+        };
+        let entry = Arc::new(IntegrationEntry {
+            integration,
+            account,
+            consumer_secret,
+            pool_limit,
+        });
+        self.insert(generation, |m| {
+            m.integrations
+                .insert(consumer_key.to_owned(), entry.clone());
+        });
+        Ok(Some(entry))
+    }
+
+    /// The token with this id, with its user and role as they are now, keyed for `integration`.
+    pub async fn token(
+        &self,
+        integration: &IntegrationEntry,
+        token_id: &str,
+        legacy: bool,
+    ) -> Result<Option<Arc<TokenEntry>>, StoreError> {
+        if let Some(found) = self.read().tokens.get(token_id) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(found.clone()));
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let generation = self.generation.load(Ordering::SeqCst);
+        let Some((token, token_secret)) = self.store.token_by_token_id(token_id).await? else {
+            return Ok(None);
+        };
+        let user = self
+            .store
+            .user(&token.account, &token.user_id.to_string())
+            .await?;
+        let role = self
+            .store
+            .role(&token.account, &token.role_id.to_string())
+            .await?;
+        let entry = Arc::new(TokenEntry {
+            key: integration.key(SignatureMethod::HmacSha256, token_secret.expose()),
+            legacy_key: legacy
+                .then(|| integration.key(SignatureMethod::HmacSha1, token_secret.expose())),
+            token,
+            user,
+            role,
+            token_secret,
+        });
+        // Keyed with this integration's secret: only cache when the token belongs to it.
+        if entry.token.integration_id == integration.integration.id {
+            self.insert(generation, |m| {
+                m.tokens.insert(token_id.to_owned(), entry.clone());
+            });
+        }
+        Ok(Some(entry))
+    }
+}

@@ -1,0 +1,104 @@
+//! `keycard serve`: the authenticating server. One pipeline ([`pipeline`]) serves every surface;
+//! the hot path reads only memory ([`cache`], [`nonce`], [`slots`]); every attempt goes to the
+//! login audit trail through a batching writer ([`audit`]).
+
+pub mod audit;
+pub mod cache;
+pub mod config;
+pub mod nonce;
+pub mod pipeline;
+pub mod respond;
+pub mod routing;
+pub mod slots;
+pub mod surfaces;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use keycard_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub use crate::config::ServerConfig;
+
+/// Reads the time; injected so tests can move it.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// Everything a request handler needs.
+pub struct AppState {
+    pub config: ServerConfig,
+    pub store: Store,
+    pub cache: Arc<cache::CredentialCache>,
+    pub nonces: nonce::NonceStore,
+    pub slots: slots::Slots,
+    pub audit: audit::AuditSender,
+    pub clock: Clock,
+}
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+/// A running server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests, flushes the audit trail.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.await?
+    }
+}
+
+/// Starts the server on `listener` (use `127.0.0.1:0` in tests).
+pub fn start(
+    config: ServerConfig,
+    store: Store,
+    listener: TcpListener,
+    clock: Clock,
+) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue);
+    let state = Arc::new(AppState {
+        cache: cache::CredentialCache::new(&store),
+        nonces: nonce::NonceStore::new(config.timestamp_window),
+        slots: slots::Slots::default(),
+        config,
+        store,
+        audit,
+        clock,
+    });
+    let app = surfaces::router(state.clone());
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = signal.await;
+        })
+        .await?;
+        // The state holds the last audit sender: dropping it lets the writer drain and stop.
+        drop(state);
+        writer.await?;
+        Ok(())
+    });
+    Ok(RunningServer {
+        addr,
+        shutdown: Some(shutdown),
+        task,
+    })
+}
+
+pub fn system_clock() -> Clock {
+    keycard_store::system_clock()
+}

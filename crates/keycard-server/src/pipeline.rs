@@ -1,0 +1,540 @@
+//! The one authentication pipeline for every surface, in NetSuite's order:
+//! parse → account → integration → token → user/role → signature method → signature →
+//! timestamp → nonce → IP rule → concurrency slot → permission.
+//!
+//! Every attempt, success or failure, becomes one login record with NetSuite's Detail code and
+//! keycard's diagnosis for the owner. Unknown consumers and tokens still pay for one HMAC, so
+//! timing does not tell them apart from known ones.
+
+use std::net::IpAddr;
+use std::sync::{Arc, LazyLock};
+
+use axum::response::Response;
+use keycard_core::token::check_usable;
+use keycard_core::{
+    Account, AccountId, Feature, IntegrationState, Level, LoginRecord, SetupPermission, Unusable,
+};
+use keycard_oauth1::rules::{Rules, check_version};
+use keycard_oauth1::signature::check_body_hash;
+use keycard_oauth1::{
+    AuthorizationHeader, IncomingRequest, OAuthError, RequestTarget, SignatureMethod, SigningKey,
+};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::cache::{IntegrationEntry, TokenEntry};
+use crate::respond::{ClientError, Surface, error_response};
+use crate::routing::{HostRoute, realm_hint, route_host};
+use crate::slots::Slot;
+
+/// What arrived, as the HTTP layer read it.
+pub struct RequestFacts<'a> {
+    pub request_id: String,
+    pub method: &'a str,
+    /// The scheme the client used (configured, or from a trusted proxy).
+    pub scheme: &'a str,
+    /// The `Host` the client used (with port, if any).
+    pub authority: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub authorization: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+    pub peer: IpAddr,
+    pub surface: Surface,
+}
+
+impl RequestFacts<'_> {
+    pub fn uri(&self) -> String {
+        match self.query {
+            Some(query) => format!("{}?{query}", self.path),
+            None => self.path.to_owned(),
+        }
+    }
+}
+
+/// What the operation needs beyond a valid login.
+#[derive(Debug, Clone)]
+pub enum Need {
+    /// Token endpoints: any authenticated token.
+    Login,
+    /// A RESTlet: not a Web Services Only role.
+    Restlet,
+    /// REST web services on a record type at a level.
+    RestRecord { record: String, level: Level },
+    /// REST web services, administrator only (governance limits).
+    RestAdministrator,
+}
+
+/// A request that passed every check. Holding it holds the concurrency slot.
+pub struct Principal {
+    pub account: Arc<Account>,
+    pub integration: Arc<IntegrationEntry>,
+    pub token: Arc<TokenEntry>,
+    pub request_id: String,
+    _slot: Slot,
+}
+
+/// Why a request was refused: what the client sees and what the owner reads.
+struct Refusal {
+    error: ClientError,
+    detail: &'static str,
+    diagnosis: Value,
+}
+
+fn refuse(error: ClientError, detail: &'static str, diagnosis: Value) -> Refusal {
+    Refusal {
+        error,
+        detail,
+        diagnosis,
+    }
+}
+
+fn login_failed(detail: &'static str, diagnosis: Value) -> Refusal {
+    refuse(ClientError::InvalidLogin, detail, diagnosis)
+}
+
+/// What the record names, filled in as the pipeline learns it.
+#[derive(Default)]
+struct Known {
+    realm: Option<String>,
+    account: Option<String>,
+    integration: Option<String>,
+    token: Option<String>,
+    user: Option<String>,
+    role: Option<String>,
+}
+
+/// A key no token has, for equal timing on unknown credentials.
+static DECOY_KEY: LazyLock<SigningKey> =
+    LazyLock::new(|| SigningKey::oauth(SignatureMethod::HmacSha256, "decoy", "decoy"));
+
+pub async fn authenticate(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+    need: &Need,
+) -> Result<Principal, Response> {
+    let mut known = Known::default();
+    let outcome = run(state, facts, need, &mut known).await;
+    let (status, detail, diagnosis) = match &outcome {
+        Ok(_) => ("Success", "", Value::Null),
+        Err(refusal) => ("Failure", refusal.detail, refusal.diagnosis.clone()),
+    };
+    let record = LoginRecord {
+        at: state.now(),
+        request_id: facts.request_id.clone(),
+        ip: facts.peer.to_string(),
+        account: known.account.clone(),
+        integration: known.integration.clone(),
+        token_name: known.token.clone(),
+        user: known.user.clone(),
+        role: known.role.clone(),
+        surface: facts.surface.as_str().to_owned(),
+        request_uri: facts.uri(),
+        status: status.to_owned(),
+        detail: detail.to_owned(),
+        diagnosis,
+    };
+    // Waits when the queue is full (back-pressure); fails only if the writer is gone.
+    if state.audit.send(record).await.is_err() {
+        return Err(error_response(
+            facts.surface,
+            ClientError::Unavailable,
+            None,
+            &facts.request_id,
+        ));
+    }
+    outcome.map_err(|refusal| {
+        let realm = known.account.as_deref().or(known.realm.as_deref());
+        error_response(facts.surface, refusal.error, realm, &facts.request_id)
+    })
+}
+
+/// NetSuite names a few Detail codes differently on RESTlets and on web services.
+fn nonce_used(surface: Surface) -> &'static str {
+    match surface {
+        Surface::Rest => "NonceUsed",
+        Surface::Restlet | Surface::Token => "nonce_used",
+    }
+}
+
+fn nonce_rejected(surface: Surface) -> &'static str {
+    match surface {
+        Surface::Rest => "NonceRejected",
+        Surface::Restlet | Surface::Token => "nonce_rejected",
+    }
+}
+
+#[allow(clippy::too_many_lines)] // the pipeline reads best as one list of steps
+async fn run(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+    need: &Need,
+    known: &mut Known,
+) -> Result<Principal, Refusal> {
+    let surface = facts.surface;
+    // 1. Parse.
+    let Some(authorization) = facts.authorization else {
+        return Err(login_failed(
+            "MissingRequiredParameter",
+            json!({ "problem": "no Authorization header" }),
+        ));
+    };
+    let header = AuthorizationHeader::parse(authorization).map_err(|error| match error {
+        OAuthError::WrongScheme { .. } => login_failed(
+            "MissingRequiredParameter",
+            json!({ "problem": "the Authorization header is not `OAuth …` (Token-based Authentication)" }),
+        ),
+        other => refuse(
+            ClientError::BadRequest("The Authorization header is malformed."),
+            "MalformedRequest",
+            json!({ "problem": other.to_string(), "code": other.code() }),
+        ),
+    })?;
+    known.realm = header.realm().map(str::to_owned);
+    let mut missing = Vec::new();
+    for name in [
+        "oauth_consumer_key",
+        "oauth_token",
+        "oauth_nonce",
+        "oauth_timestamp",
+        "oauth_signature_method",
+        "oauth_signature",
+    ] {
+        if header.get(name).is_none() {
+            missing.push(name);
+        }
+    }
+    if !missing.is_empty() {
+        return Err(login_failed(
+            "MissingRequiredParameter",
+            json!({ "missing": missing }),
+        ));
+    }
+    let param = |name| header.get(name).unwrap_or_default();
+
+    // 2. Account: from the host, else from the realm.
+    let host = crate::routing::host_without_port(facts.authority);
+    let account_id = match route_host(&state.config, host) {
+        HostRoute::Account { slug } => AccountId::from_host_slug(&slug).ok(),
+        // A realm in the host form (`1234567-sb1`) still names the account, so the owner's
+        // diagnosis can say what is wrong with it.
+        HostRoute::Shared => header.realm().and_then(|realm| {
+            AccountId::parse(realm)
+                .or_else(|_| AccountId::from_host_slug(realm))
+                .ok()
+        }),
+    };
+    let Some(account_id) = account_id else {
+        return Err(login_failed(
+            "InvalidAccount",
+            json!({ "problem": "no account: call the account's host ({slug}.restlets.api.<domain>) or send realm=\"<account id>\"", "realm": header.realm() }),
+        ));
+    };
+    known.account = Some(account_id.to_string());
+    let account = state
+        .cache
+        .account(&account_id)
+        .await
+        .map_err(unavailable)?;
+    let Some(account) = account else {
+        return Err(login_failed(
+            "InvalidAccount",
+            json!({ "problem": format!("account {account_id} does not exist") }),
+        ));
+    };
+    let realm_problem = header
+        .realm()
+        .and_then(|realm| realm_hint(realm, &account.id));
+    if let Some(hint) = &realm_problem {
+        return Err(login_failed("InvalidAccount", json!({ "realm": hint })));
+    }
+    if !account.has(Feature::TokenBasedAuthentication) {
+        return Err(login_failed(
+            "FeatureDisabled",
+            json!({ "problem": "the account does not have Token-Based Authentication enabled" }),
+        ));
+    }
+
+    // 3. Integration.
+    let integration = state
+        .cache
+        .integration(param("oauth_consumer_key"))
+        .await
+        .map_err(unavailable)?;
+    let Some(integration) = integration.filter(|i| i.integration.account == account.id) else {
+        let _ = DECOY_KEY.verify(b"decoy", param("oauth_signature"));
+        return Err(login_failed(
+            "consumer_key_unknown",
+            json!({ "problem": "no integration record has this consumer key in this account" }),
+        ));
+    };
+    known.integration = Some(integration.integration.name.clone());
+    if integration.integration.state != IntegrationState::Enabled {
+        return Err(login_failed(
+            "consumer_key_refused",
+            json!({ "problem": format!("the integration is {}", integration.integration.state.label()) }),
+        ));
+    }
+    if !integration.integration.flags.tba {
+        return Err(login_failed(
+            "consumer_key_refused",
+            json!({ "problem": "the integration does not have Token-based Authentication checked" }),
+        ));
+    }
+
+    // 4. Token, user and role.
+    let token = state
+        .cache
+        .token(
+            &integration,
+            param("oauth_token"),
+            state.config.allow_legacy_sha1,
+        )
+        .await
+        .map_err(unavailable)?;
+    let Some(token) = token.filter(|t| {
+        t.token.integration_id == integration.integration.id && t.token.account == account.id
+    }) else {
+        let _ = DECOY_KEY.verify(b"decoy", param("oauth_signature"));
+        return Err(login_failed(
+            "InvalidToken",
+            json!({ "problem": "no token with this id belongs to this integration" }),
+        ));
+    };
+    known.token = Some(token.token.name.clone());
+    known.user = Some(token.user.email.clone());
+    known.role = Some(token.role.name.clone());
+    if let Err(unusable) = check_usable(
+        &token.token,
+        &integration.integration,
+        &token.user,
+        &token.role,
+        state.now(),
+    ) {
+        let detail = match unusable {
+            Unusable::TokenInactive | Unusable::TokenRevoked | Unusable::TokenExpired => {
+                "InvalidToken"
+            }
+            Unusable::IntegrationNotEnabled | Unusable::IntegrationTbaDisabled => {
+                "consumer_key_refused"
+            }
+            Unusable::UserNotActive | Unusable::RoleNotHeld | Unusable::RoleCannotUseTokens => {
+                "EntityOrRoleDisabled"
+            }
+        };
+        return Err(login_failed(
+            detail,
+            json!({ "problem": unusable.to_string(), "code": unusable.code() }),
+        ));
+    }
+
+    // 5. Signature method and version.
+    let method = SignatureMethod::parse(
+        param("oauth_signature_method"),
+        state.config.allow_legacy_sha1,
+    )
+    .map_err(|error| {
+        login_failed(
+            "UnsupportedSignatureMethod",
+            json!({ "problem": error.to_string() }),
+        )
+    })?;
+    check_version(header.get("oauth_version")).map_err(|_| {
+        login_failed(
+            "version_rejected",
+            json!({ "problem": "oauth_version must be 1.0 or absent" }),
+        )
+    })?;
+
+    // 6. Signature, over the URL the client used.
+    let target = RequestTarget::from_authority(
+        facts.method,
+        facts.scheme,
+        facts.authority,
+        facts.path,
+        facts.query,
+    )
+    .map_err(|error| {
+        refuse(
+            ClientError::BadRequest("The request URL is malformed."),
+            "MalformedRequest",
+            json!({ "problem": error.to_string() }),
+        )
+    })?;
+    let form_body = facts
+        .content_type
+        .filter(|ct| keycard_oauth1::is_form_content_type(ct))
+        .map(|_| facts.body);
+    let request = IncomingRequest {
+        target,
+        header: &header,
+        form_body,
+    };
+    let key = match method {
+        SignatureMethod::HmacSha256 => &token.key,
+        SignatureMethod::HmacSha1 => token.legacy_key.as_ref().unwrap_or(&token.key),
+    };
+    let mut buffer = Vec::with_capacity(512);
+    let now = state.now();
+    if let Err(error) = request.verify_signature(key, &mut buffer) {
+        return Err(login_failed(
+            "InvalidSignature",
+            signature_diagnosis(&request, &error, &header, &account, now),
+        ));
+    }
+    if let Some(hash) = header.get("oauth_body_hash") {
+        if form_body.is_none() && check_body_hash(hash, facts.body).is_err() {
+            return Err(login_failed(
+                "InvalidSignature",
+                json!({ "problem": "oauth_body_hash does not match the body (SHA-1, base64)" }),
+            ));
+        }
+    }
+
+    // 7. Timestamp and nonce (consumed only now that the signature verified).
+    let rules = Rules {
+        timestamp_window_secs: state.config.timestamp_window.unsigned_abs(),
+        allow_legacy_sha1: state.config.allow_legacy_sha1,
+        ..Rules::default()
+    };
+    let timestamp = rules.check_timestamp(param("oauth_timestamp"), now).map_err(|error| match error {
+        OAuthError::TimestampOutOfWindow { skew_secs, window_secs } => login_failed(
+            "InvalidTimestamp",
+            json!({ "clock_skew_secs": skew_secs, "window_secs": window_secs, "problem": format!("the client's clock is {} s {} the server's", skew_secs.abs(), if skew_secs > 0 { "ahead of" } else { "behind" }) }),
+        ),
+        other => login_failed("InvalidTimestamp", json!({ "problem": other.to_string() })),
+    })?;
+    rules.check_nonce(param("oauth_nonce")).map_err(|error| {
+        login_failed(
+            nonce_rejected(surface),
+            json!({ "problem": error.to_string() }),
+        )
+    })?;
+    if !state
+        .nonces
+        .consume(&token.token.token_id, param("oauth_nonce"), timestamp, now)
+    {
+        return Err(login_failed(
+            nonce_used(surface),
+            json!({ "problem": "this nonce and timestamp were already used with this token (a replay, or a client reusing nonces)" }),
+        ));
+    }
+
+    // 8. IP rule.
+    if !token.role.ip_allowed(facts.peer) {
+        return Err(login_failed(
+            "IpAddressNotAllowed",
+            json!({ "problem": format!("{} is outside the role's allowed IP ranges", facts.peer) }),
+        ));
+    }
+
+    // 9. Concurrency slot.
+    let pool = match integration.integration.concurrency_limit {
+        Some(_) => format!("integration:{}", integration.integration.id),
+        None => format!("account:{}", account.id),
+    };
+    let Some(slot) = state.slots.acquire(&pool, integration.pool_limit) else {
+        return Err(refuse(
+            ClientError::ConcurrencyLimit,
+            "ConcurrencyLimitExceeded",
+            json!({ "pool": pool, "limit": integration.pool_limit }),
+        ));
+    };
+
+    // 10. Permission for the operation.
+    check_need(need, surface, &token, &account)?;
+    Ok(Principal {
+        account,
+        integration,
+        token,
+        request_id: facts.request_id.clone(),
+        _slot: slot,
+    })
+}
+
+fn check_need(
+    need: &Need,
+    surface: Surface,
+    token: &TokenEntry,
+    account: &Account,
+) -> Result<(), Refusal> {
+    let role = &token.role;
+    let forbidden = |problem: String| {
+        refuse(
+            ClientError::Forbidden,
+            "InsufficientPermission",
+            json!({ "problem": problem }),
+        )
+    };
+    if surface == Surface::Rest {
+        if !account.has(Feature::RestWebServices) {
+            return Err(login_failed(
+                "FeatureDisabled",
+                json!({ "problem": "the account does not have REST Web Services enabled" }),
+            ));
+        }
+        if !role.has(SetupPermission::RestWebServices) {
+            return Err(forbidden(format!(
+                "the role `{}` lacks REST Web Services",
+                role.name
+            )));
+        }
+    }
+    match need {
+        Need::Restlet if role.web_services_only => Err(forbidden(format!(
+            "the role `{}` is Web Services Only, which cannot call RESTlets",
+            role.name
+        ))),
+        Need::RestRecord { record, level } if !role.allows(record, *level) => {
+            Err(forbidden(format!(
+                "the role `{}` has {} on `{record}`; this call needs {}",
+                role.name,
+                role.level(record).as_str(),
+                level.as_str()
+            )))
+        }
+        Need::RestAdministrator if !role.is_administrator() => Err(forbidden(format!(
+            "the role `{}` is not an administrator",
+            role.name
+        ))),
+        Need::Login | Need::Restlet | Need::RestRecord { .. } | Need::RestAdministrator => Ok(()),
+    }
+}
+
+/// The owner's view of a signature mismatch: what the server rebuilt, never a secret.
+fn signature_diagnosis(
+    request: &IncomingRequest<'_, '_>,
+    error: &OAuthError,
+    header: &AuthorizationHeader<'_>,
+    account: &Account,
+    now: i64,
+) -> Value {
+    let explanation = request.explain().ok();
+    let skew = header
+        .get("oauth_timestamp")
+        .and_then(|ts| ts.parse::<i64>().ok())
+        .map(|ts| ts - now);
+    json!({
+        "problem": error.to_string(),
+        "rebuilt_base_uri": explanation.as_ref().map(|e| e.base_uri.clone()),
+        "signed_parameter_names": explanation.as_ref().map(|e| e.parameters.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
+        "hints": [
+            "the client must sign the URL it sends, with the same scheme, host and port (default ports dropped)",
+            "query parameters are signed; a body is signed only when it is application/x-www-form-urlencoded",
+        ],
+        "realm": header.realm().map(|realm| realm_hint(realm, &account.id).unwrap_or_else(|| "matches the account id".to_owned())),
+        "clock_skew_secs": skew,
+    })
+}
+
+// `map_err` hands the error over by value.
+#[allow(clippy::needless_pass_by_value)]
+fn unavailable(error: keycard_store::StoreError) -> Refusal {
+    tracing::error!(%error, "directory unavailable during authentication");
+    refuse(
+        ClientError::Unavailable,
+        "DirectoryUnavailable",
+        json!({ "problem": "the directory could not be read" }),
+    )
+}

@@ -1,0 +1,176 @@
+//! Answers in NetSuite's shapes, per surface. Clients learn little ("Invalid login attempt");
+//! the account owner reads the reason in the login audit trail.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Which family of endpoints a request belongs to; it decides the error shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// REST web services (`/services/rest/...`).
+    Rest,
+    /// RESTlets (`/app/site/hosting/restlet.nl`).
+    Restlet,
+    /// The token endpoints (`/rest/*`), which answer like RESTlets.
+    Token,
+}
+
+impl Surface {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::Restlet => "restlet",
+            Self::Token => "token",
+        }
+    }
+}
+
+/// What went wrong, as the client may see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientError {
+    InvalidLogin,
+    Forbidden,
+    ConcurrencyLimit,
+    BadRequest(&'static str),
+    NotFound,
+    Unavailable,
+}
+
+const INVALID_LOGIN_DETAIL: &str = "Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite UI at Setup > Users/Roles > User Management > View Login Audit Trail.";
+
+fn rest_body(status: StatusCode, type_url: &str, detail: &str, code: &str) -> serde_json::Value {
+    json!({
+        "type": type_url,
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "o:errorDetails": [{ "detail": detail, "o:errorCode": code }],
+    })
+}
+
+fn restlet_body(code: &str, message: &str) -> serde_json::Value {
+    json!({ "error": { "code": code, "message": message } })
+}
+
+// One arm per (surface, error) pair: a table, long by nature.
+#[allow(clippy::too_many_lines)]
+/// The response for `error` on `surface`, carrying `request_id`; `realm` goes into
+/// `WWW-Authenticate` for REST 401s.
+pub fn error_response(
+    surface: Surface,
+    error: ClientError,
+    realm: Option<&str>,
+    request_id: &str,
+) -> Response {
+    let (status, body) = match (surface, error) {
+        (Surface::Rest, ClientError::InvalidLogin) => (
+            StatusCode::UNAUTHORIZED,
+            rest_body(
+                StatusCode::UNAUTHORIZED,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.2",
+                INVALID_LOGIN_DETAIL,
+                "INVALID_LOGIN",
+            ),
+        ),
+        (_, ClientError::InvalidLogin) => (
+            StatusCode::UNAUTHORIZED,
+            restlet_body("INVALID_LOGIN_ATTEMPT", "Invalid login attempt."),
+        ),
+        (Surface::Rest, ClientError::Forbidden) => (
+            StatusCode::FORBIDDEN,
+            rest_body(
+                StatusCode::FORBIDDEN,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.4",
+                "You do not have permission to access this resource.",
+                "INSUFFICIENT_PERMISSION",
+            ),
+        ),
+        (_, ClientError::Forbidden) => (
+            StatusCode::FORBIDDEN,
+            restlet_body(
+                "INSUFFICIENT_PERMISSION",
+                "You do not have permission to access this resource.",
+            ),
+        ),
+        (Surface::Rest, ClientError::ConcurrencyLimit) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            rest_body(
+                StatusCode::TOO_MANY_REQUESTS,
+                "https://www.rfc-editor.org/rfc/rfc6585.html#section-4",
+                "Concurrent request limit exceeded. Request blocked.",
+                "CONCURRENCY_LIMIT_EXCEEDED",
+            ),
+        ),
+        (_, ClientError::ConcurrencyLimit) => (
+            StatusCode::BAD_REQUEST,
+            restlet_body(
+                "SSS_REQUEST_LIMIT_EXCEEDED",
+                "Concurrent request limit exceeded. Request blocked.",
+            ),
+        ),
+        (Surface::Rest, ClientError::BadRequest(detail)) => (
+            StatusCode::BAD_REQUEST,
+            rest_body(
+                StatusCode::BAD_REQUEST,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.1",
+                detail,
+                "INVALID_REQUEST",
+            ),
+        ),
+        (_, ClientError::BadRequest(detail)) => (
+            StatusCode::BAD_REQUEST,
+            restlet_body("INVALID_REQUEST", detail),
+        ),
+        (Surface::Rest, ClientError::NotFound) => (
+            StatusCode::NOT_FOUND,
+            rest_body(
+                StatusCode::NOT_FOUND,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.5",
+                "The record instance does not exist.",
+                "NONEXISTENT_ID",
+            ),
+        ),
+        (_, ClientError::NotFound) => (
+            StatusCode::NOT_FOUND,
+            restlet_body(
+                "SSS_INVALID_SCRIPTLET_ID",
+                "That Suitelet is invalid, disabled, or no longer exists.",
+            ),
+        ),
+        (Surface::Rest, ClientError::Unavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            rest_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.6.4",
+                "The service is temporarily unavailable. Try again later.",
+                "SERVICE_UNAVAILABLE",
+            ),
+        ),
+        (_, ClientError::Unavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            restlet_body(
+                "SSS_SERVICE_UNAVAILABLE",
+                "The service is temporarily unavailable. Try again later.",
+            ),
+        ),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    if surface == Surface::Rest && error == ClientError::InvalidLogin {
+        let realm = realm.unwrap_or_default().replace('"', "");
+        if let Ok(value) = HeaderValue::from_str(&format!(
+            r#"OAuth realm="{realm}", error="token_rejected", error_description="Invalid login attempt.""#
+        )) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    with_request_id(response, request_id)
+}
+
+pub fn with_request_id(mut response: Response, request_id: &str) -> Response {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

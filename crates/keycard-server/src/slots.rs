@@ -1,0 +1,75 @@
+//! Concurrency slots: a counter per pool (an integration with its own limit, or the account's
+//! unallocated pool). A slot is a guard: dropping it (response done, or client gone and the
+//! handler dropped) gives it back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+pub struct Slots {
+    pools: Mutex<HashMap<String, Arc<AtomicU32>>>,
+}
+
+/// A held slot.
+pub struct Slot {
+    counter: Arc<AtomicU32>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Slots {
+    /// Takes a slot from `pool` if fewer than `limit` are in use.
+    pub fn acquire(&self, pool: &str, limit: u32) -> Option<Slot> {
+        let counter = {
+            let mut pools = self
+                .pools
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            pools.entry(pool.to_owned()).or_default().clone()
+        };
+        let mut current = counter.load(Ordering::Acquire);
+        loop {
+            if current >= limit {
+                return None;
+            }
+            match counter.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Some(Slot { counter }),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    pub fn in_use(&self, pool: &str) -> u32 {
+        self.pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(pool)
+            .map_or(0, |c| c.load(Ordering::Acquire))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_returns() {
+        let slots = Slots::default();
+        let held: Vec<Slot> = (0..5).map(|_| slots.acquire("a", 5).unwrap()).collect();
+        assert!(slots.acquire("a", 5).is_none());
+        assert!(slots.acquire("b", 5).is_some());
+        drop(held);
+        assert_eq!(slots.in_use("a"), 0);
+        assert!(slots.acquire("a", 5).is_some());
+    }
+}

@@ -1,0 +1,181 @@
+//! The HTTP surfaces. Each handler reads the request into [`RequestFacts`], runs the one
+//! pipeline with what its operation needs, and answers in its surface's shape.
+
+pub mod rest;
+pub mod restlet;
+pub mod tokens;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+use crate::AppState;
+use crate::pipeline::RequestFacts;
+use crate::respond::{ClientError, Surface, error_response, with_request_id};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/app/site/hosting/restlet.nl", any(restlet::handle))
+        .route("/rest/tokeninfo", any(tokens::tokeninfo))
+        .route("/rest/revoketoken", any(tokens::revoketoken))
+        .route("/rest/issuetoken", any(tokens::issuetoken))
+        .route("/services/rest/record/v1/{record}", any(rest::collection))
+        .route(
+            "/services/rest/record/v1/{record}/{id}",
+            any(rest::instance),
+        )
+        .route(
+            "/services/rest/system/v1/governanceLimits",
+            any(rest::governance_limits),
+        )
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn not_found(uri: Uri) -> Response {
+    let surface = if uri.path().starts_with("/services/rest") {
+        Surface::Rest
+    } else {
+        Surface::Restlet
+    };
+    error_response(surface, ClientError::NotFound, None, &new_request_id())
+}
+
+/// A fresh request id (16 hex characters from the OS CSPRNG).
+pub fn new_request_id() -> String {
+    static FALLBACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut bytes = [0u8; 8];
+    // Without the OS generator a counter still keeps ids unique within this process.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = FALLBACK
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_le_bytes();
+    }
+    bytes.iter().fold(String::with_capacity(16), |mut out, b| {
+        use std::fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// The parts of an HTTP request the pipeline reads, owned for the handler's lifetime.
+pub struct Incoming {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub peer: IpAddr,
+    pub scheme: String,
+    pub authority: String,
+    pub request_id: String,
+}
+
+impl Incoming {
+    pub fn new(
+        state: &AppState,
+        peer: SocketAddr,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Self {
+        let trusted = state.config.trusted_proxies.contains(&peer.ip());
+        let forwarded = |name: &str| {
+            trusted
+                .then(|| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+                })
+                .flatten()
+        };
+        let scheme =
+            forwarded("x-forwarded-proto").unwrap_or_else(|| state.config.public_scheme.clone());
+        let authority = forwarded("x-forwarded-host")
+            .or_else(|| {
+                headers
+                    .get(header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .or_else(|| uri.authority().map(ToString::to_string))
+            .unwrap_or_default();
+        let peer_ip = forwarded("x-forwarded-for")
+            .and_then(|ip| ip.parse().ok())
+            .unwrap_or_else(|| peer.ip());
+        Self {
+            method,
+            uri,
+            headers,
+            body,
+            peer: peer_ip,
+            scheme,
+            authority,
+            request_id: new_request_id(),
+        }
+    }
+
+    pub fn facts(&self, surface: Surface) -> RequestFacts<'_> {
+        RequestFacts {
+            request_id: self.request_id.clone(),
+            method: self.method.as_str(),
+            scheme: &self.scheme,
+            authority: &self.authority,
+            path: self.uri.path(),
+            query: self.uri.query(),
+            authorization: self
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+            content_type: self
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            body: &self.body,
+            peer: self.peer,
+            surface,
+        }
+    }
+
+    /// A query parameter, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.uri.query()?;
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = keycard_oauth1::encode::percent_decode_bytes(key.as_bytes(), true).ok()?;
+            (key.as_ref() == name.as_bytes())
+                .then(|| {
+                    keycard_oauth1::encode::percent_decode_bytes(value.as_bytes(), true)
+                        .ok()
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                })
+                .flatten()
+        })
+    }
+}
+
+/// JSON with the request id header.
+pub fn json_response(value: &serde_json::Value, request_id: &str) -> Response {
+    with_request_id(axum::Json(value).into_response(), request_id)
+}
+
+pub type Request = (
+    State<Arc<AppState>>,
+    ConnectInfo<SocketAddr>,
+    Method,
+    Uri,
+    HeaderMap,
+    Bytes,
+);

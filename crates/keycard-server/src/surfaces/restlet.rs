@@ -1,0 +1,65 @@
+//! RESTlets: `/app/site/hosting/restlet.nl?script=…&deploy=…`. Deployed scripts are built-in
+//! handlers; `echo` (script `echo` or `1`, any deploy) returns what it received and who called.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use serde_json::json;
+
+use super::{Incoming, json_response};
+use crate::AppState;
+use crate::pipeline::{Need, authenticate};
+use crate::respond::{ClientError, Surface, error_response};
+
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+    let facts = incoming.facts(Surface::Restlet);
+    let principal = match authenticate(&state, &facts, &Need::Restlet).await {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let script = incoming.query_param("script").unwrap_or_default();
+    if !matches!(script.as_str(), "echo" | "1" | "customscript_echo")
+        || incoming.query_param("deploy").is_none()
+    {
+        return error_response(
+            Surface::Restlet,
+            ClientError::NotFound,
+            None,
+            &principal.request_id,
+        );
+    }
+    // `delay_ms` holds the request (and its concurrency slot) open, for governance tests.
+    if let Some(delay) = incoming
+        .query_param("delay_ms")
+        .and_then(|d| d.parse::<u64>().ok())
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(delay.min(10_000))).await;
+    }
+    let body_text = String::from_utf8_lossy(&incoming.body);
+    let body_json: serde_json::Value = serde_json::from_str(&body_text)
+        .unwrap_or(serde_json::Value::String(body_text.into_owned()));
+    json_response(
+        &json!({
+            "method": incoming.method.as_str(),
+            "query": incoming.uri.query().unwrap_or_default(),
+            "body": body_json,
+            "account": principal.account.id,
+            "integration": principal.integration.integration.name,
+            "user": principal.token.user.email,
+            "role": principal.token.role.name,
+        }),
+        &principal.request_id,
+    )
+}

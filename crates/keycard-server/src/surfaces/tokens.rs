@@ -1,0 +1,293 @@
+//! The token endpoints on `/rest/*`: tokeninfo, revoketoken (signed by the token it revokes)
+//! and issuetoken (NLAuth user credentials).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use keycard_core::{AccountId, Feature, IntegrationState, LoginRecord, SetupPermission};
+use keycard_oauth1::NlAuthHeader;
+use keycard_store::tokens::{Creator, NewToken};
+use serde_json::json;
+
+use super::{Incoming, json_response};
+use crate::AppState;
+use crate::pipeline::{Need, authenticate};
+use crate::respond::{ClientError, Surface, error_response, with_request_id};
+
+pub async fn tokeninfo(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+    let principal = match authenticate(&state, &incoming.facts(Surface::Token), &Need::Login).await
+    {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let t = &principal.token;
+    json_response(
+        &json!({
+            "companyId": principal.account.id,
+            "companyName": principal.account.name,
+            "integrationName": principal.integration.integration.name,
+            "applicationId": principal.integration.integration.application_id,
+            "tokenName": t.token.name,
+            "entityId": t.user.id,
+            "entityEmail": t.user.email,
+            "entityName": t.user.name,
+            "roleId": t.role.id,
+            "roleName": t.role.name,
+        }),
+        &principal.request_id,
+    )
+}
+
+pub async fn revoketoken(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+    let principal = match authenticate(&state, &incoming.facts(Surface::Token), &Need::Login).await
+    {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    // Only the token itself can be revoked this way (users revoke their own tokens).
+    if let Some(named) = incoming.query_param("token") {
+        if named != principal.token.token.token_id {
+            return error_response(
+                Surface::Token,
+                ClientError::BadRequest(
+                    "The token parameter must name the token that signs the request.",
+                ),
+                None,
+                &principal.request_id,
+            );
+        }
+    }
+    let actor = format!("token:{}", principal.token.token.name);
+    match state
+        .store
+        .revoke_token(
+            &actor,
+            &principal.account.id,
+            &principal.token.token.id.to_string(),
+        )
+        .await
+    {
+        Ok(_) => {
+            state.cache.invalidate();
+            json_response(&json!({ "revoked": true }), &principal.request_id)
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot revoke a token");
+            error_response(
+                Surface::Token,
+                ClientError::Unavailable,
+                None,
+                &principal.request_id,
+            )
+        }
+    }
+}
+
+/// `issuetoken`: NLAuth email + password + role (+ OTP), for an integration that allows the
+/// IssueToken endpoint and user credentials; returns a new token once.
+pub async fn issuetoken(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+    let request_id = incoming.request_id.clone();
+    let mut record = LoginRecord {
+        at: state.now(),
+        request_id: request_id.clone(),
+        ip: incoming.peer.to_string(),
+        account: None,
+        integration: None,
+        token_name: None,
+        user: None,
+        role: None,
+        surface: Surface::Token.as_str().to_owned(),
+        request_uri: incoming.uri.to_string(),
+        status: "Failure".to_owned(),
+        detail: String::new(),
+        diagnosis: serde_json::Value::Null,
+    };
+    let outcome = issue(&state, &incoming, &mut record).await;
+    if let Err((_, detail, diagnosis)) = &outcome {
+        record.detail = (*detail).to_owned();
+        record.diagnosis = diagnosis.clone();
+    } else {
+        "Success".clone_into(&mut record.status);
+    }
+    if state.audit.send(record).await.is_err() {
+        return error_response(Surface::Token, ClientError::Unavailable, None, &request_id);
+    }
+    match outcome {
+        Ok(body) => with_request_id(
+            (StatusCode::OK, axum::Json(body)).into_response(),
+            &request_id,
+        ),
+        Err((error, _, _)) => error_response(Surface::Token, error, None, &request_id),
+    }
+}
+
+type Refusal = (ClientError, &'static str, serde_json::Value);
+
+// issuetoken's checks, in NetSuite's order: one list of steps.
+#[allow(clippy::too_many_lines)]
+async fn issue(
+    state: &AppState,
+    incoming: &Incoming,
+    record: &mut LoginRecord,
+) -> Result<serde_json::Value, Refusal> {
+    let invalid = |detail: &'static str, problem: &str| {
+        (
+            ClientError::InvalidLogin,
+            detail,
+            json!({ "problem": problem }),
+        )
+    };
+    let authorization = incoming
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            invalid(
+                "MissingRequiredParameter",
+                "no Authorization header (issuetoken needs NLAuth)",
+            )
+        })?;
+    let nlauth = NlAuthHeader::parse(authorization)
+        .map_err(|e| invalid("MissingRequiredParameter", &e.to_string()))?;
+    let account_id = AccountId::parse(&nlauth.account)
+        .map_err(|_| invalid("InvalidAccount", "nlauth_account is not an account id"))?;
+    record.account = Some(account_id.to_string());
+    let account = state
+        .cache
+        .account(&account_id)
+        .await
+        .map_err(|_| (ClientError::Unavailable, "DirectoryUnavailable", json!({})))?
+        .ok_or_else(|| invalid("InvalidAccount", "no such account"))?;
+    if !account.has(Feature::TokenBasedAuthentication) {
+        return Err(invalid(
+            "FeatureDisabled",
+            "Token-Based Authentication is not enabled",
+        ));
+    }
+    record.user = Some(nlauth.email.clone());
+    let user = state
+        .store
+        .check_password(&account.id, &nlauth.email, &nlauth.password)
+        .await
+        .map_err(|_| (ClientError::Unavailable, "DirectoryUnavailable", json!({})))?
+        .ok_or_else(|| invalid("InvalidCredentials", "unknown email or wrong password"))?;
+    let role_key = nlauth
+        .role
+        .clone()
+        .ok_or_else(|| invalid("MissingRequiredParameter", "nlauth_role is required"))?;
+    let role = state
+        .store
+        .role(&account.id, &role_key)
+        .await
+        .map_err(|_| invalid("EntityOrRoleDisabled", "no such role"))?;
+    record.role = Some(role.name.clone());
+    if role.two_factor_required && nlauth.otp.is_none() {
+        return Err(invalid(
+            "TwoFactorRequired",
+            "the role requires two-factor authentication: send nlauth_otp",
+        ));
+    }
+    if role.two_factor_required {
+        return Err(invalid(
+            "TwoFactorFailed",
+            "this server has no TOTP secret enrolled for the user",
+        ));
+    }
+    if !role.has(SetupPermission::UserAccessTokens) {
+        return Err((
+            ClientError::Forbidden,
+            "InsufficientPermission",
+            json!({ "problem": "the role lacks User Access Tokens" }),
+        ));
+    }
+    let consumer_key = incoming.query_param("consumerKey").ok_or_else(|| {
+        invalid(
+            "MissingRequiredParameter",
+            "the consumerKey query parameter is required",
+        )
+    })?;
+    let integration = state
+        .cache
+        .integration(&consumer_key)
+        .await
+        .map_err(|_| (ClientError::Unavailable, "DirectoryUnavailable", json!({})))?
+        .filter(|i| i.integration.account == account.id)
+        .ok_or_else(|| {
+            invalid(
+                "consumer_key_unknown",
+                "no integration has this consumer key",
+            )
+        })?;
+    record.integration = Some(integration.integration.name.clone());
+    if integration.integration.state != IntegrationState::Enabled {
+        return Err(invalid(
+            "consumer_key_refused",
+            "the integration is not enabled",
+        ));
+    }
+    if !integration.integration.flags.tba_issue_token_endpoint
+        || !integration.integration.flags.user_credentials
+    {
+        return Err(invalid(
+            "consumer_key_refused",
+            "the integration must allow TBA: IssueToken Endpoint and User Credentials",
+        ));
+    }
+    let creator = Creator::User {
+        user: user.id.to_string(),
+        role: role.id.to_string(),
+    };
+    let new = NewToken {
+        integration: integration.integration.id.to_string(),
+        user: user.id.to_string(),
+        role: role.id.to_string(),
+        name: incoming.query_param("name"),
+        expires_at: None,
+    };
+    let (token, credentials) = state
+        .store
+        .create_token(
+            &format!("issuetoken:{}", user.email),
+            &account.id,
+            &creator,
+            new,
+        )
+        .await
+        .map_err(|error| {
+            (
+                ClientError::InvalidLogin,
+                "InsufficientPermission",
+                json!({ "problem": error.to_string() }),
+            )
+        })?;
+    record.token_name = Some(token.name);
+    Ok(json!({ "tokenId": credentials.token_id, "tokenSecret": credentials.token_secret.expose() }))
+}

@@ -1,0 +1,321 @@
+//! Every step of the pipeline: what the client sees and what the audit trail records.
+
+use std::sync::atomic::Ordering;
+
+use keycard_core::IntegrationState;
+use reqwest::Method;
+
+use crate::{ACCOUNT, Harness, body, fresh_nonce};
+
+#[tokio::test]
+async fn a_signed_call_succeeds_and_is_audited() {
+    let mut h = Harness::start().await;
+    let response = h.signed(Method::GET, "/rest/tokeninfo").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-request-id"));
+    let info = body(response).await;
+    assert_eq!(info["companyId"], ACCOUNT);
+    assert_eq!(info["entityEmail"], "sync@example.com");
+    assert_eq!(info["roleName"], "Integrator");
+    let audit = h.audit().await;
+    assert_eq!(audit.len(), 1);
+    let record = &audit[0];
+    assert_eq!(
+        (record.status.as_str(), record.surface.as_str()),
+        ("Success", "token")
+    );
+    assert_eq!(record.integration.as_deref(), Some("Order Sync"));
+    assert_eq!(record.user.as_deref(), Some("sync@example.com"));
+    assert_eq!(record.request_uri, "/rest/tokeninfo");
+}
+
+#[tokio::test]
+async fn replays_are_refused() {
+    let mut h = Harness::start().await;
+    let url = h.url("/rest/tokeninfo");
+    let auth = h.authorization("GET", &url, None, Some(ACCOUNT));
+    let first = h
+        .http
+        .get(&url)
+        .header("authorization", &auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    for _ in 0..3 {
+        let replay = h
+            .http
+            .get(&url)
+            .header("authorization", &auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replay.status(), 401);
+        assert_eq!(body(replay).await["error"]["code"], "INVALID_LOGIN_ATTEMPT");
+    }
+    let audit = h.audit().await;
+    assert_eq!(audit.iter().filter(|r| r.detail == "nonce_used").count(), 3);
+}
+
+/// Sends a request that must fail with 401 and returns the detail code recorded.
+async fn failure_detail(h: &mut Harness, auth: &str, url: &str) -> (String, serde_json::Value) {
+    let response = h
+        .http
+        .get(url)
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401, "{url}");
+    let audit = h.audit().await;
+    let last = audit.last().unwrap();
+    assert_eq!(last.status, "Failure");
+    (last.detail.clone(), last.diagnosis.clone())
+}
+
+#[tokio::test]
+async fn each_failure_has_its_detail_code_and_diagnosis() {
+    // Wrong signature: the diagnosis shows what the server rebuilt, never a secret.
+    let mut h = Harness::start().await;
+    let url = h.url("/rest/tokeninfo");
+    let signed_for_other_port = h.authorization(
+        "GET",
+        "http://localhost:1/rest/tokeninfo",
+        None,
+        Some(ACCOUNT),
+    );
+    let (detail, diagnosis) = failure_detail(&mut h, &signed_for_other_port, &url).await;
+    assert_eq!(detail, "InvalidSignature");
+    assert_eq!(diagnosis["rebuilt_base_uri"], url);
+    assert!(
+        !diagnosis.to_string().contains(&h.creds.token_secret)
+            && !diagnosis.to_string().contains(&h.creds.consumer_secret)
+    );
+
+    // Clock skew.
+    let mut h = Harness::start().await;
+    let url = h.url("/rest/tokeninfo");
+    let late = h.authorization_at(
+        "GET",
+        &url,
+        None,
+        Some(ACCOUNT),
+        &fresh_nonce(),
+        h.clock.load(Ordering::SeqCst) - 900,
+    );
+    let (detail, diagnosis) = failure_detail(&mut h, &late, &url).await;
+    assert_eq!(detail, "InvalidTimestamp");
+    assert_eq!(diagnosis["clock_skew_secs"], -900);
+
+    // Realm in the host form, and in the wrong case.
+    for (realm, hint) in [("1234567-sb1", "host form"), ("1234567_sb1", "letter case")] {
+        let mut h = Harness::start().await;
+        let url = h.url("/rest/tokeninfo");
+        let auth = h.authorization("GET", &url, None, Some(realm));
+        let (detail, diagnosis) = failure_detail(&mut h, &auth, &url).await;
+        assert_eq!(detail, "InvalidAccount");
+        assert!(
+            diagnosis["realm"].as_str().unwrap().contains(hint),
+            "{diagnosis}"
+        );
+    }
+
+    // Short nonce, unknown consumer, unknown token, no header.
+    let mut h = Harness::start().await;
+    let url = h.url("/rest/tokeninfo");
+    let short = h.authorization_at(
+        "GET",
+        &url,
+        None,
+        Some(ACCOUNT),
+        "abc",
+        h.clock.load(Ordering::SeqCst),
+    );
+    assert_eq!(
+        failure_detail(&mut h, &short, &url).await.0,
+        "nonce_rejected"
+    );
+
+    let mut h = Harness::start().await;
+    h.creds.consumer_key = "0".repeat(64);
+    let url = h.url("/rest/tokeninfo");
+    let auth = h.authorization("GET", &url, None, Some(ACCOUNT));
+    assert_eq!(
+        failure_detail(&mut h, &auth, &url).await.0,
+        "consumer_key_unknown"
+    );
+
+    let mut h = Harness::start().await;
+    h.creds.token = "0".repeat(64);
+    let url = h.url("/rest/tokeninfo");
+    let auth = h.authorization("GET", &url, None, Some(ACCOUNT));
+    assert_eq!(failure_detail(&mut h, &auth, &url).await.0, "InvalidToken");
+
+    let mut h = Harness::start().await;
+    let url = h.url("/rest/tokeninfo");
+    let response = h.http.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(h.audit().await[0].detail, "MissingRequiredParameter");
+}
+
+#[tokio::test]
+async fn revoking_deactivating_or_blocking_takes_effect_on_the_next_request() {
+    let h = Harness::start().await;
+    let a = crate::account();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+    h.store
+        .set_token_active("admin", &a, &h.creds.token, false)
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+    h.store
+        .set_token_active("admin", &a, &h.creds.token, true)
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+    h.store
+        .set_integration_state("admin", &a, "Order Sync", IntegrationState::Blocked)
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+    h.store
+        .set_integration_state("admin", &a, "Order Sync", IntegrationState::Enabled)
+        .await
+        .unwrap();
+    h.store
+        .remove_role("admin", &a, "sync@example.com", "Integrator")
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+    h.store
+        .assign_role("admin", &a, "sync@example.com", "Integrator")
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+    h.store
+        .revoke_token("admin", &a, &h.creds.token)
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+}
+
+#[tokio::test]
+async fn the_sixth_concurrent_request_is_refused_and_slots_come_back() {
+    let h = Harness::start().await;
+    let path = "/app/site/hosting/restlet.nl?script=echo&deploy=1&delay_ms=1500";
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let url = h.url(path);
+        let auth = h.authorization("GET", &url, None, Some(crate::ACCOUNT));
+        held.push(tokio::spawn(
+            h.http.get(url).header("authorization", auth).send(),
+        ));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let sixth = h
+        .signed(
+            Method::GET,
+            "/app/site/hosting/restlet.nl?script=echo&deploy=1",
+        )
+        .await;
+    assert_eq!(sixth.status(), 400);
+    assert_eq!(
+        body(sixth).await["error"]["code"],
+        "SSS_REQUEST_LIMIT_EXCEEDED"
+    );
+    let rest = h
+        .signed(Method::GET, "/services/rest/record/v1/customer")
+        .await;
+    assert_eq!(rest.status(), 429);
+    assert_eq!(
+        body(rest).await["o:errorDetails"][0]["o:errorCode"],
+        "CONCURRENCY_LIMIT_EXCEEDED"
+    );
+    for request in held {
+        assert_eq!(request.await.unwrap().unwrap().status(), 200);
+    }
+    assert_eq!(
+        h.signed(
+            Method::GET,
+            "/app/site/hosting/restlet.nl?script=echo&deploy=1"
+        )
+        .await
+        .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn account_hosts_route_without_a_realm() {
+    let mut h = Harness::start().await;
+    let port = h.server.as_ref().unwrap().addr.port();
+    let host = format!("1234567-sb1.restlets.api.localhost:{port}");
+    let url = format!("http://{host}/rest/tokeninfo");
+    let auth = h.authorization("GET", &url, None, None);
+    let response = h
+        .http
+        .get(h.url("/rest/tokeninfo"))
+        .header("host", &host)
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(h.audit().await[0].account.as_deref(), Some(ACCOUNT));
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_4xx_and_the_server_stays_up() {
+    let h = Harness::start().await;
+    let url = h.url("/rest/tokeninfo");
+    let long = format!("OAuth oauth_nonce=\"{}\"", "a".repeat(9000));
+    for (auth, expected) in [
+        ("OAuth oauth_nonce=\"unterminated", 400),
+        ("OAuth oauth_nonce=\"a\", oauth_nonce=\"b\"", 400),
+        ("OAuth oauth_nonce=\"%zz\"", 400),
+        (long.as_str(), 400),
+        ("Bearer abc", 401),
+        ("OAuth realm=\"1234567_SB1\"", 401),
+        ("NLAuth nlauth_account=1234567_SB1", 401),
+    ] {
+        let response = h
+            .http
+            .get(&url)
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{auth:.60}");
+        assert!(body(response).await["error"]["code"].is_string());
+    }
+    let rest = h
+        .http
+        .get(h.url("/services/rest/record/v1/customer"))
+        .header("authorization", "OAuth x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 400);
+    assert_eq!(
+        body(rest).await["o:errorDetails"][0]["o:errorCode"],
+        "INVALID_REQUEST"
+    );
+    let unauthenticated = h
+        .http
+        .get(h.url("/services/rest/record/v1/customer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    assert!(
+        unauthenticated.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("token_rejected")
+    );
+    assert_eq!(
+        h.http.get(h.url("/nowhere")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+}

@@ -1,0 +1,177 @@
+//! The surfaces: REST records with role levels, the RESTlet echo, issuetoken and revoketoken.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{ACCOUNT, Harness, body};
+
+#[tokio::test]
+async fn rest_records_follow_the_role_levels() {
+    let h = Harness::start().await;
+    let url = h.url("/services/rest/record/v1/customer");
+    let auth = h.authorization("POST", &url, None, Some(ACCOUNT));
+    let created = h
+        .http
+        .post(&url)
+        .header("authorization", auth)
+        .json(&json!({ "companyName": "Acme", "email": "a@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 204);
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let id = location.rsplit('/').next().unwrap().to_owned();
+    let path = format!("/services/rest/record/v1/customer/{id}");
+    let fetched = body(h.signed(Method::GET, &path).await).await;
+    assert_eq!(
+        (fetched["companyName"].as_str(), fetched["id"].as_str()),
+        (Some("Acme"), Some(id.as_str()))
+    );
+
+    let patch_url = h.url(&path);
+    let auth = h.authorization("PATCH", &patch_url, None, Some(ACCOUNT));
+    let patched = h
+        .http
+        .patch(&patch_url)
+        .header("authorization", auth)
+        .json(&json!({ "email": "b@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 204);
+    let fetched = body(h.signed(Method::GET, &path).await).await;
+    assert_eq!(
+        (fetched["companyName"].as_str(), fetched["email"].as_str()),
+        (Some("Acme"), Some("b@example.com"))
+    );
+
+    let list = body(
+        h.signed(Method::GET, "/services/rest/record/v1/customer?limit=10")
+            .await,
+    )
+    .await;
+    assert_eq!(list["totalResults"], 1);
+    // View only on sales orders: reading works, creating is forbidden.
+    assert_eq!(
+        h.signed(Method::GET, "/services/rest/record/v1/salesorder")
+            .await
+            .status(),
+        200
+    );
+    let url = h.url("/services/rest/record/v1/salesorder");
+    let auth = h.authorization("POST", &url, None, Some(ACCOUNT));
+    let refused = h
+        .http
+        .post(&url)
+        .header("authorization", auth)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        body(refused).await["o:errorDetails"][0]["o:errorCode"],
+        "INSUFFICIENT_PERMISSION"
+    );
+    assert_eq!(
+        h.signed(Method::GET, "/services/rest/record/v1/invoice")
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(h.signed(Method::DELETE, &path).await.status(), 204);
+    assert_eq!(h.signed(Method::GET, &path).await.status(), 404);
+    // Governance limits are for administrators.
+    assert_eq!(
+        h.signed(Method::GET, "/services/rest/system/v1/governanceLimits")
+            .await
+            .status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn the_restlet_echo_signs_query_and_form_parameters() {
+    let h = Harness::start().await;
+    let url = h.url("/app/site/hosting/restlet.nl?script=echo&deploy=1&q=a%20b");
+    let form = "name=J%C3%BCrgen&note=1%2B1";
+    let auth = h.authorization("POST", &url, Some(form), Some(ACCOUNT));
+    let response = h
+        .http
+        .post(&url)
+        .header("authorization", auth)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo = body(response).await;
+    assert_eq!(echo["user"], "sync@example.com");
+    assert_eq!(echo["query"], "script=echo&deploy=1&q=a%20b");
+    assert_eq!(
+        h.signed(
+            Method::GET,
+            "/app/site/hosting/restlet.nl?script=nope&deploy=1"
+        )
+        .await
+        .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn issuetoken_and_revoketoken() {
+    let mut h = Harness::start().await;
+    let issue = |password: &str| {
+        format!(
+            "NLAuth nlauth_account={ACCOUNT}, nlauth_email=sync%40example.com, nlauth_signature={password}, nlauth_role=Integrator"
+        )
+    };
+    let url = h.url(&format!(
+        "/rest/issuetoken?consumerKey={}",
+        h.creds.consumer_key
+    ));
+    let wrong = h
+        .http
+        .get(&url)
+        .header("authorization", issue("wrong%20password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let issued = h
+        .http
+        .get(&url)
+        .header("authorization", issue("a%20long%20password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 200);
+    let issued = body(issued).await;
+    h.creds.token = issued["tokenId"].as_str().unwrap().to_owned();
+    h.creds.token_secret = issued["tokenSecret"].as_str().unwrap().to_owned();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+
+    let revoke = h.url(&format!(
+        "/rest/revoketoken?consumerKey={}&token={}",
+        h.creds.consumer_key, h.creds.token
+    ));
+    let auth = h.authorization("GET", &revoke, None, Some(ACCOUNT));
+    assert_eq!(
+        h.http
+            .get(&revoke)
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+    let audit = h.audit().await;
+    assert_eq!(audit[0].detail, "InvalidCredentials");
+    assert!(audit.iter().any(|r| r.surface == "token"
+        && r.status == "Success"
+        && r.request_uri.starts_with("/rest/issuetoken")));
+}
