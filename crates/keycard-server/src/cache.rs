@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
 
 use keycard_core::{
     AccessToken, Account, AccountId, Integration, IntegrationState, Role, Secret, User,
@@ -66,35 +67,26 @@ pub struct CredentialCache {
     store: Store,
     maps: RwLock<Maps>,
     generation: AtomicU64,
+    /// `Store::local_changes` when the cache was last dropped.
+    seen_changes: AtomicU64,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
 }
 
 impl CredentialCache {
-    /// Creates the cache and starts the task that drops it on every change event.
-    pub fn new(store: &Store) -> Arc<Self> {
+    /// Creates the cache. It drops itself whole when this process committed a change (checked
+    /// on every read, so the very next request sees it) and when the directory's version moved
+    /// (a change made by another process or node), polled every `resync`.
+    pub fn new(store: &Store, resync: Duration) -> Arc<Self> {
         let cache = Arc::new(Self {
             store: store.clone(),
             maps: RwLock::new(Maps::default()),
             generation: AtomicU64::new(0),
+            seen_changes: AtomicU64::new(store.local_changes()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         });
-        let mut events = store.subscribe();
-        let weak = Arc::downgrade(&cache);
-        tokio::spawn(async move {
-            loop {
-                let received = events.recv().await;
-                let Some(cache) = weak.upgrade() else { return };
-                match received {
-                    // A lagged receiver missed events: dropping everything is still correct.
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        cache.invalidate();
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                }
-            }
-        });
+        tokio::spawn(watch_version(store.clone(), Arc::downgrade(&cache), resync));
         cache
     }
 
@@ -108,6 +100,10 @@ impl CredentialCache {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        let changes = self.store.local_changes();
+        if self.seen_changes.swap(changes, Ordering::SeqCst) != changes {
+            self.invalidate();
+        }
         self.maps
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -223,5 +219,26 @@ impl CredentialCache {
             });
         }
         Ok(Some(entry))
+    }
+}
+
+/// Polls the directory version; a change seen there drops the cache. A failed read keeps the
+/// cache (credentials go on verifying while the database is away) and tries again.
+async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Duration) {
+    let mut seen = None;
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(cache) = cache.upgrade() else { return };
+        match store.directory_version().await {
+            Ok(version) => {
+                if seen.is_some_and(|seen| seen != version) {
+                    cache.invalidate();
+                }
+                seen = Some(version);
+            }
+            Err(error) => tracing::warn!(%error, "cannot read the directory version"),
+        }
     }
 }

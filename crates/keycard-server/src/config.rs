@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub allow_legacy_sha1: bool,
     /// Login records queued for the writer before requests wait (back-pressure, not loss).
     pub audit_queue: usize,
+    /// How often to check the directory for changes made by other processes, in milliseconds.
+    pub resync_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +36,7 @@ impl Default for ServerConfig {
             timestamp_window: 300,
             allow_legacy_sha1: false,
             audit_queue: 10_000,
+            resync_ms: 250,
         }
     }
 }

@@ -68,7 +68,10 @@ pub fn start(
     let addr = listener.local_addr()?;
     let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue);
     let state = Arc::new(AppState {
-        cache: cache::CredentialCache::new(&store),
+        cache: cache::CredentialCache::new(
+            &store,
+            std::time::Duration::from_millis(config.resync_ms.max(10)),
+        ),
         nonces: nonce::NonceStore::new(config.timestamp_window),
         slots: slots::Slots::default(),
         config,

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use keycard_core::{AdminAction, AdminEvent, ChangeEvent, UnixTime};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use tokio::sync::broadcast;
 
 pub use crate::crypto::{KeyRing, KeySource};
@@ -80,6 +80,8 @@ pub struct Store {
     backend: Backend,
     keys: Arc<std::sync::RwLock<KeyRing>>,
     events: broadcast::Sender<ChangeEvent>,
+    /// Committed administrative changes made through this handle (and its clones).
+    local_changes: Arc<std::sync::atomic::AtomicU64>,
     clock: Clock,
 }
 
@@ -142,6 +144,7 @@ impl Store {
             backend,
             keys: Arc::new(std::sync::RwLock::new(keys)),
             events,
+            local_changes: Arc::default(),
             clock: system_clock(),
         })
     }
@@ -159,6 +162,12 @@ impl Store {
 
     pub fn now(&self) -> UnixTime {
         (self.clock)()
+    }
+
+    /// How many administrative changes this process has committed; caches compare it on
+    /// every read.
+    pub fn local_changes(&self) -> u64 {
+        self.local_changes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Change events published after each commit.
@@ -234,7 +243,19 @@ impl Store {
             .bind(detail.to_string())
             .execute(&mut **tx)
             .await?;
+        sqlx::query("UPDATE directory_version SET version = version + 1 WHERE id = 1")
+            .execute(&mut **tx)
+            .await?;
         Ok(())
+    }
+
+    /// A number that grows with every committed administrative change, whichever process or
+    /// node made it: servers poll it to drop caches that change events did not reach.
+    pub async fn directory_version(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT version FROM directory_version WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("version")?)
     }
 
     /// Commits and then tells subscribers what changed.
@@ -244,6 +265,10 @@ impl Store {
         changed: Vec<ChangeEvent>,
     ) -> Result<(), StoreError> {
         tx.commit().await?;
+        // Bumped before returning, so a cache that checks it sees the change on its very next
+        // read; events are for subscribers that want to know what changed.
+        self.local_changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         for event in changed {
             // No subscribers is fine: nothing caches yet.
             let _ = self.events.send(event);

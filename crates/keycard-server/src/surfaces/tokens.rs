@@ -87,10 +87,7 @@ pub async fn revoketoken(
         )
         .await
     {
-        Ok(_) => {
-            state.cache.invalidate();
-            json_response(&json!({ "revoked": true }), &principal.request_id)
-        }
+        Ok(_) => json_response(&json!({ "revoked": true }), &principal.request_id),
         Err(error) => {
             tracing::error!(%error, "cannot revoke a token");
             error_response(

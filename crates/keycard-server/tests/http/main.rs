@@ -43,7 +43,9 @@ pub struct Harness {
     pub clock: Arc<AtomicI64>,
     pub creds: Creds,
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    /// The master key, for a second `Store` on the same directory (another process's view).
+    pub keys: KeyRing,
+    pub dir: tempfile::TempDir,
 }
 
 pub fn account() -> AccountId {
@@ -68,13 +70,11 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(AtomicI64::new(now()));
         let reader = clock.clone();
-        let store = Store::open(
-            &Location::DataDir(dir.path().to_owned()),
-            KeyRing::new(MasterKey::generate().unwrap()),
-        )
-        .await
-        .unwrap()
-        .with_clock(Arc::new(move || reader.load(Ordering::SeqCst)));
+        let keys = KeyRing::new(MasterKey::generate().unwrap());
+        let store = Store::open(&Location::DataDir(dir.path().to_owned()), keys.clone())
+            .await
+            .unwrap()
+            .with_clock(Arc::new(move || reader.load(Ordering::SeqCst)));
         let a = account();
         store
             .create_account("test", NewAccount::new(a.clone(), "Acme"))
@@ -172,7 +172,8 @@ impl Harness {
                 token_secret: token.token_secret.expose().to_owned(),
             },
             http: reqwest::Client::new(),
-            _dir: dir,
+            keys,
+            dir,
         }
     }
 

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use keycard_core::IntegrationState;
+use keycard_server::ServerConfig;
 use reqwest::Method;
 
 use crate::{ACCOUNT, Harness, body, fresh_nonce};
@@ -318,4 +319,39 @@ async fn malformed_requests_get_a_4xx_and_the_server_stays_up() {
         404
     );
     assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_change_made_by_another_process_takes_effect_within_the_resync_interval() {
+    let h = Harness::start_with(ServerConfig {
+        resync_ms: 50,
+        ..ServerConfig::default()
+    })
+    .await;
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+    // A second handle on the same SQLite file: what `keycard token revoke` in another
+    // process does. The server's store never hears of it except through the directory.
+    let other = keycard_store::Store::open(
+        &keycard_store::Location::DataDir(h.dir.path().to_owned()),
+        h.keys.clone(),
+    )
+    .await
+    .unwrap();
+    other
+        .revoke_token("admin", &crate::account(), &h.creds.token)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let status = h.signed(Method::GET, "/rest/tokeninfo").await.status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the revocation was not noticed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
