@@ -85,6 +85,15 @@ enum Command {
         #[command(flatten)]
         account: admin::AccountArg,
     },
+    /// Read the login audit trail: every attempt with NetSuite's Detail code and the diagnosis.
+    Audit {
+        #[command(subcommand)]
+        command: admin::audit::AuditCommand,
+        #[command(flatten)]
+        store: admin::StoreArgs,
+        #[command(flatten)]
+        account: admin::AccountArg,
+    },
     /// Manage the master keys that seal secrets at rest.
     Keys {
         #[command(subcommand)]
@@ -123,6 +132,11 @@ fn main() -> ExitCode {
             store,
             account,
         } => admin::block_on(admin::token::run(command, &store, &account)),
+        Command::Audit {
+            command,
+            store,
+            account,
+        } => admin::block_on(admin::audit::run(command, &store, &account)),
         Command::Keys { command, store } => admin::block_on(admin::keys::run(command, &store)),
     };
     match result {

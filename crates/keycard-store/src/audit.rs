@@ -71,6 +71,9 @@ pub struct LoginQuery {
     pub integration: Option<String>,
     pub token_name: Option<String>,
     pub ip: Option<String>,
+    pub surface: Option<String>,
+    pub request_id: Option<String>,
+    /// At most this many (newest first); 0 means no limit.
     pub limit: i64,
 }
 
@@ -111,7 +114,7 @@ impl Store {
         query: &LoginQuery,
     ) -> Result<Vec<keycard_core::LoginRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {LOGIN_COLUMNS} FROM login_audit WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR detail = $5) AND ($6 IS NULL OR user_email = $6) AND ($7 IS NULL OR integration_name = $7) AND ($8 IS NULL OR token_name = $8) AND ($9 IS NULL OR ip = $9) ORDER BY id DESC LIMIT $10"
+            "SELECT {LOGIN_COLUMNS} FROM login_audit WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR detail = $5) AND ($6 IS NULL OR user_email = $6) AND ($7 IS NULL OR integration_name = $7) AND ($8 IS NULL OR token_name = $8) AND ($9 IS NULL OR ip = $9) AND ($10 IS NULL OR surface = $10) AND ($11 IS NULL OR request_id = $11) ORDER BY id DESC LIMIT $12"
         ))
         .bind(query.account.as_deref())
         .bind(query.since)
@@ -122,7 +125,9 @@ impl Store {
         .bind(query.integration.as_deref())
         .bind(query.token_name.as_deref())
         .bind(query.ip.as_deref())
-        .bind(if query.limit > 0 { query.limit } else { 1000 })
+        .bind(query.surface.as_deref())
+        .bind(query.request_id.as_deref())
+        .bind(if query.limit > 0 { query.limit } else { i64::MAX })
         .fetch_all(self.pool())
         .await?;
         rows.iter()

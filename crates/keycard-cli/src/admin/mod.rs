@@ -3,6 +3,7 @@
 //! they share (opening the store, choosing the account, the actor recorded in the audit trail).
 
 pub mod account;
+pub mod audit;
 pub mod init;
 pub mod integration;
 pub mod keys;

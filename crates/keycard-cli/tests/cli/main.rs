@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `keycard` binary. One test binary; one module per command group.
 
 mod admin;
+mod audit;
 mod sign;
 
 use std::process::{Command, Output};

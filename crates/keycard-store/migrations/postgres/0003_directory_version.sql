@@ -5,3 +5,6 @@ CREATE TABLE directory_version (
     version BIGINT NOT NULL
 );
 INSERT INTO directory_version (id, version) VALUES (1, 0);
+
+-- `keycard audit show REQUEST_ID` finds one attempt.
+CREATE INDEX login_audit_request ON login_audit (request_id);

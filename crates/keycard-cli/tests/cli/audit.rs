@@ -1,0 +1,174 @@
+//! `keycard serve` as a process, then `keycard audit` reading what it wrote: the owner's view
+//! of a success and of failures, with filters, one record in full, and a JSON-lines export.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::{keycard, stderr, stdout};
+
+struct Served {
+    child: Child,
+    port: u16,
+}
+
+/// Starts `keycard serve` on a free port and waits for its "serving on" line.
+fn serve(data_dir: &str) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keycard"))
+        .args(["serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"])
+        .env_remove("KEYCARD_DATABASE_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines.next().unwrap().unwrap();
+    let port = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no address in `{line}`"));
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Served { child, port }
+}
+
+impl Served {
+    /// Stops it the way an operator does (SIGTERM) and checks it exits cleanly.
+    fn stop(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+/// A raw HTTP/1.1 GET; returns (status, x-request-id).
+fn get(port: u16, path: &str, authorization: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost:{port}\r\nAuthorization: {authorization}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let request_id = response
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    (status, request_id)
+}
+
+#[test]
+fn the_owner_reads_every_attempt_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let init = keycard(&["init", "--data-dir", data, "--json"], &[]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let creds: Value = serde_json::from_str(&stdout(&init)).unwrap();
+    let served = serve(data);
+    let url = format!("http://localhost:{}/rest/tokeninfo", served.port);
+    let sign = |realm: &str, secret: &str| {
+        let out = keycard(
+            &[
+                "sign",
+                "GET",
+                &url,
+                "--realm",
+                realm,
+                "--consumer-key",
+                creds["consumer_key"].as_str().unwrap(),
+                "--consumer-secret",
+                creds["consumer_secret"].as_str().unwrap(),
+                "--token",
+                creds["token_id"].as_str().unwrap(),
+                "--token-secret",
+                secret,
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let secret = creds["token_secret"].as_str().unwrap();
+    let (ok, _) = get(served.port, "/rest/tokeninfo", &sign("1234567", secret));
+    assert_eq!(ok, 200);
+    let (bad, bad_id) = get(served.port, "/rest/tokeninfo", &sign("1234567", "wrong"));
+    assert_eq!(bad, 401);
+    let (realm, _) = get(served.port, "/rest/tokeninfo", &sign("1234567-SB1", secret));
+    assert_eq!(realm, 401);
+    let port = served.port;
+    served.stop();
+
+    let audit = |args: &[&str]| {
+        let mut full = vec!["audit"];
+        full.extend_from_slice(args);
+        full.extend_from_slice(&["--data-dir", data]);
+        let out = keycard(&full, &[]);
+        assert!(out.status.success(), "keycard {full:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let all: Value = serde_json::from_str(&audit(&["list", "--json"])).unwrap();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 3);
+    // Newest first.
+    assert_eq!(all[2]["status"], "Success");
+    assert_eq!(all[1]["detail"], "InvalidSignature");
+    assert_eq!(all[0]["detail"], "InvalidAccount");
+
+    let failures: Value =
+        serde_json::from_str(&audit(&["list", "--status", "failure", "--json"])).unwrap();
+    assert_eq!(failures.as_array().unwrap().len(), 2);
+    let by_detail: Value = serde_json::from_str(&audit(&[
+        "list",
+        "--detail",
+        "InvalidSignature",
+        "--since",
+        "1h",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(by_detail.as_array().unwrap().len(), 1);
+    let none: Value =
+        serde_json::from_str(&audit(&["list", "--until", "2000-01-01", "--json"])).unwrap();
+    assert!(none.as_array().unwrap().is_empty());
+
+    // The table names the reason; the full record shows the diagnosis, never a secret.
+    let table = audit(&["list"]);
+    assert!(table.contains("InvalidSignature"), "{table}");
+    assert!(table.contains("InvalidAccount"), "{table}");
+    let shown = audit(&["show", &bad_id]);
+    assert!(shown.contains("rebuilt_base_uri"), "{shown}");
+    assert!(
+        shown.contains(&format!("http://localhost:{port}/rest/tokeninfo")),
+        "{shown}"
+    );
+    for secret in ["consumer_secret", "token_secret"] {
+        assert!(!shown.contains(creds[secret].as_str().unwrap()));
+    }
+
+    let export = dir.path().join("audit.jsonl");
+    audit(&["export", "--out", export.to_str().unwrap()]);
+    let lines: Vec<Value> = std::fs::read_to_string(&export)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["status"], "Success", "oldest first");
+
+    let bad_filter = keycard(
+        &["audit", "list", "--since", "yesterday", "--data-dir", data],
+        &[],
+    );
+    assert!(!bad_filter.status.success());
+    assert!(stderr(&bad_filter).contains("is not a time"));
+}
