@@ -10,7 +10,8 @@ use crate::header::for_each_scheme_pair;
 /// The fields of an NLAuth header.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NlAuthHeader {
-    pub account: String,
+    /// Required by every endpoint except `/rest/roles`, which finds the user's accounts.
+    pub account: Option<String>,
     pub email: String,
     /// The user's password (`nlauth_signature`).
     pub password: Zeroizing<String>,
@@ -45,9 +46,7 @@ impl NlAuthHeader {
             Ok(())
         })?;
         Ok(Self {
-            account: account.ok_or(OAuthError::MissingParameter {
-                name: "nlauth_account",
-            })?,
+            account,
             email: email.ok_or(OAuthError::MissingParameter {
                 name: "nlauth_email",
             })?,
@@ -85,7 +84,7 @@ mod tests {
              nlauth_signature=p%40ss%20w%2Crd, nlauth_role=3, nlauth_application_id=ABC, nlauth_otp=123456",
         )
         .unwrap();
-        assert_eq!(header.account, "1234567_SB1");
+        assert_eq!(header.account.as_deref(), Some("1234567_SB1"));
         assert_eq!(header.email, "jo@example.com");
         assert_eq!(header.password.as_str(), "p@ss w,rd");
         assert_eq!(header.role.as_deref(), Some("3"));
@@ -105,11 +104,9 @@ mod tests {
 
     #[test]
     fn missing_required_fields_are_named() {
+        let without_account = NlAuthHeader::parse("NLAuth nlauth_email=a, nlauth_signature=b");
+        assert_eq!(without_account.unwrap().account, None);
         for (input, missing) in [
-            (
-                "NLAuth nlauth_email=a, nlauth_signature=b",
-                "nlauth_account",
-            ),
             (
                 "NLAuth nlauth_account=1, nlauth_signature=b",
                 "nlauth_email",

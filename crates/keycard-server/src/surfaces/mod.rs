@@ -1,6 +1,7 @@
 //! The HTTP surfaces. Each handler reads the request into [`RequestFacts`], runs the one
 //! pipeline with what its operation needs, and answers in its surface's shape.
 
+pub mod discovery;
 pub mod rest;
 pub mod restlet;
 pub mod tokens;
@@ -26,6 +27,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rest/tokeninfo", any(tokens::tokeninfo))
         .route("/rest/revoketoken", any(tokens::revoketoken))
         .route("/rest/issuetoken", any(tokens::issuetoken))
+        .route("/rest/roles", any(discovery::roles))
+        .route("/rest/datacenterurls", any(discovery::datacenterurls))
         .route("/services/rest/record/v1/{record}", any(rest::collection))
         .route(
             "/services/rest/record/v1/{record}/{id}",
@@ -146,6 +149,25 @@ impl Incoming {
             body: &self.body,
             peer: self.peer,
             surface,
+        }
+    }
+
+    /// A failed login record for an endpoint outside the OAuth pipeline (NLAuth), to fill in.
+    pub fn login_record(&self, state: &AppState, surface: Surface) -> keycard_core::LoginRecord {
+        keycard_core::LoginRecord {
+            at: state.now(),
+            request_id: self.request_id.clone(),
+            ip: self.peer.to_string(),
+            account: None,
+            integration: None,
+            token_name: None,
+            user: None,
+            role: None,
+            surface: surface.as_str().to_owned(),
+            request_uri: self.uri.to_string(),
+            status: "Failure".to_owned(),
+            detail: String::new(),
+            diagnosis: serde_json::Value::Null,
         }
     }
 

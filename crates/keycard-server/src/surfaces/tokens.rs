@@ -112,21 +112,7 @@ pub async fn issuetoken(
 ) -> Response {
     let incoming = Incoming::new(&state, peer, method, uri, headers, body);
     let request_id = incoming.request_id.clone();
-    let mut record = LoginRecord {
-        at: state.now(),
-        request_id: request_id.clone(),
-        ip: incoming.peer.to_string(),
-        account: None,
-        integration: None,
-        token_name: None,
-        user: None,
-        role: None,
-        surface: Surface::Token.as_str().to_owned(),
-        request_uri: incoming.uri.to_string(),
-        status: "Failure".to_owned(),
-        detail: String::new(),
-        diagnosis: serde_json::Value::Null,
-    };
+    let mut record = incoming.login_record(&state, Surface::Token);
     let outcome = issue(&state, &incoming, &mut record).await;
     if let Err((_, detail, diagnosis)) = &outcome {
         record.detail = (*detail).to_owned();
@@ -174,8 +160,14 @@ async fn issue(
         })?;
     let nlauth = NlAuthHeader::parse(authorization)
         .map_err(|e| invalid("MissingRequiredParameter", &e.to_string()))?;
-    let account_id = AccountId::parse(&nlauth.account)
-        .map_err(|_| invalid("InvalidAccount", "nlauth_account is not an account id"))?;
+    let account_id = nlauth
+        .account
+        .as_deref()
+        .ok_or_else(|| invalid("MissingRequiredParameter", "nlauth_account is required"))
+        .and_then(|a| {
+            AccountId::parse(a)
+                .map_err(|_| invalid("InvalidAccount", "nlauth_account is not an account id"))
+        })?;
     record.account = Some(account_id.to_string());
     let account = state
         .cache

@@ -175,3 +175,81 @@ async fn issuetoken_and_revoketoken() {
         && r.status == "Success"
         && r.request_uri.starts_with("/rest/issuetoken")));
 }
+
+#[tokio::test]
+async fn discovery_datacenterurls_without_login_and_roles_with_nlauth() {
+    let mut h = Harness::start().await;
+    let port = h.base.rsplit(':').next().unwrap().to_owned();
+    // No authentication; the account's hosts on this server, as the client reached it.
+    let urls = h
+        .http
+        .get(h.url(&format!("/rest/datacenterurls?account={ACCOUNT}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(urls.status(), 200);
+    assert!(urls.headers().contains_key("x-request-id"));
+    assert_eq!(
+        body(urls).await,
+        json!({
+            "restDomain": format!("http://1234567-sb1.restlets.api.localhost:{port}"),
+            "webservicesDomain": format!("http://1234567-sb1.suitetalk.api.localhost:{port}"),
+            "systemDomain": format!("http://1234567-sb1.app.localhost:{port}"),
+        })
+    );
+    for (query, status) in [("account=7654321", 400), ("", 400), ("c=1234567-sb1", 200)] {
+        let response = h
+            .http
+            .get(h.url(&format!("/rest/datacenterurls?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{query}");
+    }
+
+    let roles = |header: &'static str| {
+        h.http
+            .get(h.url("/rest/roles"))
+            .header("authorization", header)
+            .send()
+    };
+    let listed =
+        roles("NLAuth nlauth_email=sync%40example.com, nlauth_signature=a%20long%20password")
+            .await
+            .unwrap();
+    assert_eq!(listed.status(), 200);
+    let listed = body(listed).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["account"]["internalId"], ACCOUNT);
+    assert_eq!(listed[0]["account"]["type"], "SANDBOX");
+    assert_eq!(listed[0]["role"]["name"], "Integrator");
+    assert_eq!(
+        listed[0]["dataCenterURLs"]["restDomain"],
+        format!("http://1234567-sb1.restlets.api.localhost:{port}")
+    );
+    let refused = roles("NLAuth nlauth_email=sync%40example.com, nlauth_signature=wrong")
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        body(refused).await["error"]["code"],
+        "INVALID_LOGIN_ATTEMPT"
+    );
+    let malformed = roles("NLAuth nlauth_signature=x").await.unwrap();
+    assert_eq!(malformed.status(), 401);
+
+    let audit = h.audit().await;
+    let details: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|r| (r.status.as_str(), r.detail.as_str()))
+        .collect();
+    assert_eq!(
+        details,
+        [
+            ("Success", ""),
+            ("Failure", "InvalidCredentials"),
+            ("Failure", "MissingRequiredParameter")
+        ]
+    );
+    assert!(audit.iter().all(|r| !r.request_uri.contains("signature")));
+}
