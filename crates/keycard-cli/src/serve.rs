@@ -38,6 +38,25 @@ pub struct ServeArgs {
     /// Accept HMAC-SHA1 signatures (ended by NetSuite in 2023.1).
     #[arg(long)]
     pub allow_legacy_sha1: bool,
+    /// Log format on standard error: text for people, json (one object per line) for collectors.
+    #[arg(long, env = "KEYCARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Structured logs on standard error; the level comes from KEYCARD_LOG (default `info`, e.g.
+/// `debug` for one line per request). Nothing logged carries a secret or a signature.
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYCARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = if format == "json" {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 impl ServeArgs {
@@ -76,18 +95,21 @@ impl ServeArgs {
 
 pub fn run(args: &ServeArgs, store_args: &StoreArgs) -> Result<()> {
     let config = args.config()?;
+    init_logging(&args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let store = store_args.open().await?;
+        let backend = store.backend();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let server =
             keycard_server::start(config, store, listener, keycard_server::system_clock())?;
         eprintln!("keycard serving on http://{} (Ctrl-C to stop)", server.addr);
+        tracing::info!(addr = %server.addr, backend = ?backend, "serving");
         shutdown_signal().await;
         eprintln!("stopping: finishing requests and writing the login audit trail");
         server.stop().await

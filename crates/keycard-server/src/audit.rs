@@ -6,11 +6,18 @@ use keycard_core::LoginRecord;
 use keycard_store::Store;
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
+use std::sync::Arc;
+
 pub type AuditSender = mpsc::Sender<LoginRecord>;
 
 const BATCH: usize = 256;
 
-pub fn spawn_writer(store: Store, capacity: usize) -> (AuditSender, tokio::task::JoinHandle<()>) {
+pub fn spawn_writer(
+    store: Store,
+    capacity: usize,
+    metrics: Arc<Metrics>,
+) -> (AuditSender, tokio::task::JoinHandle<()>) {
     let (sender, mut receiver) = mpsc::channel::<LoginRecord>(capacity.max(1));
     let task = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
@@ -22,6 +29,10 @@ pub fn spawn_writer(store: Store, capacity: usize) -> (AuditSender, tokio::task:
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(std::time::Duration::from_secs(5));
             }
+            metrics.count_logins(&batch);
+            metrics
+                .audit_written
+                .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
             batch.clear();
         }
     });

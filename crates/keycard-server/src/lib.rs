@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod cache;
 pub mod config;
+pub mod metrics;
 pub mod nonce;
 pub mod pipeline;
 pub mod respond;
@@ -32,6 +33,7 @@ pub struct AppState {
     pub nonces: nonce::NonceStore,
     pub slots: slots::Slots,
     pub audit: audit::AuditSender,
+    pub metrics: Arc<metrics::Metrics>,
     pub clock: Clock,
 }
 
@@ -66,7 +68,8 @@ pub fn start(
     clock: Clock,
 ) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
-    let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue, metrics.clone());
     let state = Arc::new(AppState {
         cache: cache::CredentialCache::new(
             &store,
@@ -77,6 +80,7 @@ pub fn start(
         config,
         store,
         audit,
+        metrics,
         clock,
     });
     let app = surfaces::router(state.clone());

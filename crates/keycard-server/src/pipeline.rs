@@ -120,6 +120,14 @@ pub async fn authenticate(
         Ok(_) => ("Success", "", Value::Null),
         Err(refusal) => ("Failure", refusal.detail, refusal.diagnosis.clone()),
     };
+    match &outcome {
+        Ok(_) => {
+            tracing::debug!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), "login accepted");
+        }
+        Err(refusal) => {
+            tracing::info!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), token = known.token.as_deref(), detail = refusal.detail, "login refused");
+        }
+    }
     let record = LoginRecord {
         at: state.now(),
         request_id: facts.request_id.clone(),

@@ -56,6 +56,19 @@ impl Slots {
             .get(pool)
             .map_or(0, |c| c.load(Ordering::Acquire))
     }
+
+    /// Every pool seen and its slots in use now, for metrics.
+    pub fn snapshot(&self) -> Vec<(String, u32)> {
+        let mut pools: Vec<(String, u32)> = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(pool, c)| (pool.clone(), c.load(Ordering::Acquire)))
+            .collect();
+        pools.sort();
+        pools
+    }
 }
 
 #[cfg(test)]

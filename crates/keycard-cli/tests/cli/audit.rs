@@ -12,12 +12,21 @@ use crate::{keycard, stderr, stdout};
 struct Served {
     child: Child,
     port: u16,
+    logs: std::thread::JoinHandle<Vec<String>>,
 }
 
 /// Starts `keycard serve` on a free port and waits for its "serving on" line.
 fn serve(data_dir: &str) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keycard"))
-        .args(["serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--data-dir",
+            data_dir,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
         .env_remove("KEYCARD_DATABASE_URL")
         .stderr(Stdio::piped())
         .spawn()
@@ -31,19 +40,20 @@ fn serve(data_dir: &str) -> Served {
         .and_then(|port| port.parse().ok())
         .unwrap_or_else(|| panic!("no address in `{line}`"));
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Served { child, port }
+    let logs = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    Served { child, port, logs }
 }
 
 impl Served {
-    /// Stops it the way an operator does (SIGTERM) and checks it exits cleanly.
-    fn stop(mut self) {
+    /// Stops it the way an operator does (SIGTERM), checks it exits cleanly, returns its log.
+    fn stop(mut self) -> Vec<String> {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
         assert!(self.child.wait().unwrap().success());
+        self.logs.join().unwrap()
     }
 }
 
@@ -106,7 +116,26 @@ fn the_owner_reads_every_attempt_with_its_reason() {
     let (realm, _) = get(served.port, "/rest/tokeninfo", &sign("1234567-SB1", secret));
     assert_eq!(realm, 401);
     let port = served.port;
-    served.stop();
+    let logs = served.stop();
+    // Structured logs: one JSON object per line, the refusal with its Detail code and request
+    // id, and never a secret.
+    let events: Vec<Value> = logs
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refusal = events
+        .iter()
+        .find(|e| e["request_id"] == bad_id.as_str())
+        .unwrap_or_else(|| panic!("no log line for {bad_id}: {logs:?}"));
+    assert_eq!(refusal["detail"], "InvalidSignature");
+    assert_eq!(refusal["level"], "INFO");
+    for secret in ["consumer_secret", "token_secret"] {
+        assert!(
+            logs.iter()
+                .all(|l| !l.contains(creds[secret].as_str().unwrap()))
+        );
+    }
 
     let audit = |args: &[&str]| {
         let mut full = vec!["audit"];

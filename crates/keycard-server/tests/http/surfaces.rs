@@ -253,3 +253,62 @@ async fn discovery_datacenterurls_without_login_and_roles_with_nlauth() {
     );
     assert!(audit.iter().all(|r| !r.request_uri.contains("signature")));
 }
+
+#[tokio::test]
+async fn metrics_count_requests_logins_and_slots_in_prometheus_format() {
+    let h = Harness::start().await;
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+    let url = h.url("/rest/tokeninfo");
+    let refused = h
+        .http
+        .get(&url)
+        .header(
+            "authorization",
+            h.authorization("POST", &url, None, Some(ACCOUNT)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    // Login counts come from the audit writer: wait until it has written both.
+    let mut text = String::new();
+    for _ in 0..100 {
+        let response = h.http.get(h.url("/metrics")).send().await.unwrap();
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        text = response.text().await.unwrap();
+        if text.contains("keycard_audit_written_total 2") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for expected in [
+        r#"keycard_http_requests_total{surface="token",status="2xx"} 1"#,
+        r#"keycard_http_requests_total{surface="token",status="4xx"} 1"#,
+        r#"keycard_http_request_duration_seconds_count{surface="token"} 2"#,
+        r#"keycard_http_request_duration_seconds_bucket{surface="token",le="+Inf"} 2"#,
+        r#"keycard_logins_total{surface="token",outcome="success",detail=""} 1"#,
+        r#"keycard_logins_total{surface="token",outcome="failure",detail="InvalidSignature"} 1"#,
+        r#"keycard_slots_in_use{pool="account:1234567_SB1"} 0"#,
+        "keycard_cache_hits_total 2",
+        "keycard_nonces 1",
+        "keycard_audit_written_total 2",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in\n{text}");
+    }
+    // Every sample line is `name{labels} number`, and every metric has HELP and TYPE.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        let metric = name.split('{').next().unwrap();
+        let base = metric
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(text.contains(&format!("# TYPE {base} ")), "{line}");
+    }
+}

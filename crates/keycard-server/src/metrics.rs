@@ -1,0 +1,281 @@
+//! `/metrics` in Prometheus' text format. Request latency is counted by a middleware with
+//! atomics only; login outcomes are counted by the audit writer, off the hot path; gauges
+//! (cache, nonces, slots, audit queue) are read when scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+const SURFACES: [&str; 6] = ["rest", "restlet", "soap", "token", "app", "other"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+struct Histogram {
+    /// Per bucket (non-cumulative), then +Inf.
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Self {
+        Self {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+pub struct Metrics {
+    latency: [Histogram; SURFACES.len()],
+    responses: [[AtomicU64; CLASSES.len()]; SURFACES.len()],
+    /// (surface, outcome, detail) → attempts; written by the audit writer only.
+    logins: Mutex<BTreeMap<(String, String, String), u64>>,
+    pub audit_written: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            latency: std::array::from_fn(|_| Histogram::new()),
+            responses: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            logins: Mutex::new(BTreeMap::new()),
+            audit_written: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Which surface a path belongs to (the label on request metrics).
+pub fn surface_of(path: &str) -> usize {
+    let name = if path.starts_with("/services/rest") {
+        "rest"
+    } else if path.starts_with("/services/NetSuitePort") {
+        "soap"
+    } else if path.starts_with("/app/site/hosting/restlet.nl") {
+        "restlet"
+    } else if path.starts_with("/rest/") {
+        "token"
+    } else if path.starts_with("/app/") {
+        "app"
+    } else {
+        "other"
+    };
+    SURFACES
+        .iter()
+        .position(|s| *s == name)
+        .unwrap_or(SURFACES.len() - 1)
+}
+
+impl Metrics {
+    pub fn observe(&self, surface: usize, status: u16, seconds: f64) {
+        let Some(histogram) = self.latency.get(surface) else {
+            return;
+        };
+        let bucket = BUCKETS
+            .iter()
+            .position(|le| seconds <= *le)
+            .unwrap_or(BUCKETS.len());
+        if let Some(count) = histogram.counts.get(bucket) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        // Whole microseconds are precise enough for a sum and keep it an atomic integer.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        histogram
+            .sum_micros
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        let class = usize::from(status / 100)
+            .saturating_sub(1)
+            .min(CLASSES.len() - 1);
+        if let Some(counter) = self.responses.get(surface).and_then(|r| r.get(class)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a batch of login records (called by the audit writer).
+    pub fn count_logins(&self, records: &[keycard_core::LoginRecord]) {
+        let mut logins = self
+            .logins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for r in records {
+            *logins
+                .entry((
+                    r.surface.clone(),
+                    r.status.to_ascii_lowercase(),
+                    r.detail.clone(),
+                ))
+                .or_default() += 1;
+        }
+    }
+}
+
+/// The middleware that times every request.
+pub async fn track(
+    State(state): State<std::sync::Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let surface = surface_of(request.uri().path());
+    // The path only: a query may carry OAuth parameters.
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe(surface, status, elapsed.as_secs_f64());
+    tracing::debug!(%method, path, status, micros = elapsed.as_micros(), request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), "request");
+    response
+}
+
+/// Label values are ours or NetSuite's codes, but escape anyway: the format demands it.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+pub async fn render(State(state): State<std::sync::Arc<AppState>>) -> Response {
+    let mut out = String::with_capacity(8192);
+    state.metrics.write_http(&mut out);
+    state.metrics.write_logins(&mut out);
+    let m = &state.metrics;
+    let gauges = [
+        (
+            "keycard_cache_hits_total",
+            "counter",
+            "Credential cache hits.",
+            state.cache.hits.load(Ordering::Relaxed),
+        ),
+        (
+            "keycard_cache_misses_total",
+            "counter",
+            "Credential cache misses (loads from the directory).",
+            state.cache.misses.load(Ordering::Relaxed),
+        ),
+        (
+            "keycard_nonces",
+            "gauge",
+            "Nonces held for replay protection.",
+            state.nonces.len() as u64,
+        ),
+        (
+            "keycard_audit_queue",
+            "gauge",
+            "Login records waiting for the audit writer.",
+            (state.audit.max_capacity() - state.audit.capacity()) as u64,
+        ),
+        (
+            "keycard_audit_written_total",
+            "counter",
+            "Login records written to the directory.",
+            m.audit_written.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP keycard_slots_in_use Concurrency slots held now, by pool (account:<id> or integration:<id>).\n# TYPE keycard_slots_in_use gauge"
+    );
+    for (pool, in_use) in state.slots.snapshot() {
+        let _ = writeln!(
+            out,
+            "keycard_slots_in_use{{pool=\"{}\"}} {in_use}",
+            label(&pool)
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+impl Metrics {
+    fn write_http(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP keycard_http_requests_total HTTP responses by surface and status class.\n# TYPE keycard_http_requests_total counter"
+        );
+        for (surface, classes) in SURFACES.iter().zip(&self.responses) {
+            for (class, count) in CLASSES.iter().zip(classes) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "keycard_http_requests_total{{surface=\"{surface}\",status=\"{class}\"}} {count}"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP keycard_http_request_duration_seconds Time from request to response head, by surface.\n# TYPE keycard_http_request_duration_seconds histogram"
+        );
+        for (surface, histogram) in SURFACES.iter().zip(&self.latency) {
+            let mut cumulative = 0;
+            for (i, count) in histogram.counts.iter().enumerate() {
+                cumulative += count.load(Ordering::Relaxed);
+                let le = BUCKETS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), ToString::to_string);
+                let _ = writeln!(
+                    out,
+                    "keycard_http_request_duration_seconds_bucket{{surface=\"{surface}\",le=\"{le}\"}} {cumulative}"
+                );
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "keycard_http_request_duration_seconds_sum{{surface=\"{surface}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "keycard_http_request_duration_seconds_count{{surface=\"{surface}\"}} {cumulative}"
+            );
+        }
+    }
+
+    fn write_logins(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP keycard_logins_total Authentication attempts by surface, outcome and NetSuite Detail code (as written to the audit trail).\n# TYPE keycard_logins_total counter"
+        );
+        for ((surface, outcome, detail), count) in self
+            .logins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "keycard_logins_total{{surface=\"{}\",outcome=\"{}\",detail=\"{}\"}} {count}",
+                label(surface),
+                label(outcome),
+                label(detail)
+            );
+        }
+    }
+}
