@@ -78,6 +78,7 @@ fn get(port: u16, path: &str, authorization: &str) -> (u16, String) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one story: serve, call, stop, read the trail and the log
 fn the_owner_reads_every_attempt_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
