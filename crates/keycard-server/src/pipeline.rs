@@ -6,6 +6,7 @@
 //! keycard's diagnosis for the owner. Unknown consumers and tokens still pay for one HMAC, so
 //! timing does not tell them apart from known ones.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::{Arc, LazyLock};
 
@@ -18,6 +19,7 @@ use keycard_oauth1::rules::{Rules, check_version};
 use keycard_oauth1::signature::check_body_hash;
 use keycard_oauth1::{
     AuthorizationHeader, IncomingRequest, OAuthError, RequestTarget, SignatureMethod, SigningKey,
+    TokenPassport,
 };
 use serde_json::{Value, json};
 
@@ -115,18 +117,49 @@ pub async fn authenticate(
     need: &Need,
 ) -> Result<Principal, Response> {
     let mut known = Known::default();
-    let outcome = run(state, facts, need, &mut known).await;
+    let outcome = match parse_header(facts) {
+        Ok(header) => {
+            known.realm = header.realm().map(str::to_owned);
+            match require_params(&header, &REQUIRED) {
+                Ok(()) => run(state, facts, &presented(&header), need, &mut known).await,
+                Err(refusal) => Err(refusal),
+            }
+        }
+        Err(refusal) => Err(refusal),
+    };
+    finish(state, facts, &known, outcome).await
+}
+
+/// The same pipeline for credentials the request carries elsewhere (a SOAP `tokenPassport`).
+pub async fn authenticate_presented(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+    presented: &Presented<'_>,
+    need: &Need,
+) -> Result<Principal, Response> {
+    let mut known = Known {
+        realm: presented.realm.map(str::to_owned),
+        ..Known::default()
+    };
+    let outcome = run(state, facts, presented, need, &mut known).await;
+    finish(state, facts, &known, outcome).await
+}
+
+/// Logs and audits the attempt, then answers a refusal in the surface's shape.
+async fn finish<T>(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+    known: &Known,
+    outcome: Result<T, Refusal>,
+) -> Result<T, Response> {
     let (status, detail, diagnosis) = match &outcome {
         Ok(_) => ("Success", "", Value::Null),
         Err(refusal) => ("Failure", refusal.detail, refusal.diagnosis.clone()),
     };
-    match &outcome {
-        Ok(_) => {
-            tracing::debug!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), "login accepted");
-        }
-        Err(refusal) => {
-            tracing::info!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), token = known.token.as_deref(), detail = refusal.detail, "login refused");
-        }
+    if outcome.is_ok() {
+        tracing::debug!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), "login accepted");
+    } else {
+        tracing::info!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), token = known.token.as_deref(), detail, "login refused");
     }
     let record = LoginRecord {
         at: state.now(),
@@ -173,22 +206,46 @@ fn nonce_rejected(surface: Surface) -> &'static str {
     }
 }
 
-#[allow(clippy::too_many_lines)] // the pipeline reads best as one list of steps
-async fn run(
-    state: &AppState,
-    facts: &RequestFacts<'_>,
-    need: &Need,
-    known: &mut Known,
-) -> Result<Principal, Refusal> {
-    let surface = facts.surface;
-    // 1. Parse.
+/// The credentials a request presents: from an `OAuth` header or a SOAP `tokenPassport`.
+pub struct Presented<'a> {
+    /// `realm` of the header; `account` of a passport.
+    pub realm: Option<&'a str>,
+    pub consumer_key: &'a str,
+    pub token: &'a str,
+    pub nonce: &'a str,
+    pub timestamp: &'a str,
+    pub method: &'a str,
+    pub signature: &'a str,
+    pub version: Option<&'a str>,
+    pub proof: Proof<'a>,
+}
+
+/// What the signature covers.
+pub enum Proof<'a> {
+    /// The OAuth base string: method, URL and every signed parameter.
+    Header(&'a AuthorizationHeader<'a>),
+    /// `account&consumerKey&token&nonce&timestamp`, keyed `cs&ts` (SOAP).
+    Passport,
+}
+
+const REQUIRED: [&str; 6] = [
+    "oauth_consumer_key",
+    "oauth_token",
+    "oauth_nonce",
+    "oauth_timestamp",
+    "oauth_signature_method",
+    "oauth_signature",
+];
+
+/// Step 1 for header-signed requests: the `OAuth` header, parsed.
+fn parse_header<'a>(facts: &RequestFacts<'a>) -> Result<AuthorizationHeader<'a>, Refusal> {
     let Some(authorization) = facts.authorization else {
         return Err(login_failed(
             "MissingRequiredParameter",
             json!({ "problem": "no Authorization header" }),
         ));
     };
-    let header = AuthorizationHeader::parse(authorization).map_err(|error| match error {
+    AuthorizationHeader::parse(authorization).map_err(|error| match error {
         OAuthError::WrongScheme { .. } => login_failed(
             "MissingRequiredParameter",
             json!({ "problem": "the Authorization header is not `OAuth …` (Token-based Authentication)" }),
@@ -198,63 +255,83 @@ async fn run(
             "MalformedRequest",
             json!({ "problem": other.to_string(), "code": other.code() }),
         ),
-    })?;
-    known.realm = header.realm().map(str::to_owned);
-    let mut missing = Vec::new();
-    for name in [
-        "oauth_consumer_key",
-        "oauth_token",
-        "oauth_nonce",
-        "oauth_timestamp",
-        "oauth_signature_method",
-        "oauth_signature",
-    ] {
-        if header.get(name).is_none() {
-            missing.push(name);
-        }
-    }
-    if !missing.is_empty() {
-        return Err(login_failed(
+    })
+}
+
+fn require_params(header: &AuthorizationHeader<'_>, names: &[&'static str]) -> Result<(), Refusal> {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| header.get(name).is_none())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(login_failed(
             "MissingRequiredParameter",
             json!({ "missing": missing }),
-        ));
+        ))
     }
-    let param = |name| header.get(name).unwrap_or_default();
+}
 
-    // 2. Account: from the host, else from the realm.
+fn presented<'a>(header: &'a AuthorizationHeader<'a>) -> Presented<'a> {
+    let param = |name| header.get(name).unwrap_or_default();
+    Presented {
+        realm: header.realm(),
+        consumer_key: param("oauth_consumer_key"),
+        token: param("oauth_token"),
+        nonce: param("oauth_nonce"),
+        timestamp: param("oauth_timestamp"),
+        method: param("oauth_signature_method"),
+        signature: param("oauth_signature"),
+        version: header.get("oauth_version"),
+        proof: Proof::Header(header),
+    }
+}
+
+/// The account the host names, else the one the realm names (either form, for the diagnosis).
+fn named_account(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+    realm: Option<&str>,
+) -> Option<AccountId> {
     let host = crate::routing::host_without_port(facts.authority);
-    let account_id = match route_host(&state.config, host) {
+    match route_host(&state.config, host) {
         HostRoute::Account { slug } => AccountId::from_host_slug(&slug).ok(),
-        // A realm in the host form (`1234567-sb1`) still names the account, so the owner's
-        // diagnosis can say what is wrong with it.
-        HostRoute::Shared => header.realm().and_then(|realm| {
+        HostRoute::Shared => realm.and_then(|realm| {
             AccountId::parse(realm)
                 .or_else(|_| AccountId::from_host_slug(realm))
                 .ok()
         }),
-    };
-    let Some(account_id) = account_id else {
+    }
+}
+
+/// Step 2: the account exists, the realm names it correctly, and it has TBA.
+async fn account_step(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+    p: &Presented<'_>,
+    known: &mut Known,
+) -> Result<Arc<Account>, Refusal> {
+    let Some(account_id) = named_account(state, facts, p.realm) else {
         return Err(login_failed(
             "InvalidAccount",
-            json!({ "problem": "no account: call the account's host ({slug}.restlets.api.<domain>) or send realm=\"<account id>\"", "realm": header.realm() }),
+            json!({ "problem": "no account: call the account's host ({slug}.restlets.api.<domain>) or send realm=\"<account id>\"", "realm": p.realm }),
         ));
     };
     known.account = Some(account_id.to_string());
-    let account = state
+    let Some(account) = state
         .cache
         .account(&account_id)
         .await
-        .map_err(unavailable)?;
-    let Some(account) = account else {
+        .map_err(unavailable)?
+    else {
         return Err(login_failed(
             "InvalidAccount",
             json!({ "problem": format!("account {account_id} does not exist") }),
         ));
     };
-    let realm_problem = header
-        .realm()
-        .and_then(|realm| realm_hint(realm, &account.id));
-    if let Some(hint) = &realm_problem {
+    if let Some(hint) = p.realm.and_then(|realm| realm_hint(realm, &account.id)) {
         return Err(login_failed("InvalidAccount", json!({ "realm": hint })));
     }
     if !account.has(Feature::TokenBasedAuthentication) {
@@ -263,15 +340,23 @@ async fn run(
             json!({ "problem": "the account does not have Token-Based Authentication enabled" }),
         ));
     }
+    Ok(account)
+}
 
-    // 3. Integration.
+/// Step 3: the integration is known in this account, Enabled, with TBA checked.
+async fn integration_step(
+    state: &AppState,
+    p: &Presented<'_>,
+    account: &Account,
+    known: &mut Known,
+) -> Result<Arc<IntegrationEntry>, Refusal> {
     let integration = state
         .cache
-        .integration(param("oauth_consumer_key"))
+        .integration(p.consumer_key)
         .await
         .map_err(unavailable)?;
     let Some(integration) = integration.filter(|i| i.integration.account == account.id) else {
-        let _ = DECOY_KEY.verify(b"decoy", param("oauth_signature"));
+        let _ = DECOY_KEY.verify(b"decoy", p.signature);
         return Err(login_failed(
             "consumer_key_unknown",
             json!({ "problem": "no integration record has this consumer key in this account" }),
@@ -290,21 +375,26 @@ async fn run(
             json!({ "problem": "the integration does not have Token-based Authentication checked" }),
         ));
     }
+    Ok(integration)
+}
 
-    // 4. Token, user and role.
+/// Step 4: the token is known, belongs to the integration, and is usable with its user and role.
+async fn token_step(
+    state: &AppState,
+    p: &Presented<'_>,
+    account: &Account,
+    integration: &IntegrationEntry,
+    known: &mut Known,
+) -> Result<Arc<TokenEntry>, Refusal> {
     let token = state
         .cache
-        .token(
-            &integration,
-            param("oauth_token"),
-            state.config.allow_legacy_sha1,
-        )
+        .token(integration, p.token, state.config.allow_legacy_sha1)
         .await
         .map_err(unavailable)?;
     let Some(token) = token.filter(|t| {
         t.token.integration_id == integration.integration.id && t.token.account == account.id
     }) else {
-        let _ = DECOY_KEY.verify(b"decoy", param("oauth_signature"));
+        let _ = DECOY_KEY.verify(b"decoy", p.signature);
         return Err(login_failed(
             "InvalidToken",
             json!({ "problem": "no token with this id belongs to this integration" }),
@@ -336,26 +426,53 @@ async fn run(
             json!({ "problem": unusable.to_string(), "code": unusable.code() }),
         ));
     }
+    Ok(token)
+}
 
-    // 5. Signature method and version.
-    let method = SignatureMethod::parse(
-        param("oauth_signature_method"),
-        state.config.allow_legacy_sha1,
-    )
-    .map_err(|error| {
-        login_failed(
-            "UnsupportedSignatureMethod",
-            json!({ "problem": error.to_string() }),
-        )
-    })?;
-    check_version(header.get("oauth_version")).map_err(|_| {
+/// Step 5: the signature method (and `oauth_version`) are ones we accept.
+fn method_step(state: &AppState, p: &Presented<'_>) -> Result<SignatureMethod, Refusal> {
+    let method =
+        SignatureMethod::parse(p.method, state.config.allow_legacy_sha1).map_err(|error| {
+            login_failed(
+                "UnsupportedSignatureMethod",
+                json!({ "problem": error.to_string() }),
+            )
+        })?;
+    check_version(p.version).map_err(|_| {
         login_failed(
             "version_rejected",
             json!({ "problem": "oauth_version must be 1.0 or absent" }),
         )
     })?;
+    Ok(method)
+}
 
-    // 6. Signature, over the URL the client used.
+/// Step 6: the signature, over what the client sent, with the key the credentials give.
+fn signature_step(
+    facts: &RequestFacts<'_>,
+    p: &Presented<'_>,
+    key: &SigningKey,
+    account: &Account,
+    now: i64,
+) -> Result<(), Refusal> {
+    let header = match &p.proof {
+        Proof::Header(header) => *header,
+        Proof::Passport => {
+            let passport = TokenPassport {
+                account: p.realm.unwrap_or_default(),
+                consumer_key: p.consumer_key,
+                token: p.token,
+                nonce: p.nonce,
+                timestamp: p.timestamp,
+            };
+            return key.verify(passport.base_string().as_bytes(), p.signature).map_err(|error| {
+                login_failed(
+                    "InvalidSignature",
+                    json!({ "problem": error.to_string(), "signed": "account&consumerKey&token&nonce&timestamp (raw values), keyed consumerSecret&tokenSecret", "clock_skew_secs": p.timestamp.parse::<i64>().ok().map(|ts| ts - now) }),
+                )
+            });
+        }
+    };
     let target = RequestTarget::from_authority(
         facts.method,
         facts.scheme,
@@ -376,58 +493,87 @@ async fn run(
         .map(|_| facts.body);
     let request = IncomingRequest {
         target,
-        header: &header,
+        header,
         form_body,
     };
-    let key = match method {
-        SignatureMethod::HmacSha256 => &token.key,
-        SignatureMethod::HmacSha1 => token.legacy_key.as_ref().unwrap_or(&token.key),
-    };
     let mut buffer = Vec::with_capacity(512);
-    let now = state.now();
     if let Err(error) = request.verify_signature(key, &mut buffer) {
         return Err(login_failed(
             "InvalidSignature",
-            signature_diagnosis(&request, &error, &header, &account, now),
+            signature_diagnosis(&request, &error, header, account, now),
         ));
     }
     if let Some(hash) = header.get("oauth_body_hash") {
         if form_body.is_none() && check_body_hash(hash, facts.body).is_err() {
             return Err(login_failed(
                 "InvalidSignature",
-                json!({ "problem": "oauth_body_hash does not match the body (SHA-1, base64)" }),
+                json!({ "problem": "oauth_body_hash does not match the body (SHA-1 of the bytes sent, base64)", "body_bytes": facts.body.len() }),
             ));
         }
     }
+    Ok(())
+}
 
-    // 7. Timestamp and nonce (consumed only now that the signature verified).
+/// Step 7: the timestamp is in the window and `(scope, nonce, timestamp)` is new. Runs only
+/// after the signature verified.
+fn freshness_step(
+    state: &AppState,
+    surface: Surface,
+    p: &Presented<'_>,
+    scope: &str,
+    now: i64,
+) -> Result<(), Refusal> {
     let rules = Rules {
         timestamp_window_secs: state.config.timestamp_window.unsigned_abs(),
         allow_legacy_sha1: state.config.allow_legacy_sha1,
         ..Rules::default()
     };
-    let timestamp = rules.check_timestamp(param("oauth_timestamp"), now).map_err(|error| match error {
+    let timestamp = rules.check_timestamp(p.timestamp, now).map_err(|error| match error {
         OAuthError::TimestampOutOfWindow { skew_secs, window_secs } => login_failed(
             "InvalidTimestamp",
             json!({ "clock_skew_secs": skew_secs, "window_secs": window_secs, "problem": format!("the client's clock is {} s {} the server's", skew_secs.abs(), if skew_secs > 0 { "ahead of" } else { "behind" }) }),
         ),
         other => login_failed("InvalidTimestamp", json!({ "problem": other.to_string() })),
     })?;
-    rules.check_nonce(param("oauth_nonce")).map_err(|error| {
+    rules.check_nonce(p.nonce).map_err(|error| {
         login_failed(
             nonce_rejected(surface),
             json!({ "problem": error.to_string() }),
         )
     })?;
-    if !state
-        .nonces
-        .consume(&token.token.token_id, param("oauth_nonce"), timestamp, now)
-    {
+    if !state.nonces.consume(scope, p.nonce, timestamp, now) {
         return Err(login_failed(
             nonce_used(surface),
-            json!({ "problem": "this nonce and timestamp were already used with this token (a replay, or a client reusing nonces)" }),
+            json!({ "problem": "this nonce and timestamp were already used with these credentials (a replay, or a client reusing nonces)" }),
         ));
     }
+    Ok(())
+}
+
+/// The whole pipeline for credentials already read from the request.
+async fn run(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+    p: &Presented<'_>,
+    need: &Need,
+    known: &mut Known,
+) -> Result<Principal, Refusal> {
+    let account = account_step(state, facts, p, known).await?;
+    let integration = integration_step(state, p, &account, known).await?;
+    let token = token_step(state, p, &account, &integration, known).await?;
+    let method = method_step(state, p)?;
+    let key: Cow<'_, SigningKey> = match (&p.proof, method) {
+        (Proof::Passport, method) => {
+            Cow::Owned(integration.passport_key(method, token.secret().expose()))
+        }
+        (Proof::Header(_), SignatureMethod::HmacSha256) => Cow::Borrowed(&token.key),
+        (Proof::Header(_), SignatureMethod::HmacSha1) => {
+            Cow::Borrowed(token.legacy_key.as_ref().unwrap_or(&token.key))
+        }
+    };
+    let now = state.now();
+    signature_step(facts, p, &key, &account, now)?;
+    freshness_step(state, facts.surface, p, &token.token.token_id, now)?;
 
     // 8. IP rule.
     if !token.role.ip_allowed(facts.peer) {
@@ -451,7 +597,7 @@ async fn run(
     };
 
     // 10. Permission for the operation.
-    check_need(need, surface, &token, &account)?;
+    check_need(need, facts.surface, &token, &account)?;
     Ok(Principal {
         account,
         integration,
