@@ -112,6 +112,34 @@ pub fn check_callback_url(url: &str) -> Result<(), RuleError> {
     Ok(())
 }
 
+/// The part after `http://localhost[:port]` (port digits or `*`), or `None` for other URLs.
+fn localhost_rest(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://localhost")?;
+    let after_port = match rest.strip_prefix(':') {
+        Some(port) => {
+            let end = port.find(['/', '?', '#']).unwrap_or(port.len());
+            let (digits, rest) = port.split_at(end);
+            (digits == "*" || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())))
+                .then_some(rest)?
+        }
+        None => rest,
+    };
+    (after_port.is_empty() || after_port.starts_with(['/', '?', '#'])).then_some(after_port)
+}
+
+/// Whether the `oauth_callback` of a request-token step matches the integration's callback URL:
+/// exactly, except that a registered `http://localhost` callback accepts any port, as NetSuite
+/// allows since 2020.1 (`http://localhost:*`), for developer tools on a random local port.
+pub fn callback_matches(registered: &str, requested: &str) -> bool {
+    if registered == requested {
+        return true;
+    }
+    match (localhost_rest(registered), localhost_rest(requested)) {
+        (Some(a), Some(b)) => a == b || (a.is_empty() && b == "/") || (a == "/" && b.is_empty()),
+        _ => false,
+    }
+}
+
 /// An integration record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Integration {
@@ -168,6 +196,47 @@ pub fn application_id_from(bytes: [u8; 16]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callbacks_match_exactly_or_on_any_localhost_port() {
+        use super::callback_matches;
+        assert!(callback_matches(
+            "https://a.example/cb",
+            "https://a.example/cb"
+        ));
+        assert!(!callback_matches(
+            "https://a.example/cb",
+            "https://a.example/cb2"
+        ));
+        assert!(!callback_matches(
+            "https://a.example/cb",
+            "https://evil.example/cb"
+        ));
+        assert!(callback_matches(
+            "http://localhost:*/cb",
+            "http://localhost:49152/cb"
+        ));
+        assert!(callback_matches(
+            "http://localhost:8123/cb",
+            "http://localhost:49152/cb"
+        ));
+        assert!(callback_matches(
+            "http://localhost",
+            "http://localhost:5000/"
+        ));
+        assert!(!callback_matches(
+            "http://localhost:8123/cb",
+            "http://localhost:49152/other"
+        ));
+        assert!(!callback_matches(
+            "http://localhost:*/cb",
+            "http://localhost.evil.example/cb"
+        ));
+        assert!(!callback_matches(
+            "http://localhost:*/cb",
+            "http://localhost:1@evil.example/cb"
+        ));
+    }
 
     #[test]
     fn callback_urls() {

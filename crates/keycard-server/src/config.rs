@@ -25,6 +25,8 @@ pub struct ServerConfig {
     pub audit_queue: usize,
     /// How often to check the directory for changes made by other processes, in milliseconds.
     pub resync_ms: u64,
+    /// Seconds a three-step request token waits for its authorization and exchange.
+    pub request_token_ttl: i64,
 }
 
 impl Default for ServerConfig {
@@ -37,6 +39,7 @@ impl Default for ServerConfig {
             allow_legacy_sha1: false,
             audit_queue: 10_000,
             resync_ms: 250,
+            request_token_ttl: 600,
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod cache;
 pub mod config;
+pub mod flow;
 pub mod metrics;
 pub mod nonce;
 pub mod pipeline;
@@ -34,6 +35,7 @@ pub struct AppState {
     pub slots: slots::Slots,
     pub audit: audit::AuditSender,
     pub metrics: Arc<metrics::Metrics>,
+    pub flows: flow::PendingFlows,
     pub clock: Clock,
 }
 
@@ -81,6 +83,7 @@ pub fn start(
         store,
         audit,
         metrics,
+        flows: flow::PendingFlows::default(),
         clock,
     });
     let app = surfaces::router(state.clone());

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::cache::{IntegrationEntry, TokenEntry};
+use crate::flow::Stage;
 use crate::respond::{ClientError, Surface, error_response};
 use crate::routing::{HostRoute, realm_hint, route_host};
 use crate::slots::Slot;
@@ -691,4 +692,190 @@ fn unavailable(error: keycard_store::StoreError) -> Refusal {
         "DirectoryUnavailable",
         json!({ "problem": "the directory could not be read" }),
     )
+}
+
+/// What the request-token step established.
+pub struct RequestTokenGrant {
+    pub account: Arc<Account>,
+    pub integration: Arc<IntegrationEntry>,
+    pub callback: String,
+    pub request_id: String,
+}
+
+/// What the access-token step established: the pending request, now consumed.
+pub struct AccessTokenGrant {
+    pub account: Arc<Account>,
+    pub integration: Arc<IntegrationEntry>,
+    pub user_id: i64,
+    pub role_id: i64,
+    pub request_id: String,
+}
+
+/// The integration for a three-step request: known, in the account the host or realm names
+/// (when one does), Enabled, with TBA and TBA: Authorization Flow checked.
+async fn flow_integration(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+    p: &Presented<'_>,
+    known: &mut Known,
+) -> Result<(Arc<Account>, Arc<IntegrationEntry>), Refusal> {
+    let integration = state
+        .cache
+        .integration(p.consumer_key)
+        .await
+        .map_err(unavailable)?;
+    let named = named_account(state, facts, p.realm);
+    let Some(integration) =
+        integration.filter(|i| named.as_ref().is_none_or(|a| *a == i.integration.account))
+    else {
+        let _ = DECOY_KEY.verify(b"decoy", p.signature);
+        return Err(login_failed(
+            "UnknownIntegration",
+            json!({ "problem": "no integration record has this consumer key (in the account the host or realm names)" }),
+        ));
+    };
+    known.account = Some(integration.integration.account.to_string());
+    known.integration = Some(integration.integration.name.clone());
+    let account = integration.account.clone();
+    let account = Arc::new(account);
+    if let Some(hint) = p.realm.and_then(|realm| realm_hint(realm, &account.id)) {
+        return Err(login_failed("InvalidAccount", json!({ "realm": hint })));
+    }
+    if !account.has(Feature::TokenBasedAuthentication) {
+        return Err(login_failed(
+            "FeatureDisabled",
+            json!({ "problem": "the account does not have Token-Based Authentication enabled" }),
+        ));
+    }
+    let flags = &integration.integration.flags;
+    if integration.integration.state != IntegrationState::Enabled || !flags.tba {
+        return Err(login_failed(
+            "IntegrationBlocked",
+            json!({ "problem": format!("the integration is {}{}", integration.integration.state.label(), if flags.tba { "" } else { " without Token-based Authentication" }) }),
+        ));
+    }
+    if !flags.tba_authorization_flow {
+        return Err(login_failed(
+            "AuthorizationFlowRequired",
+            json!({ "problem": "the integration does not have TBA: Authorization Flow checked" }),
+        ));
+    }
+    Ok((account, integration))
+}
+
+/// `/rest/requesttoken`: signed with the consumer secret alone (`cs&`), with `oauth_callback`.
+pub async fn authenticate_request_token(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+) -> Result<RequestTokenGrant, Response> {
+    let mut known = Known::default();
+    let outcome = async {
+        let header = parse_header(facts)?;
+        known.realm = header.realm().map(str::to_owned);
+        require_params(
+            &header,
+            &[
+                "oauth_consumer_key",
+                "oauth_nonce",
+                "oauth_timestamp",
+                "oauth_signature_method",
+                "oauth_signature",
+                "oauth_callback",
+            ],
+        )?;
+        let p = presented(&header);
+        let (account, integration) = flow_integration(state, facts, &p, &mut known).await?;
+        let callback = header.get("oauth_callback").unwrap_or_default().to_owned();
+        let registered = integration.integration.flags.callback_url.as_deref();
+        if !registered.is_some_and(|r| keycard_core::integration::callback_matches(r, &callback)) {
+            return Err(login_failed(
+                "InvalidCallback",
+                json!({ "problem": "oauth_callback does not match the integration's callback URL", "sent": callback, "registered": registered }),
+            ));
+        }
+        let method = method_step(state, &p)?;
+        let key = integration.key(method, "");
+        let now = state.now();
+        signature_step(facts, &p, &key, &account, now)?;
+        freshness_step(state, Surface::Rest, &p, &format!("consumer:{}", p.consumer_key), now)?;
+        Ok(RequestTokenGrant {
+            account,
+            integration,
+            callback,
+            request_id: facts.request_id.clone(),
+        })
+    }
+    .await;
+    finish(state, facts, &known, outcome).await
+}
+
+/// `/rest/accesstoken`: the request token, its secret and the verifier the callback carried.
+/// The pending request is consumed once the signature verified, whatever the verifier says.
+pub async fn authenticate_access_token(
+    state: &AppState,
+    facts: &RequestFacts<'_>,
+) -> Result<AccessTokenGrant, Response> {
+    let mut known = Known::default();
+    let outcome = async {
+        let header = parse_header(facts)?;
+        known.realm = header.realm().map(str::to_owned);
+        require_params(
+            &header,
+            &[
+                "oauth_consumer_key",
+                "oauth_token",
+                "oauth_nonce",
+                "oauth_timestamp",
+                "oauth_signature_method",
+                "oauth_signature",
+                "oauth_verifier",
+            ],
+        )?;
+        let p = presented(&header);
+        let (account, integration) = flow_integration(state, facts, &p, &mut known).await?;
+        let now = state.now();
+        let Some(pending) = state
+            .flows
+            .get(p.token, now)
+            .filter(|pending| pending.integration_id == integration.integration.id)
+        else {
+            let _ = DECOY_KEY.verify(b"decoy", p.signature);
+            return Err(login_failed(
+                "InvalidToken",
+                json!({ "problem": "no pending request token with this id for this integration (unknown, already exchanged, or expired)" }),
+            ));
+        };
+        let method = method_step(state, &p)?;
+        let key = integration.key(method, pending.secret.expose());
+        signature_step(facts, &p, &key, &account, now)?;
+        freshness_step(state, Surface::Rest, &p, &format!("request:{}", p.token), now)?;
+        // Single use from here on: a wrong verifier burns the request token too.
+        let _ = state.flows.take(p.token);
+        let verifier = header.get("oauth_verifier").unwrap_or_default();
+        match pending.stage {
+            Stage::Allowed { user_id, role_id, verifier: expected } if expected.ct_eq(verifier) => {
+                Ok(AccessTokenGrant {
+                    account,
+                    integration,
+                    user_id,
+                    role_id,
+                    request_id: facts.request_id.clone(),
+                })
+            }
+            Stage::Denied => Err(login_failed(
+                "AuthorizationDenied",
+                json!({ "problem": "the user chose Deny on the authorize page" }),
+            )),
+            Stage::Allowed { .. } => Err(login_failed(
+                "InvalidVerifier",
+                json!({ "problem": "oauth_verifier is not the one the callback carried" }),
+            )),
+            Stage::Issued | Stage::LoggedIn { .. } => Err(login_failed(
+                "InvalidVerifier",
+                json!({ "problem": "the request token was not authorized on the authorize page yet" }),
+            )),
+        }
+    }
+    .await;
+    finish(state, facts, &known, outcome).await
 }

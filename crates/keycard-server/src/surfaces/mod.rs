@@ -1,6 +1,7 @@
 //! The HTTP surfaces. Each handler reads the request into [`RequestFacts`], runs the one
 //! pipeline with what its operation needs, and answers in its surface's shape.
 
+pub mod authorize;
 pub mod discovery;
 pub mod rest;
 pub mod restlet;
@@ -28,6 +29,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/rest/revoketoken", any(tokens::revoketoken))
         .route("/rest/issuetoken", any(tokens::issuetoken))
         .route("/rest/roles", any(discovery::roles))
+        .route("/rest/requesttoken", any(authorize::requesttoken))
+        .route("/rest/accesstoken", any(authorize::accesstoken))
+        .route(
+            "/app/login/secure/authorizetoken.nl",
+            any(authorize::page_handler),
+        )
         .route("/rest/datacenterurls", any(discovery::datacenterurls))
         .route("/services/rest/record/v1/{record}", any(rest::collection))
         .route(

@@ -10,6 +10,7 @@
 )]
 
 mod clients;
+mod flow;
 mod pipeline;
 mod surfaces;
 
@@ -84,6 +85,8 @@ impl Harness {
             tba: true,
             tba_issue_token_endpoint: true,
             user_credentials: true,
+            tba_authorization_flow: true,
+            callback_url: Some("http://localhost:*/callback?from=app".into()),
             ..IntegrationFlags::default()
         };
         let (_, consumer) = store

@@ -1,0 +1,577 @@
+//! The three-step authorization flow: `/rest/requesttoken` → the authorize page
+//! `/app/login/secure/authorizetoken.nl` (log in, choose a role, Allow or Deny; redirect to the
+//! callback with `oauth_token`, `oauth_verifier`, `company`, `role`, `entity`, `state`) →
+//! `/rest/accesstoken`, which turns the verifier into an ordinary access token, once.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{Html, IntoResponse, Response};
+use keycard_core::{Role, SetupPermission, User};
+use keycard_oauth1::encode::{encode_form, percent_decode_bytes};
+use keycard_store::tokens::{Creator, NewToken};
+
+use super::Incoming;
+use crate::AppState;
+use crate::flow::{Pending, Stage};
+use crate::pipeline::{authenticate_access_token, authenticate_request_token};
+use crate::respond::{ClientError, Surface, error_response, with_request_id};
+
+const PAGE: &str = "/app/login/secure/authorizetoken.nl";
+
+fn form_encoded(pairs: &[(&str, &str)], request_id: &str) -> Response {
+    let response = (
+        [(header::CONTENT_TYPE, "application/x-www-form-urlencoded")],
+        encode_form(pairs),
+    )
+        .into_response();
+    with_request_id(response, request_id)
+}
+
+fn random(bytes: usize) -> Option<String> {
+    keycard_store::crypto::random_hex(bytes).ok()
+}
+
+pub async fn requesttoken(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+    if incoming.method != Method::POST {
+        return method_not_allowed(&incoming.request_id);
+    }
+    let grant = match authenticate_request_token(&state, &incoming.facts(Surface::Token)).await {
+        Ok(grant) => grant,
+        Err(response) => return response,
+    };
+    let (Some(token), Some(secret)) = (random(32), random(32)) else {
+        return error_response(
+            Surface::Token,
+            ClientError::Unavailable,
+            None,
+            &grant.request_id,
+        );
+    };
+    let now = state.now();
+    state.flows.insert(
+        token.clone(),
+        Pending {
+            account: grant.account.id.clone(),
+            integration_id: grant.integration.integration.id,
+            consumer_key: grant.integration.integration.consumer_key.clone(),
+            secret: keycard_core::Secret::new(secret.clone()),
+            callback: grant.callback,
+            expires_at: now + state.config.request_token_ttl,
+            stage: Stage::Issued,
+        },
+        now,
+    );
+    form_encoded(
+        &[
+            ("oauth_token", token.as_str()),
+            ("oauth_token_secret", secret.as_str()),
+            ("oauth_callback_confirmed", "true"),
+        ],
+        &grant.request_id,
+    )
+}
+
+pub async fn accesstoken(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+    if incoming.method != Method::POST {
+        return method_not_allowed(&incoming.request_id);
+    }
+    let grant = match authenticate_access_token(&state, &incoming.facts(Surface::Token)).await {
+        Ok(grant) => grant,
+        Err(response) => return response,
+    };
+    let user = grant.user_id.to_string();
+    let created = state
+        .store
+        .create_token(
+            &format!("authorize:user:{user}"),
+            &grant.account.id,
+            &Creator::Operator,
+            NewToken {
+                integration: grant.integration.integration.id.to_string(),
+                user,
+                role: grant.role_id.to_string(),
+                name: None,
+                expires_at: None,
+            },
+        )
+        .await;
+    match created {
+        Ok((_, credentials)) => form_encoded(
+            &[
+                ("oauth_token", credentials.token_id.as_str()),
+                ("oauth_token_secret", credentials.token_secret.expose()),
+            ],
+            &grant.request_id,
+        ),
+        Err(error) => {
+            // The user or role changed between Allow and the exchange.
+            tracing::info!(request_id = %grant.request_id, %error, "the authorized token cannot be created");
+            error_response(
+                Surface::Token,
+                ClientError::InvalidLogin,
+                None,
+                &grant.request_id,
+            )
+        }
+    }
+}
+
+fn method_not_allowed(request_id: &str) -> Response {
+    let response = (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST")],
+        axum::Json(
+            serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "Use POST." } }),
+        ),
+    )
+        .into_response();
+    with_request_id(response, request_id)
+}
+
+/// The decoded fields of an `application/x-www-form-urlencoded` body.
+fn form_fields(body: &[u8]) -> HashMap<String, String> {
+    body.split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let mut parts = pair.splitn(2, |b| *b == b'=');
+            let name = percent_decode_bytes(parts.next()?, true).ok()?;
+            let value = percent_decode_bytes(parts.next().unwrap_or_default(), true).ok()?;
+            Some((
+                String::from_utf8_lossy(&name).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(status: StatusCode, title: &str, body: &str, request_id: &str) -> Response {
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · keycard</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#1d2733}}
+label{{display:block;margin:.8rem 0 .2rem}}input,select{{width:100%;padding:.45rem;box-sizing:border-box}}
+button{{margin:1rem .5rem 0 0;padding:.5rem 1.4rem}}.error{{color:#a31515}}.muted{{color:#5b6675}}</style>
+</head><body><h1>{title}</h1>
+{body}
+</body></html>"#,
+        title = escape(title)
+    );
+    let mut response = (status, Html(html)).into_response();
+    // The page must not be framed (clickjacking on Allow) or cached (it carries a session).
+    let headers = response.headers_mut();
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; frame-ancestors 'none'"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_request_id(response, request_id)
+}
+
+fn problem_page(message: &str, request_id: &str) -> Response {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Authorization failed",
+        &format!(
+            "<p class=\"error\">{}</p><p class=\"muted\">Start again from your application. Request id {}.</p>",
+            escape(message),
+            escape(request_id)
+        ),
+        request_id,
+    )
+}
+
+/// `state` is optional, at most 512 characters, `[A-Za-z0-9]` only.
+fn valid_state(value: &str) -> bool {
+    value.len() <= 512 && value.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn hidden(name: &str, value: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+        escape(name),
+        escape(value)
+    )
+}
+
+fn login_form(
+    integration: &str,
+    account: &str,
+    token: &str,
+    flow_state: &str,
+    error: Option<&str>,
+) -> String {
+    let mut body = format!(
+        "<p><strong>{}</strong> asks for access to account <strong>{}</strong>. Log in to continue.</p>",
+        escape(integration),
+        escape(account)
+    );
+    if let Some(error) = error {
+        let _ = write!(
+            body,
+            "<p class=\"error\" role=\"alert\">{}</p>",
+            escape(error)
+        );
+    }
+    let _ = write!(
+        body,
+        "<form method=\"post\" action=\"{PAGE}\">{}{}\
+<label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required>\
+<label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+<button type=\"submit\" id=\"login\">Log In</button></form>",
+        hidden("oauth_token", token),
+        hidden("state", flow_state)
+    );
+    body
+}
+
+fn consent_form(
+    integration: &str,
+    account: &str,
+    user: &User,
+    roles: &[Role],
+    token: &str,
+    flow_state: &str,
+    session: &str,
+) -> String {
+    let mut options = String::new();
+    for role in roles {
+        let _ = write!(
+            options,
+            "<option value=\"{}\">{}</option>",
+            role.id,
+            escape(&role.name)
+        );
+    }
+    format!(
+        "<p><strong>{}</strong> is requesting access to account <strong>{}</strong> as <strong>{}</strong>.</p>\
+<p class=\"muted\">Allow creates an access token for this application with the role you choose. You can revoke it at any time.</p>\
+<form method=\"post\" action=\"{PAGE}\">{}{}{}\
+<label for=\"role\">Role</label><select id=\"role\" name=\"role\">{options}</select>\
+<button type=\"submit\" name=\"action\" value=\"allow\" id=\"allow\">Allow</button>\
+<button type=\"submit\" name=\"action\" value=\"deny\" id=\"deny\">Deny</button></form>",
+        escape(integration),
+        escape(account),
+        escape(&user.email),
+        hidden("oauth_token", token),
+        hidden("state", flow_state),
+        hidden("session", session),
+    )
+}
+
+/// The callback with the flow's parameters appended (`&` when it already has a query).
+fn callback_url(callback: &str, params: &[(&str, &str)]) -> String {
+    let separator = if callback.contains('?') { '&' } else { '?' };
+    format!("{callback}{separator}{}", encode_form(params))
+}
+
+fn redirect(location: &str, request_id: &str) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            with_request_id(response, request_id)
+        }
+        Err(_) => problem_page("The callback URL cannot be used.", request_id),
+    }
+}
+
+/// The roles the user holds that may log in with access tokens.
+async fn token_roles(state: &AppState, pending: &Pending, user: &User) -> Vec<Role> {
+    let mut roles = Vec::new();
+    for id in &user.roles {
+        if let Ok(role) = state.store.role(&pending.account, &id.to_string()).await {
+            if role.has(SetupPermission::LogInUsingAccessTokens) {
+                roles.push(role);
+            }
+        }
+    }
+    roles
+}
+
+pub async fn page_handler(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+    let id = incoming.request_id.clone();
+    let fields = if incoming.method == Method::POST {
+        form_fields(&incoming.body)
+    } else {
+        HashMap::new()
+    };
+    let field = |name: &str| {
+        fields
+            .get(name)
+            .cloned()
+            .or_else(|| incoming.query_param(name))
+            .unwrap_or_default()
+    };
+    let (token, flow_state) = (field("oauth_token"), field("state"));
+    if !valid_state(&flow_state) {
+        return problem_page(
+            "The state parameter must be at most 512 letters and digits.",
+            &id,
+        );
+    }
+    let now = state.now();
+    let Some(pending) = state.flows.get(&token, now) else {
+        return problem_page("This authorization request is unknown or has expired.", &id);
+    };
+    let Ok(Some(integration)) = state.cache.integration(&pending.consumer_key).await else {
+        return problem_page("The application is no longer available.", &id);
+    };
+    let integration_name = integration.integration.name.clone();
+    let account_label = format!("{} ({})", integration.account.name, pending.account);
+    match (incoming.method.clone(), fields.contains_key("action")) {
+        (Method::GET, _) => page(
+            StatusCode::OK,
+            "Log in",
+            &login_form(&integration_name, &account_label, &token, &flow_state, None),
+            &id,
+        ),
+        (Method::POST, false) => {
+            login(
+                &state,
+                &incoming,
+                &pending,
+                (&token, &flow_state),
+                (&field("email"), &field("password")),
+                (&integration_name, &account_label),
+            )
+            .await
+        }
+        (Method::POST, true) => {
+            consent(
+                &state,
+                &pending,
+                (&token, &flow_state),
+                (&field("session"), &field("role"), &field("action")),
+                &id,
+                (&integration_name, &account_label),
+            )
+            .await
+        }
+        _ => method_not_allowed(&id),
+    }
+}
+
+async fn login(
+    state: &AppState,
+    incoming: &Incoming,
+    pending: &Pending,
+    (token, flow_state): (&str, &str),
+    (email, password): (&str, &str),
+    (integration, account): (&str, &str),
+) -> Response {
+    let id = &incoming.request_id;
+    let mut record = incoming.login_record(state, Surface::Token);
+    "app".clone_into(&mut record.surface);
+    record.account = Some(pending.account.to_string());
+    record.integration = Some(integration.to_owned());
+    record.user = Some(email.to_owned());
+    let user = state
+        .store
+        .check_password(&pending.account, email, password)
+        .await
+        .ok()
+        .flatten()
+        .filter(User::is_active);
+    let session = random(32);
+    let response = if let (Some(user), Some(session)) = (&user, &session) {
+        let roles = token_roles(state, pending, user).await;
+        "Success".clone_into(&mut record.status);
+        let next = Stage::LoggedIn {
+            user_id: user.id,
+            session: keycard_core::Secret::new(session.clone()),
+        };
+        // From the start, or again after going back to the login form.
+        let moved = state
+            .flows
+            .advance(token, &Stage::Issued, next.clone(), state.now())
+            || matches!(pending.stage, Stage::LoggedIn { .. })
+                && state
+                    .flows
+                    .advance(token, &pending.stage, next, state.now());
+        if !moved {
+            return problem_page("This authorization request was already answered.", id);
+        }
+        if roles.is_empty() {
+            problem_page("None of your roles may log in using access tokens.", id)
+        } else {
+            page(
+                StatusCode::OK,
+                "Allow access?",
+                &consent_form(
+                    integration,
+                    account,
+                    user,
+                    &roles,
+                    token,
+                    flow_state,
+                    session,
+                ),
+                id,
+            )
+        }
+    } else {
+        "InvalidCredentials".clone_into(&mut record.detail);
+        record.diagnosis = serde_json::json!({ "problem": "unknown email, wrong password, or an inactive user (authorize page)" });
+        page(
+            StatusCode::UNAUTHORIZED,
+            "Log in",
+            &login_form(
+                integration,
+                account,
+                token,
+                flow_state,
+                Some("You entered an invalid email or password."),
+            ),
+            id,
+        )
+    };
+    if state.audit.send(record).await.is_err() {
+        return problem_page("The service is temporarily unavailable.", id);
+    }
+    response
+}
+
+async fn consent(
+    state: &AppState,
+    pending: &Pending,
+    (token, flow_state): (&str, &str),
+    (session, role, action): (&str, &str, &str),
+    id: &str,
+    (integration, account): (&str, &str),
+) -> Response {
+    let Stage::LoggedIn {
+        user_id,
+        session: expected,
+    } = &pending.stage
+    else {
+        return problem_page(
+            "Log in first: this authorization request is not waiting for an answer.",
+            id,
+        );
+    };
+    if !expected.ct_eq(session) {
+        return problem_page(
+            "Your session for this authorization has expired. Log in again.",
+            id,
+        );
+    }
+    let company = pending.account.to_string();
+    let now = state.now();
+    if action == "deny" {
+        state
+            .flows
+            .advance(token, &pending.stage, Stage::Denied, now);
+        let mut params = vec![
+            ("oauth_token", token),
+            ("oauth_verifier", ""),
+            ("company", company.as_str()),
+        ];
+        if !flow_state.is_empty() {
+            params.push(("state", flow_state));
+        }
+        return redirect(&callback_url(&pending.callback, &params), id);
+    }
+    if action != "allow" {
+        return problem_page("Choose Allow or Deny.", id);
+    }
+    let Ok(user) = state
+        .store
+        .user(&pending.account, &user_id.to_string())
+        .await
+    else {
+        return problem_page("Your user is no longer available.", id);
+    };
+    let roles = token_roles(state, pending, &user).await;
+    let Some(chosen) = roles.iter().find(|r| r.id.to_string() == role) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Allow access?",
+            &format!(
+                "<p class=\"error\" role=\"alert\">Choose one of your roles that may log in using access tokens.</p>{}",
+                consent_form(
+                    integration,
+                    account,
+                    &user,
+                    &roles,
+                    token,
+                    flow_state,
+                    session
+                )
+            ),
+            id,
+        );
+    };
+    let Some(verifier) = random(16) else {
+        return problem_page("The service is temporarily unavailable.", id);
+    };
+    let allowed = Stage::Allowed {
+        user_id: user.id,
+        role_id: chosen.id,
+        verifier: keycard_core::Secret::new(verifier.clone()),
+    };
+    if !state.flows.advance(token, &pending.stage, allowed, now) {
+        return problem_page("This authorization request was already answered.", id);
+    }
+    let (role_id, entity) = (chosen.id.to_string(), user.id.to_string());
+    let mut params = vec![
+        ("oauth_token", token),
+        ("oauth_verifier", verifier.as_str()),
+        ("company", company.as_str()),
+        ("role", role_id.as_str()),
+        ("entity", entity.as_str()),
+    ];
+    if !flow_state.is_empty() {
+        params.push(("state", flow_state));
+    }
+    redirect(&callback_url(&pending.callback, &params), id)
+}
