@@ -67,6 +67,8 @@ pub enum Need {
     RestRecord { record: String, level: Level },
     /// REST web services, administrator only (governance limits).
     RestAdministrator,
+    /// SOAP web services, on a record type at a level when the operation touches one.
+    Soap { record: Option<(String, Level)> },
 }
 
 /// A request that passed every check. Holding it holds the concurrency slot.
@@ -195,14 +197,14 @@ async fn finish<T>(
 /// NetSuite names a few Detail codes differently on RESTlets and on web services.
 fn nonce_used(surface: Surface) -> &'static str {
     match surface {
-        Surface::Rest => "NonceUsed",
+        Surface::Rest | Surface::Soap => "NonceUsed",
         Surface::Restlet | Surface::Token => "nonce_used",
     }
 }
 
 fn nonce_rejected(surface: Surface) -> &'static str {
     match surface {
-        Surface::Rest => "NonceRejected",
+        Surface::Rest | Surface::Soap => "NonceRejected",
         Surface::Restlet | Surface::Token => "nonce_rejected",
     }
 }
@@ -636,7 +638,29 @@ fn check_need(
             )));
         }
     }
+    if surface == Surface::Soap {
+        if !account.has(Feature::SoapWebServices) {
+            return Err(login_failed(
+                "FeatureDisabled",
+                json!({ "problem": "the account does not have SOAP Web Services enabled" }),
+            ));
+        }
+        if !role.has(SetupPermission::SoapWebServices) {
+            return Err(forbidden(format!(
+                "the role `{}` lacks SOAP Web Services",
+                role.name
+            )));
+        }
+    }
     match need {
+        Need::Soap {
+            record: Some((record, level)),
+        } if !role.allows(record, *level) => Err(forbidden(format!(
+            "the role `{}` has {} on `{record}`; this operation needs {}",
+            role.name,
+            role.level(record).as_str(),
+            level.as_str()
+        ))),
         Need::Restlet if role.web_services_only => Err(forbidden(format!(
             "the role `{}` is Web Services Only, which cannot call RESTlets",
             role.name
@@ -653,7 +677,11 @@ fn check_need(
             "the role `{}` is not an administrator",
             role.name
         ))),
-        Need::Login | Need::Restlet | Need::RestRecord { .. } | Need::RestAdministrator => Ok(()),
+        Need::Login
+        | Need::Restlet
+        | Need::RestRecord { .. }
+        | Need::RestAdministrator
+        | Need::Soap { .. } => Ok(()),
     }
 }
 

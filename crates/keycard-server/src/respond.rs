@@ -14,6 +14,8 @@ pub enum Surface {
     Restlet,
     /// The token endpoints (`/rest/*`), which answer like RESTlets.
     Token,
+    /// SOAP web services (`/services/NetSuitePort_<version>`): faults in an envelope.
+    Soap,
 }
 
 impl Surface {
@@ -22,6 +24,7 @@ impl Surface {
             Self::Rest => "rest",
             Self::Restlet => "restlet",
             Self::Token => "token",
+            Self::Soap => "soap",
         }
     }
 }
@@ -35,6 +38,8 @@ pub enum ClientError {
     BadRequest(&'static str),
     NotFound,
     Unavailable,
+    /// SOAP: a token passport together with another kind of credentials.
+    AmbiguousAuthentication,
 }
 
 const INVALID_LOGIN_DETAIL: &str = "Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite UI at Setup > Users/Roles > User Management > View Login Audit Trail.";
@@ -62,6 +67,13 @@ pub fn error_response(
     realm: Option<&str>,
     request_id: &str,
 ) -> Response {
+    if surface == Surface::Soap {
+        return with_request_id(soap_fault(error), request_id);
+    }
+    let error = match error {
+        ClientError::AmbiguousAuthentication => ClientError::InvalidLogin,
+        other => other,
+    };
     let (status, body) = match (surface, error) {
         (Surface::Rest, ClientError::InvalidLogin) => (
             StatusCode::UNAUTHORIZED,
@@ -72,7 +84,7 @@ pub fn error_response(
                 "INVALID_LOGIN",
             ),
         ),
-        (_, ClientError::InvalidLogin) => (
+        (_, ClientError::InvalidLogin | ClientError::AmbiguousAuthentication) => (
             StatusCode::UNAUTHORIZED,
             restlet_body("INVALID_LOGIN_ATTEMPT", "Invalid login attempt."),
         ),
@@ -166,6 +178,74 @@ pub fn error_response(
         }
     }
     with_request_id(response, request_id)
+}
+
+/// The faults namespace; clients read `faultstring` and the fault element's local name.
+const FAULTS_NS: &str = "urn:faults_2023_2.platform.webservices.netsuite.com";
+
+/// A SOAP 1.1 fault as NetSuite sends it. SOAP 1.1 (§6.2) answers faults with HTTP 500, which
+/// SOAP clients expect; a request that is not a SOAP message at all gets a 400 Client fault.
+fn soap_fault(error: ClientError) -> Response {
+    let (status, faultcode, faultstring, element, code) = match error {
+        ClientError::InvalidLogin => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "soapenv:Server.userException",
+            "Invalid login attempt.",
+            "invalidCredentialsFault",
+            "INVALID_LOGIN_ATTEMPT",
+        ),
+        ClientError::AmbiguousAuthentication => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "soapenv:Server.userException",
+            "Ambiguous authentication",
+            "invalidCredentialsFault",
+            "USER_ERROR",
+        ),
+        ClientError::Forbidden => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "soapenv:Server.userException",
+            "You do not have permission to access this resource.",
+            "insufficientPermissionFault",
+            "INSUFFICIENT_PERMISSION",
+        ),
+        ClientError::ConcurrencyLimit => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "soapenv:Server.userException",
+            "SuiteTalk concurrent request limit exceeded. Request blocked.",
+            "exceededConcurrentRequestLimitFault",
+            "WS_REQUEST_BLOCKED",
+        ),
+        ClientError::BadRequest(detail) => (
+            StatusCode::BAD_REQUEST,
+            "soapenv:Client",
+            detail,
+            "invalidRequestFault",
+            "INVALID_REQUEST",
+        ),
+        ClientError::NotFound => (
+            StatusCode::NOT_FOUND,
+            "soapenv:Client",
+            "No such SOAP endpoint: use /services/NetSuitePort_<version>, e.g. NetSuitePort_2023_2.",
+            "invalidRequestFault",
+            "INVALID_REQUEST",
+        ),
+        ClientError::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "soapenv:Server",
+            "The service is temporarily unavailable. Try again later.",
+            "unexpectedErrorFault",
+            "UNEXPECTED_ERROR",
+        ),
+    };
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>{faultcode}</faultcode><faultstring>{faultstring}</faultstring><detail><platformFaults:{element} xmlns:platformFaults="{FAULTS_NS}"><platformFaults:code>{code}</platformFaults:code><platformFaults:message>{faultstring}</platformFaults:message></platformFaults:{element}></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 pub fn with_request_id(mut response: Response, request_id: &str) -> Response {

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod discovery;
 pub mod rest;
 pub mod restlet;
+pub mod soap;
 pub mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/services/rest/record/v1/{record}/{id}",
             any(rest::instance),
         )
+        .route("/services/{port}", any(soap::handle))
         .route(
             "/services/rest/system/v1/governanceLimits",
             any(rest::governance_limits),

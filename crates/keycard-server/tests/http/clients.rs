@@ -8,11 +8,11 @@ use serde_json::json;
 
 use crate::{ACCOUNT, Harness, body};
 
-fn tools() -> std::path::PathBuf {
+pub fn tools() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/vectors")
 }
 
-fn run_signer(program: &std::path::Path, script: &str, request: &serde_json::Value) -> String {
+pub fn run_signer(program: &std::path::Path, script: &str, request: &serde_json::Value) -> String {
     let mut child = Command::new(program)
         .arg(tools().join(script))
         .current_dir(tools())

@@ -12,6 +12,7 @@
 mod clients;
 mod flow;
 mod pipeline;
+mod soap;
 mod surfaces;
 
 use std::sync::Arc;
@@ -112,6 +113,7 @@ impl Harness {
                     setup: [
                         SetupPermission::LogInUsingAccessTokens,
                         SetupPermission::RestWebServices,
+                        SetupPermission::SoapWebServices,
                         SetupPermission::UserAccessTokens,
                     ]
                     .into(),

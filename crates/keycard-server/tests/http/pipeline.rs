@@ -232,6 +232,13 @@ async fn the_sixth_concurrent_request_is_refused_and_slots_come_back() {
         body(rest).await["o:errorDetails"][0]["o:errorCode"],
         "CONCURRENCY_LIMIT_EXCEEDED"
     );
+    let (status, fault) = h.soap(h.envelope("<msg:getServerTime/>", "")).await;
+    assert_eq!(status, 500);
+    assert!(
+        fault.contains("exceededConcurrentRequestLimitFault")
+            && fault.contains("WS_REQUEST_BLOCKED"),
+        "{fault}"
+    );
     for request in held {
         assert_eq!(request.await.unwrap().unwrap().status(), 200);
     }

@@ -1,0 +1,557 @@
+//! SOAP web services: `/services/NetSuitePort_<version>`. The header's `tokenPassport` goes
+//! through the same pipeline as OAuth headers (nonce, timestamp, permissions); the operations
+//! are `getServerTime`, and `get` / `add` of records from the same store as REST.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use keycard_core::Level;
+use quick_xml::events::Event;
+use serde_json::Value;
+
+use super::Incoming;
+use crate::AppState;
+use crate::pipeline::{Need, Presented, Proof, authenticate_presented};
+use crate::respond::{ClientError, Surface, error_response, with_request_id};
+
+/// What the envelope carries, as far as authentication and our operations need.
+#[derive(Default, Debug)]
+pub struct Envelope {
+    passport: Option<Passport>,
+    /// Other credentials in the header (`applicationInfo`, `passport`).
+    other_credentials: Vec<String>,
+    operation: Option<String>,
+    /// `get`: the `baseRef`'s type and internal id.
+    base_ref: Option<(String, String)>,
+    /// `add`: the record's type (from `xsi:type`) and its simple fields.
+    record: Option<(String, Vec<(String, String)>)>,
+}
+
+#[derive(Default, Debug)]
+struct Passport {
+    account: Option<String>,
+    consumer_key: Option<String>,
+    token: Option<String>,
+    nonce: Option<String>,
+    timestamp: Option<String>,
+    signature: Option<String>,
+    algorithm: Option<String>,
+}
+
+impl Envelope {
+    /// An element opened at `path` (its ancestors' local names).
+    fn open(&mut self, path: &[String], name: &str, attribute: impl Fn(&str) -> Option<String>) {
+        let parent = path.last().map(String::as_str);
+        let in_header = path.get(1).is_some_and(|p| p == "Header");
+        let in_body = path.get(1).is_some_and(|p| p == "Body");
+        if in_header && path.len() == 2 {
+            match name {
+                "tokenPassport" => self.passport = Some(Passport::default()),
+                "applicationInfo" | "passport" => {
+                    self.other_credentials.push(name.to_owned());
+                }
+                _ => {}
+            }
+        }
+        if in_header && parent == Some("tokenPassport") && name == "signature" {
+            if let Some(passport) = self.passport.as_mut() {
+                passport.algorithm = attribute("algorithm");
+            }
+        }
+        if in_body && path.len() == 2 && self.operation.is_none() {
+            self.operation = Some(name.to_owned());
+        }
+        if in_body && path.len() == 3 {
+            match name {
+                "baseRef" => {
+                    self.base_ref = Some((
+                        attribute("type").unwrap_or_default(),
+                        attribute("internalId").unwrap_or_default(),
+                    ));
+                }
+                "record" => {
+                    let kind = attribute("type").unwrap_or_default();
+                    self.record = Some((local(kind.as_bytes()).to_ascii_lowercase(), Vec::new()));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// An element closed with its trimmed text.
+    fn close(&mut self, path: &[String], name: String, value: String) {
+        let parent = path.last().map(String::as_str);
+        if parent == Some("tokenPassport") {
+            if let Some(p) = self.passport.as_mut() {
+                let slot = match name.as_str() {
+                    "account" => &mut p.account,
+                    "consumerKey" => &mut p.consumer_key,
+                    "token" => &mut p.token,
+                    "nonce" => &mut p.nonce,
+                    "timestamp" => &mut p.timestamp,
+                    "signature" => &mut p.signature,
+                    _ => return,
+                };
+                *slot = Some(value);
+            }
+        } else if parent == Some("record") && path.len() == 4 {
+            if let Some((_, fields)) = self.record.as_mut() {
+                fields.push((name, value));
+            }
+        }
+    }
+}
+
+fn local(name: &[u8]) -> String {
+    let name = String::from_utf8_lossy(name);
+    name.rsplit(':').next().unwrap_or_default().to_owned()
+}
+
+/// Reads the envelope. Errors are the client's (not XML, not SOAP, a DTD).
+pub fn parse_envelope(xml: &[u8]) -> Result<Envelope, &'static str> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    // Not trim_text: it would trim around `&amp;` too (text arrives in pieces); values are
+    // trimmed whole at their end tag instead.
+    let mut envelope = Envelope::default();
+    let mut path: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut saw_envelope = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|_| "The request is not well-formed XML.")?;
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                // An empty element has no end event: it never enters the path.
+                let opens = matches!(event, Event::Start(_));
+                let name = local(e.name().as_ref());
+                if path.is_empty() {
+                    if name != "Envelope" {
+                        return Err("The request is not a SOAP envelope.");
+                    }
+                    saw_envelope = true;
+                }
+                let attribute = |wanted: &str| {
+                    e.attributes().flatten().find_map(|a| {
+                        (local(a.key.as_ref()) == wanted)
+                            .then(|| a.unescape_value().ok().map(std::borrow::Cow::into_owned))
+                            .flatten()
+                    })
+                };
+                envelope.open(&path, &name, attribute);
+                text.clear();
+                if opens {
+                    path.push(name);
+                }
+            }
+            Event::Text(t) => text.push_str(&t.decode().map_err(|_| "The request is not UTF-8.")?),
+            Event::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
+            Event::GeneralRef(r) => {
+                let resolved = match r.resolve_char_ref() {
+                    Ok(Some(c)) => Some(c),
+                    Ok(None) => match r.as_ref() {
+                        b"amp" => Some('&'),
+                        b"lt" => Some('<'),
+                        b"gt" => Some('>'),
+                        b"quot" => Some('"'),
+                        b"apos" => Some('\''),
+                        _ => None,
+                    },
+                    Err(_) => None,
+                };
+                text.push(resolved.ok_or("The request uses an unknown XML entity.")?);
+            }
+            Event::End(_) => {
+                let Some(name) = path.pop() else {
+                    return Err("The request is not well-formed XML.");
+                };
+                let value = std::mem::take(&mut text).trim().to_owned();
+                envelope.close(&path, name, value);
+            }
+            Event::DocType(_) => return Err("Document type declarations are not accepted."),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !saw_envelope || !path.is_empty() {
+        return Err("The request is not a SOAP envelope.");
+    }
+    Ok(envelope)
+}
+
+/// `NetSuitePort_2023_2` → `2023_2`.
+fn port_version(port: &str) -> Option<&str> {
+    let version = port.strip_prefix("NetSuitePort_")?;
+    let (year, release) = version.split_once('_')?;
+    (year.len() == 4
+        && year.bytes().all(|b| b.is_ascii_digit())
+        && release.len() == 1
+        && release.bytes().all(|b| b.is_ascii_digit()))
+    .then_some(version)
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A response envelope with `documentInfo` (NetSuite's `nsId` carries our request id).
+fn envelope(version: &str, request_id: &str, body: &str) -> Response {
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Header><platformMsgs:documentInfo xmlns:platformMsgs="urn:messages_{version}.platform.webservices.netsuite.com"><platformMsgs:nsId>{request_id}</platformMsgs:nsId></platformMsgs:documentInfo></soapenv:Header><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"#
+    );
+    with_request_id(
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            xml,
+        )
+            .into_response(),
+        request_id,
+    )
+}
+
+fn status(version: &str, error: Option<(&str, &str)>) -> String {
+    let core = format!("urn:core_{version}.platform.webservices.netsuite.com");
+    match error {
+        None => format!(r#"<platformCore:status isSuccess="true" xmlns:platformCore="{core}"/>"#),
+        Some((error_code, text)) => format!(
+            r#"<platformCore:status isSuccess="false" xmlns:platformCore="{core}"><platformCore:statusDetail type="ERROR"><platformCore:code>{error_code}</platformCore:code><platformCore:message>{text}</platformCore:message></platformCore:statusDetail></platformCore:status>"#
+        ),
+    }
+}
+
+/// The namespace prefix and URN of a record type's schema, for the few we name; others get a
+/// keycard namespace so the document still validates as XML.
+fn record_namespace(record: &str, version: &str) -> (&'static str, String) {
+    match record {
+        "customer" | "contact" | "vendor" | "partner" => (
+            "listRel",
+            format!("urn:relationships_{version}.lists.webservices.netsuite.com"),
+        ),
+        "employee" => (
+            "listEmp",
+            format!("urn:employees_{version}.lists.webservices.netsuite.com"),
+        ),
+        "salesorder" | "invoice" | "estimate" | "cashsale" => (
+            "tranSales",
+            format!("urn:sales_{version}.transactions.webservices.netsuite.com"),
+        ),
+        _ => ("rec", format!("urn:keycard:records:{record}")),
+    }
+}
+
+/// A UTC ISO 8601 time from Unix seconds.
+fn iso8601(at: i64) -> String {
+    let days = at.div_euclid(86_400);
+    let secs = at.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+type Refusal = (ClientError, &'static str, Value);
+
+/// Refusals decided before the pipeline: no passport, a passport with other credentials
+/// ("Ambiguous authentication"), or a passport missing a field.
+fn refusal_before_pipeline(parsed: &Envelope, session_cookie: bool) -> Option<Refusal> {
+    let Some(p) = &parsed.passport else {
+        return Some((
+            ClientError::InvalidLogin,
+            "MissingTokenPassportRequiredFields",
+            serde_json::json!({ "problem": "no tokenPassport in the SOAP header (keycard's SOAP surface accepts Token-based Authentication only)" }),
+        ));
+    };
+    if !parsed.other_credentials.is_empty() || session_cookie {
+        return Some((
+            ClientError::AmbiguousAuthentication,
+            "AmbiguousAuthentication",
+            serde_json::json!({ "problem": "a tokenPassport came with other credentials", "others": parsed.other_credentials, "session_cookie": session_cookie }),
+        ));
+    }
+    let missing: Vec<&str> = [
+        ("account", p.account.is_none()),
+        ("consumerKey", p.consumer_key.is_none()),
+        ("token", p.token.is_none()),
+        ("nonce", p.nonce.is_none()),
+        ("timestamp", p.timestamp.is_none()),
+        ("signature", p.signature.is_none()),
+    ]
+    .into_iter()
+    .filter_map(|(name, absent)| absent.then_some(name))
+    .collect();
+    (!missing.is_empty()).then(|| {
+        (
+            ClientError::InvalidLogin,
+            "MissingTokenPassportRequiredFields",
+            serde_json::json!({ "missing": missing }),
+        )
+    })
+}
+
+impl Passport {
+    fn presented(&self) -> Presented<'_> {
+        Presented {
+            realm: self.account.as_deref(),
+            consumer_key: self.consumer_key.as_deref().unwrap_or_default(),
+            token: self.token.as_deref().unwrap_or_default(),
+            nonce: self.nonce.as_deref().unwrap_or_default(),
+            timestamp: self.timestamp.as_deref().unwrap_or_default(),
+            method: self.algorithm.as_deref().unwrap_or("HMAC-SHA256"),
+            signature: self.signature.as_deref().unwrap_or_default(),
+            version: None,
+            proof: Proof::Passport,
+        }
+    }
+}
+
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(port): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+    let id = incoming.request_id.clone();
+    let Some(version) = port_version(&port).map(str::to_owned) else {
+        return error_response(Surface::Soap, ClientError::NotFound, None, &id);
+    };
+    if incoming.method != Method::POST {
+        return error_response(
+            Surface::Soap,
+            ClientError::BadRequest("SOAP requests are POSTed (this server publishes no WSDL)."),
+            None,
+            &id,
+        );
+    }
+    let parsed = match parse_envelope(&incoming.body) {
+        Ok(parsed) => parsed,
+        Err(problem) => {
+            return error_response(Surface::Soap, ClientError::BadRequest(problem), None, &id);
+        }
+    };
+    let session_cookie = incoming
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("JSESSIONID="));
+    if let Some((error, detail, diagnosis)) = refusal_before_pipeline(&parsed, session_cookie) {
+        let mut record = incoming.login_record(&state, Surface::Soap);
+        detail.clone_into(&mut record.detail);
+        record.diagnosis = diagnosis;
+        tracing::info!(request_id = %id, surface = "soap", detail, "login refused");
+        if state.audit.send(record).await.is_err() {
+            return error_response(Surface::Soap, ClientError::Unavailable, None, &id);
+        }
+        return error_response(Surface::Soap, error, None, &id);
+    }
+    let Some(passport) = parsed.passport.as_ref() else {
+        return error_response(Surface::Soap, ClientError::InvalidLogin, None, &id);
+    };
+    let operation = parsed.operation.clone().unwrap_or_default();
+    let record = match operation.as_str() {
+        "get" => parsed
+            .base_ref
+            .as_ref()
+            .map(|(kind, _)| (kind.to_ascii_lowercase(), Level::View)),
+        "add" => parsed
+            .record
+            .as_ref()
+            .map(|(kind, _)| (kind.clone(), Level::Create)),
+        _ => None,
+    };
+    let facts = incoming.facts(Surface::Soap);
+    let principal = match authenticate_presented(
+        &state,
+        &facts,
+        &passport.presented(),
+        &Need::Soap { record },
+    )
+    .await
+    {
+        Ok(principal) => principal,
+        Err(response) => return response,
+    };
+    let call = Call {
+        state: &state,
+        account: &principal.account.id,
+        version: &version,
+        request_id: &id,
+    };
+    match operation.as_str() {
+        "getServerTime" => call.get_server_time(),
+        "get" => call.get(parsed.base_ref.unwrap_or_default()).await,
+        "add" => call.add(parsed.record.unwrap_or_default()).await,
+        _ => error_response(
+            Surface::Soap,
+            ClientError::BadRequest(
+                "This server supports the SOAP operations getServerTime, get and add.",
+            ),
+            None,
+            &id,
+        ),
+    }
+}
+
+/// One authenticated operation.
+struct Call<'a> {
+    state: &'a AppState,
+    account: &'a keycard_core::AccountId,
+    version: &'a str,
+    request_id: &'a str,
+}
+
+impl Call<'_> {
+    fn messages(&self) -> String {
+        format!(
+            "urn:messages_{}.platform.webservices.netsuite.com",
+            self.version
+        )
+    }
+
+    fn core(&self) -> String {
+        format!(
+            "urn:core_{}.platform.webservices.netsuite.com",
+            self.version
+        )
+    }
+
+    fn reply(&self, body: &str) -> Response {
+        envelope(self.version, self.request_id, body)
+    }
+
+    fn unavailable(&self) -> Response {
+        error_response(
+            Surface::Soap,
+            ClientError::Unavailable,
+            None,
+            self.request_id,
+        )
+    }
+
+    fn get_server_time(&self) -> Response {
+        self.reply(&format!(
+            r#"<getServerTimeResponse xmlns="{}"><getServerTimeResult>{}<platformCore:serverTime xmlns:platformCore="{}">{}</platformCore:serverTime></getServerTimeResult></getServerTimeResponse>"#,
+            self.messages(),
+            status(self.version, None),
+            self.core(),
+            iso8601(self.state.now())
+        ))
+    }
+
+    async fn get(&self, (kind, internal_id): (String, String)) -> Response {
+        let kind = kind.to_ascii_lowercase();
+        let found = match internal_id.parse::<i64>() {
+            Ok(n) => self.state.store.rest_record(self.account, &kind, n).await,
+            Err(_) => Ok(None),
+        };
+        let result = match found {
+            Ok(Some(document)) => {
+                let (prefix, ns) = record_namespace(&kind, self.version);
+                let type_name = kind.get(..1).unwrap_or_default().to_ascii_uppercase()
+                    + kind.get(1..).unwrap_or_default();
+                format!(
+                    r#"{}<record xsi:type="{prefix}:{type_name}" internalId="{}" xmlns:{prefix}="{ns}">{}</record>"#,
+                    status(self.version, None),
+                    xml_escape(&internal_id),
+                    record_fields(prefix, &document)
+                )
+            }
+            Ok(None) => status(
+                self.version,
+                Some(("RCRD_DSNT_EXIST", "That record does not exist.")),
+            ),
+            Err(error) => {
+                tracing::error!(%error, "cannot read a record");
+                return self.unavailable();
+            }
+        };
+        self.reply(&format!(
+            r#"<getResponse xmlns="{}"><readResponse>{result}</readResponse></getResponse>"#,
+            self.messages()
+        ))
+    }
+
+    async fn add(&self, (kind, fields): (String, Vec<(String, String)>)) -> Response {
+        let messages = self.messages();
+        if keycard_core::role::check_record_type(&kind).is_err() {
+            return self.reply(&format!(
+                r#"<addResponse xmlns="{messages}"><writeResponse>{}</writeResponse></addResponse>"#,
+                status(
+                    self.version,
+                    Some(("INVALID_RCRD_TYPE", "The record type is not supported."))
+                )
+            ));
+        }
+        let document: serde_json::Map<String, Value> = fields
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        match self
+            .state
+            .store
+            .create_rest_record(self.account, &kind, &Value::Object(document))
+            .await
+        {
+            Ok(new_id) => self.reply(&format!(
+                r#"<addResponse xmlns="{messages}"><writeResponse>{}<baseRef internalId="{new_id}" type="{kind}" xsi:type="platformCore:RecordRef" xmlns:platformCore="{}"/></writeResponse></addResponse>"#,
+                status(self.version, None),
+                self.core()
+            )),
+            Err(error) => {
+                tracing::error!(%error, "cannot create a record");
+                self.unavailable()
+            }
+        }
+    }
+}
+
+/// A JSON record's simple top-level fields as `<prefix:name>` elements (names that are not
+/// XML names, nested values and `id` are left out).
+fn record_fields(prefix: &str, document: &Value) -> String {
+    let mut fields = String::new();
+    let Value::Object(map) = document else {
+        return fields;
+    };
+    for (name, value) in map {
+        let xml_name = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !name.starts_with(|c: char| c.is_ascii_digit());
+        let text = match value {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
+            _ => None,
+        };
+        if let (true, Some(text), false) = (xml_name, text, name == "id") {
+            let _ = write!(
+                fields,
+                "<{prefix}:{name}>{}</{prefix}:{name}>",
+                xml_escape(&text)
+            );
+        }
+    }
+    fields
+}

@@ -1,0 +1,196 @@
+//! SOAP web services: a tokenPassport verified through the same pipeline, getServerTime,
+//! get/add on the record store, and NetSuite's faults.
+
+use keycard_oauth1::{SignatureMethod, TokenPassport};
+use serde_json::json;
+
+use crate::clients::{run_signer, tools};
+use crate::{ACCOUNT, Harness, fresh_nonce};
+
+const PORT: &str = "/services/NetSuitePort_2023_2";
+
+impl Harness {
+    /// An envelope with a passport signed by keycard's own signer.
+    pub fn envelope(&self, body: &str, extra_header: &str) -> String {
+        let nonce = fresh_nonce();
+        let timestamp = self
+            .clock
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .to_string();
+        let passport = TokenPassport {
+            account: ACCOUNT,
+            consumer_key: &self.creds.consumer_key,
+            token: &self.creds.token,
+            nonce: &nonce,
+            timestamp: &timestamp,
+        };
+        let signature = TokenPassport::signing_key(
+            SignatureMethod::HmacSha256,
+            &self.creds.consumer_secret,
+            &self.creds.token_secret,
+        )
+        .sign(passport.base_string().as_bytes());
+        format!(
+            r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:msg="urn:messages_2023_2.platform.webservices.netsuite.com" xmlns:core="urn:core_2023_2.platform.webservices.netsuite.com"><soap:Header>{extra_header}<msg:tokenPassport><core:account>{ACCOUNT}</core:account><core:consumerKey>{}</core:consumerKey><core:token>{}</core:token><core:nonce>{nonce}</core:nonce><core:timestamp>{timestamp}</core:timestamp><core:signature algorithm="HMAC-SHA256">{signature}</core:signature></msg:tokenPassport></soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"#,
+            self.creds.consumer_key, self.creds.token
+        )
+    }
+
+    pub async fn soap(&self, envelope: String) -> (u16, String) {
+        let response = self
+            .http
+            .post(self.url(PORT))
+            .header("content-type", "text/xml; charset=utf-8")
+            .header("soapaction", "getServerTime")
+            .body(envelope)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers().contains_key("x-request-id"));
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {text}"))
+        + start.len();
+    let to = text[from..].find(end).unwrap() + from;
+    &text[from..to]
+}
+
+#[tokio::test]
+async fn soap_operations_with_a_token_passport() {
+    let mut h = Harness::start().await;
+    let (status, text) = h.soap(h.envelope("<msg:getServerTime/>", "")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains(r#"isSuccess="true""#), "{text}");
+    assert!(text.contains("<platformCore:serverTime"), "{text}");
+
+    // An envelope built and signed by an independent implementation (Python's hmac).
+    let built = run_signer(
+        &tools().join(".venv/bin/python"),
+        "soap_envelope.py",
+        &json!({
+            "account": ACCOUNT,
+            "consumer_key": h.creds.consumer_key,
+            "consumer_secret": h.creds.consumer_secret,
+            "token": h.creds.token,
+            "token_secret": h.creds.token_secret,
+            "version": "2023_2",
+            "body": "<platformMsgs:getServerTime/>",
+        }),
+    );
+    let (status, text) = h.soap(built.clone()).await;
+    assert_eq!(status, 200, "{text}");
+    // The same passport again is a replay.
+    let (status, text) = h.soap(built).await;
+    assert_eq!(status, 500);
+    assert!(
+        text.contains("<faultstring>Invalid login attempt.</faultstring>"),
+        "{text}"
+    );
+
+    // add, then get it back; a missing record is a status, not a fault.
+    let add = r#"<msg:add><msg:record xsi:type="listRel:Customer" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:listRel="urn:relationships_2023_2.lists.webservices.netsuite.com"><listRel:companyName>Acme &amp; Co</listRel:companyName><listRel:email>a@example.com</listRel:email></msg:record></msg:add>"#;
+    let (status, text) = h.soap(h.envelope(add, "")).await;
+    assert_eq!(status, 200, "{text}");
+    let id = between(&text, "internalId=\"", "\"").to_owned();
+    let get = format!(
+        r#"<msg:get><msg:baseRef internalId="{id}" type="customer" xsi:type="core:RecordRef" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/></msg:get>"#
+    );
+    let (status, text) = h.soap(h.envelope(&get, "")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("<listRel:companyName>Acme &amp; Co</listRel:companyName>"),
+        "{text}"
+    );
+    let (_, text) = h
+        .soap(h.envelope(&get.replace(&format!("\"{id}\""), "\"999\""), ""))
+        .await;
+    assert!(text.contains("RCRD_DSNT_EXIST"), "{text}");
+    // The same record through REST.
+    let rest = h
+        .signed(
+            reqwest::Method::GET,
+            &format!("/services/rest/record/v1/customer/{id}"),
+        )
+        .await;
+    assert_eq!(crate::body(rest).await["email"], "a@example.com");
+
+    // The role has View only on sales orders: adding one is refused with NetSuite's fault.
+    let add_order = r#"<msg:add><msg:record xsi:type="tranSales:SalesOrder" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:tranSales="urn:sales_2023_2.transactions.webservices.netsuite.com"><tranSales:memo>x</tranSales:memo></msg:record></msg:add>"#;
+    let (status, text) = h.soap(h.envelope(add_order, "")).await;
+    assert_eq!(status, 500);
+    assert!(text.contains("insufficientPermissionFault"), "{text}");
+
+    // A passport with another kind of credentials is ambiguous.
+    let (status, text) = h
+        .soap(h.envelope(
+            "<msg:getServerTime/>",
+            "<msg:applicationInfo><msg:applicationId>X</msg:applicationId></msg:applicationInfo>",
+        ))
+        .await;
+    assert_eq!(status, 500);
+    assert!(
+        text.contains("<faultstring>Ambiguous authentication</faultstring>"),
+        "{text}"
+    );
+
+    // A wrong signature, a missing field.
+    let tampered = h
+        .envelope("<msg:getServerTime/>", "")
+        .replace(&format!(">{ACCOUNT}<"), ">1234567_SB2<");
+    let (status, _) = h.soap(tampered).await;
+    assert_eq!(status, 500);
+    let envelope = h.envelope("<msg:getServerTime/>", "");
+    let nonce = between(&envelope, "<core:nonce>", "</core:nonce>").to_owned();
+    let (status, text) = h
+        .soap(envelope.replace(&format!("<core:nonce>{nonce}</core:nonce>"), ""))
+        .await;
+    assert_eq!(status, 500);
+    assert!(text.contains("Invalid login attempt."), "{text}");
+
+    // Not SOAP at all: a 400 Client fault; an unknown port: 404.
+    for (path, body, expected) in [
+        (PORT, "not xml <<<", 400),
+        (PORT, "<a><b></a>", 400),
+        (PORT, "<!DOCTYPE x [<!ENTITY a \"b\">]><x/>", 400),
+        (PORT, "<html/>", 400),
+        ("/services/NetSuitePort_latest", "<x/>", 404),
+    ] {
+        let response = h.http.post(h.url(path)).body(body).send().await.unwrap();
+        assert_eq!(response.status(), expected, "{body}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("<faultcode>soapenv:Client</faultcode>")
+        );
+    }
+
+    let details: Vec<String> = h
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.surface == "soap")
+        .map(|r| format!("{} {}", r.status, r.detail).trim().to_owned())
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "Success",
+            "Success",
+            "Failure NonceUsed",
+            "Success",
+            "Success",
+            "Success",
+            "Failure InsufficientPermission",
+            "Failure AmbiguousAuthentication",
+            "Failure InvalidAccount",
+            "Failure MissingTokenPassportRequiredFields",
+        ]
+    );
+}
