@@ -38,6 +38,12 @@ pub struct ServeArgs {
     /// Accept HMAC-SHA1 signatures (ended by NetSuite in 2023.1).
     #[arg(long)]
     pub allow_legacy_sha1: bool,
+    /// Serve HTTPS directly: a PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "KEYCARD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "KEYCARD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log format on standard error: text for people, json (one object per line) for collectors.
     #[arg(long, env = "KEYCARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -89,12 +95,23 @@ impl ServeArgs {
             config.timestamp_window = window;
         }
         config.allow_legacy_sha1 |= self.allow_legacy_sha1;
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            config.tls = Some(keycard_server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            });
+        }
         Ok(config)
     }
 }
 
 pub fn run(args: &ServeArgs, store_args: &StoreArgs) -> Result<()> {
     let config = args.config()?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     init_logging(&args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -108,7 +125,10 @@ pub fn run(args: &ServeArgs, store_args: &StoreArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let server =
             keycard_server::start(config, store, listener, keycard_server::system_clock())?;
-        eprintln!("keycard serving on http://{} (Ctrl-C to stop)", server.addr);
+        eprintln!(
+            "keycard serving on {scheme}://{} (Ctrl-C to stop)",
+            server.addr
+        );
         tracing::info!(addr = %server.addr, backend = ?backend, "serving");
         shutdown_signal().await;
         eprintln!("stopping: finishing requests and writing the login audit trail");

@@ -27,6 +27,8 @@ pub struct ServerConfig {
     pub resync_ms: u64,
     /// Seconds a three-step request token waits for its authorization and exchange.
     pub request_token_ttl: i64,
+    /// Serve HTTPS directly with this certificate and key (then the signed scheme is https).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -40,6 +42,7 @@ impl Default for ServerConfig {
             audit_queue: 10_000,
             resync_ms: 250,
             request_token_ttl: 600,
+            tls: None,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod respond;
 pub mod routing;
 pub mod slots;
 pub mod surfaces;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,12 +65,17 @@ impl RunningServer {
 
 /// Starts the server on `listener` (use `127.0.0.1:0` in tests).
 pub fn start(
-    config: ServerConfig,
+    mut config: ServerConfig,
     store: Store,
     listener: TcpListener,
     clock: Clock,
 ) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
+    let tls = config.tls.as_ref().map(tls::load).transpose()?;
+    if tls.is_some() {
+        // Clients reach this listener over HTTPS: that is the URL they sign.
+        "https".clone_into(&mut config.public_scheme);
+    }
     let metrics = Arc::new(metrics::Metrics::default());
     let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue, metrics.clone());
     let state = Arc::new(AppState {
@@ -89,14 +95,28 @@ pub fn start(
     let app = surfaces::router(state.clone());
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = signal.await;
-        })
-        .await?;
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        match tls {
+            None => {
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(async move {
+                        let _ = signal.await;
+                    })
+                    .await?;
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    let _ = signal.await;
+                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                    .handle(handle)
+                    .serve(service)
+                    .await?;
+            }
+        }
         // The state holds the last audit sender: dropping it lets the writer drain and stop.
         drop(state);
         writer.await?;

@@ -16,7 +16,7 @@ struct Served {
 }
 
 /// Starts `keycard serve` on a free port and waits for its "serving on" line.
-fn serve(data_dir: &str) -> Served {
+fn serve(data_dir: &str, extra: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keycard"))
         .args([
             "serve",
@@ -27,6 +27,7 @@ fn serve(data_dir: &str) -> Served {
             "--log-format",
             "json",
         ])
+        .args(extra)
         .env_remove("KEYCARD_DATABASE_URL")
         .stderr(Stdio::piped())
         .spawn()
@@ -34,7 +35,7 @@ fn serve(data_dir: &str) -> Served {
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let line = lines.next().unwrap().unwrap();
     let port = line
-        .split("http://127.0.0.1:")
+        .split("://127.0.0.1:")
         .nth(1)
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|port| port.parse().ok())
@@ -85,7 +86,7 @@ fn the_owner_reads_every_attempt_with_its_reason() {
     let init = keycard(&["init", "--data-dir", data, "--json"], &[]);
     assert!(init.status.success(), "{}", stderr(&init));
     let creds: Value = serde_json::from_str(&stdout(&init)).unwrap();
-    let served = serve(data);
+    let served = serve(data, &[]);
     let url = format!("http://localhost:{}/rest/tokeninfo", served.port);
     let sign = |realm: &str, secret: &str| {
         let out = keycard(
@@ -201,4 +202,96 @@ fn the_owner_reads_every_attempt_with_its_reason() {
     );
     assert!(!bad_filter.status.success());
     assert!(stderr(&bad_filter).contains("is not a time"));
+}
+
+#[test]
+fn serve_speaks_https_with_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let init = keycard(&["init", "--data-dir", data, "--json"], &[]);
+    let creds: Value = serde_json::from_str(&stdout(&init)).unwrap();
+    let served = serve(
+        data,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    let call = |scheme: &str| {
+        let signed_url = format!("{scheme}://localhost:{}/rest/tokeninfo", served.port);
+        let sign = keycard(
+            &[
+                "sign",
+                "GET",
+                &signed_url,
+                "--realm",
+                "1234567",
+                "--consumer-key",
+                creds["consumer_key"].as_str().unwrap(),
+                "--consumer-secret",
+                creds["consumer_secret"].as_str().unwrap(),
+                "--token",
+                creds["token_id"].as_str().unwrap(),
+                "--token-secret",
+                creds["token_secret"].as_str().unwrap(),
+            ],
+            &[],
+        );
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&cert)
+            .args(["-H", &format!("Authorization: {}", stdout(&sign).trim())])
+            .arg(format!("https://localhost:{}/rest/tokeninfo", served.port))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(call("https"), "200");
+    // The signed URL must be the one used: https, not http.
+    assert_eq!(call("http"), "401");
+    let plain = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://localhost:{}/healthz", served.port))
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).starts_with('2'),
+        "plain HTTP must not be served"
+    );
+    served.stop();
 }
