@@ -362,3 +362,141 @@ async fn a_change_made_by_another_process_takes_effect_within_the_resync_interva
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn the_remaining_detail_codes_each_have_their_cause() {
+    use keycard_store::roles::PermissionChange;
+    let mut h = Harness::start().await;
+    let a = crate::account();
+    let url = h.url("/rest/tokeninfo");
+    let restlet = "/app/site/hosting/restlet.nl?script=echo&deploy=1";
+    let send = |auth: String, body: Option<&'static str>| {
+        let mut request = h.http.get(&url).header("authorization", auth);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        request.send()
+    };
+    // Method and version are checked before the signature.
+    let sha1 = h
+        .authorization("GET", &url, None, Some(ACCOUNT))
+        .replace("HMAC-SHA256", "HMAC-SHA1");
+    assert_eq!(send(sha1, None).await.unwrap().status(), 401);
+    let v2 = h
+        .authorization("GET", &url, None, Some(ACCOUNT))
+        .replace(r#"oauth_version="1.0""#, r#"oauth_version="2.0""#);
+    assert_eq!(send(v2, None).await.unwrap().status(), 401);
+    // A body hash that does not match the body sent.
+    let hashed = {
+        use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
+        let (nonce, ts) = (fresh_nonce(), h.clock.load(Ordering::SeqCst).to_string());
+        let mut options = SignOptions::new(&nonce, &ts);
+        options.realm = Some(ACCOUNT);
+        options.body_for_hash = Some(br#"{"signed":"body"}"#);
+        let creds = Credentials {
+            consumer_key: &h.creds.consumer_key,
+            consumer_secret: &h.creds.consumer_secret,
+            token: Some(&h.creds.token),
+            token_secret: &h.creds.token_secret,
+        };
+        let request = ClientRequest {
+            method: "GET",
+            url: &url,
+            form_body: None,
+        };
+        sign(&request, &creds, &options).unwrap().authorization
+    };
+    assert_eq!(send(hashed, Some("{}")).await.unwrap().status(), 401);
+
+    // The role allows only another network.
+    h.store
+        .grant(
+            "admin",
+            &a,
+            "Integrator",
+            PermissionChange {
+                allowed_ips: Some(vec!["10.9.0.0/16".parse().unwrap()]),
+                ..PermissionChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+    h.store
+        .grant(
+            "admin",
+            &a,
+            "Integrator",
+            PermissionChange {
+                allowed_ips: Some(Vec::new()),
+                web_services_only: Some(true),
+                ..PermissionChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    // Web Services Only roles cannot call RESTlets.
+    assert_eq!(h.signed(Method::GET, restlet).await.status(), 403);
+    h.store
+        .set_integration_state("admin", &a, "Order Sync", IntegrationState::Blocked)
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+    h.store
+        .set_integration_state("admin", &a, "Order Sync", IntegrationState::Enabled)
+        .await
+        .unwrap();
+    h.store
+        .remove_role("admin", &a, "sync@example.com", "Integrator")
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+    h.store
+        .assign_role("admin", &a, "sync@example.com", "Integrator")
+        .await
+        .unwrap();
+    h.store
+        .update_account(
+            "admin",
+            &a,
+            keycard_store::accounts::AccountUpdate {
+                disable: vec![keycard_core::Feature::TokenBasedAuthentication],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+
+    let details: Vec<String> = h
+        .audit()
+        .await
+        .into_iter()
+        .map(|r| {
+            let problem = r.diagnosis["problem"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            format!("{}: {problem}", r.detail)
+        })
+        .collect();
+    let expected = [
+        ("UnsupportedSignatureMethod", "HMAC-SHA1"),
+        ("version_rejected", "1.0"),
+        ("InvalidSignature", "oauth_body_hash"),
+        ("IpAddressNotAllowed", "127.0.0.1"),
+        ("InsufficientPermission", "Web Services Only"),
+        ("consumer_key_refused", "Blocked"),
+        ("EntityOrRoleDisabled", "role"),
+        ("FeatureDisabled", "Token-Based Authentication"),
+    ];
+    assert_eq!(details.len(), expected.len(), "{details:#?}");
+    for (line, (detail, words)) in details.iter().zip(expected) {
+        assert!(
+            line.starts_with(&format!("{detail}: ")) && line.contains(words),
+            "{line} should be {detail} about {words}"
+        );
+    }
+}
