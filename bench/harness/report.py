@@ -1,0 +1,147 @@
+"""From the list of runs to the summary (figures, ratios, targets) and the markdown tables."""
+
+from .config import SCENARIOS, SERVERS, TARGET_LOAD
+
+
+def pick(runs, server, scenario, mode, offered_fraction=None):
+    for r in runs:
+        if (r["server"], r["scenario"], r["mode"]) == (server, scenario, mode) and (
+                offered_fraction is None or abs(r["fraction"] - offered_fraction) < 1e-9):
+            return r
+    return None
+
+
+def max_rps(run: dict) -> float:
+    """A max run's sustained rate: the second half of the run (see loadgen's steady_rps), not
+    the whole run, whose start is flattered by queues absorbing a burst (keycard's audit queue
+    takes 10,000 records before requests wait on SQLite)."""
+    return run.get("steady_rps") or run["achieved_rps"]
+
+
+def lat(block: dict) -> dict:
+    return {k: block.get(k) for k in ("p50_us", "p99_us", "p999_us")} if block else {}
+
+
+def summarize(runs: list[dict]) -> dict:
+    summary = {}
+    for sc in SCENARIOS:
+        per = {}
+        for server in SERVERS:
+            top = pick(runs, server, sc.name, "max")
+            at = pick(runs, server, sc.name, "open", TARGET_LOAD)
+            if not top:
+                continue
+            per[server] = {
+                "max_rps": max_rps(top),
+                "whole_run_rps": top["achieved_rps"],
+                "others_on_cpus": top["foreign_cpu_share"],
+                "at_max": lat(top["success"]),
+                "at_max_failure": lat(top["failure"]),
+                "server_cpu_us_per_request": top["server_cpu_us_per_request"],
+                "generator_cpu_util_at_max": top["generator_cpu_util"],
+                f"at_{int(TARGET_LOAD * 100)}pct": {
+                    "offered_rps": at["offered_rps"], "achieved_rps": at["achieved_rps"],
+                    "success": lat(at["success"]), "failure": lat(at["failure"]),
+                } if at else None,
+            }
+        ratios = {}
+        if "keycard" in per:
+            for other in ("bare", "reference"):
+                if other in per and per[other]["max_rps"]:
+                    ratios[f"keycard/{other}"] = per["keycard"]["max_rps"] / per[other]["max_rps"]
+        summary[sc.name] = {"title": sc.title, "servers": per, "ratios": ratios}
+    return summary
+
+
+def targets(summary: dict) -> dict:
+    """keycard's stated goals, read from the tokeninfo scenario."""
+    t = summary.get("tokeninfo", {})
+    ratios = t.get("ratios", {})
+    at = (t.get("servers", {}).get("keycard") or {}).get(f"at_{int(TARGET_LOAD * 100)}pct")
+    p99 = at["success"]["p99_us"] if at else None
+    return {
+        "keycard/bare >= 0.70": _met(ratios.get("keycard/bare"), lambda v: v >= 0.70),
+        "keycard/reference >= 20": _met(ratios.get("keycard/reference"), lambda v: v >= 20),
+        "p99 < 1 ms at 80% of keycard max": _met(p99, lambda v: v < 1000),
+    }
+
+
+def _met(value, test):
+    return {"value": value, "met": None if value is None else bool(test(value))}
+
+
+def fmt_us(v) -> str:
+    if v is None:
+        return "–"
+    return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.0f} µs"
+
+
+def fmt_rps(v) -> str:
+    return "–" if v is None else f"{v:,.0f}"
+
+
+def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
+    pct = f"at_{int(TARGET_LOAD * 100)}pct"
+    lines = [f"Mode `{meta['mode']}`, {meta['date']}, {meta['host']} ({meta['cpu_model']}, "
+             f"{meta['nproc']} CPUs), server on CPUs {meta['server_cpus']}, loadgen on "
+             f"{meta['loadgen_cpus']}, {meta['connections']} connections, {meta['tokens']} tokens.",
+             "", "Max throughput (requests/s) and ratios:", "",
+             "| scenario | keycard | bare | reference | keycard/bare | keycard/reference |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, s in summary.items():
+        per, r = s["servers"], s["ratios"]
+        cell = lambda k: fmt_rps(per.get(k, {}).get("max_rps"))  # noqa: E731
+        lines.append(f"| {s['title']} | {cell('keycard')} | {cell('bare')} | {cell('reference')} "
+                     f"| {_ratio(r.get('keycard/bare'))} | {_ratio(r.get('keycard/reference'))} |")
+    lines += ["", f"Latency of successes (p50 / p99 / p99.9): at max (closed loop, every "
+              f"connection busy) and at {int(TARGET_LOAD * 100)}% of the server's own max "
+              "(open loop, from the scheduled send time); server CPU per request at max:", "",
+              "| scenario | server | at max | at 80% offered | at 80% | CPU/request |",
+              "|---|---|---|---:|---|---:|"]
+    for name, s in summary.items():
+        for server, v in s["servers"].items():
+            at = v.get(pct) or {}
+            lines.append(f"| {name} | {server} | {_trio(v['at_max'])} | "
+                         f"{fmt_rps(at.get('offered_rps'))} | {_trio(at.get('success'))} | "
+                         f"{v['server_cpu_us_per_request']:.1f} µs |")
+    mix = summary.get("mix", {}).get("servers", {})
+    if mix:
+        lines += ["", "Failures vs successes (mix scenario; failures are 401s: half bad "
+                  "signatures, half replays), p50 / p99 / p99.9:", "",
+                  "| server | successes at max | failures at max | successes at 80% | "
+                  "failures at 80% |", "|---|---|---|---|---|"]
+        for server, v in mix.items():
+            at = v.get(pct) or {}
+            lines.append(f"| {server} | {_trio(v['at_max'])} | {_trio(v['at_max_failure'])} | "
+                         f"{_trio(at.get('success'))} | {_trio(at.get('failure'))} |")
+    lines += ["", "Sweep (tokeninfo, open loop): offered → achieved requests/s, success "
+              "p50 / p99 / p99.9:", "", "| server | offered | achieved | latency |",
+              "|---|---:|---:|---|"]
+    for r in sorted((r for r in runs if r["scenario"] == "tokeninfo" and r["mode"] == "open"),
+                    key=lambda r: (SERVERS.index(r["server"]), r["offered_rps"])):
+        lines.append(f"| {r['server']} | {fmt_rps(r['offered_rps'])} | "
+                     f"{fmt_rps(r['achieved_rps'])} | {_trio(r['success'])} |")
+    lines += ["", "Targets (tokeninfo):", ""]
+    for name, t in meta["targets"].items():
+        mark = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        value = t["value"]
+        shown = "–" if value is None else (f"{value:.2f}" if "ratio" in name or "/" in name
+                                           else fmt_us(value))
+        lines.append(f"- {name}: {shown} ({mark})")
+    gen = meta["generator"]
+    lines += ["", f"Generator: {gen['presign_ns_per_request']:.0f} ns to pre-sign a request; "
+              f"at bare's max it used {gen['cpu_util_at_bare_max'] * 100:.0f}% of its CPUs.",
+              f"Noise: other processes took {meta['others_on_cpus']['mean']:.0%} of the "
+              f"server's or the generator's CPUs on average over the runs (worst run "
+              f"{meta['others_on_cpus']['max']:.0%})."]
+    return "\n".join(lines)
+
+
+def _ratio(v) -> str:
+    return "–" if v is None else f"{v:.2f}×"
+
+
+def _trio(block) -> str:
+    if not block or block.get("p50_us") is None:
+        return "–"
+    return " / ".join(fmt_us(block[k]) for k in ("p50_us", "p99_us", "p999_us"))

@@ -1,0 +1,132 @@
+"""Starting and stopping the three servers, each pinned to SERVER_CPUS with taskset.
+
+Every measured run gets a freshly started server: no run inherits another's nonce store,
+queued audit writes or cache state, and keycard's audit trail is flushed (SIGTERM) before
+its rows are counted.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import BENCH
+
+
+@dataclass
+class Paths:
+    keycard: Path
+    bare: Path
+    loadgen: Path
+    venv: Path
+    data_dir: Path
+    creds: Path
+    work: Path  # this run's raw directory: logs, bodies
+
+
+@dataclass
+class Running:
+    kind: str
+    proc: subprocess.Popen
+    port: int
+    log: Path
+
+
+def port_for(kind: str, base: int) -> int:
+    return base + {"keycard": 0, "bare": 10, "reference": 20}[kind]
+
+
+def command(kind: str, paths: Paths, port: int, scenario: str) -> tuple[list[str], dict]:
+    listen = f"127.0.0.1:{port}"
+    env = dict(os.environ)
+    if kind == "keycard":
+        # Default settings, default log level (KEYCARD_LOG): what an operator runs.
+        return [str(paths.keycard), "serve", "--data-dir", str(paths.data_dir),
+                "--listen", listen], env
+    body = paths.work / f"body-{scenario}.json"
+    if kind == "bare":
+        return [str(paths.bare), "--listen", listen, "--body-file", str(body)], env
+    env.update(BENCH_CREDS=str(paths.creds), BENCH_BODY=str(body),
+               BENCH_FAIL_BODY=str(paths.work / "body-failure.json"))
+    # One gthread worker with one thread: a single process, so the in-memory nonce set sees
+    # every request (more workers would each keep their own set and let replays through), and
+    # gthread rather than sync because sync closes the connection after every response.
+    return [str(paths.venv / "bin" / "gunicorn"), "--workers", "1", "--worker-class", "gthread",
+            "--threads", "1", "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning",
+            "--bind", listen, "--chdir", str(BENCH / "reference"), "server:app"], env
+
+
+def start(kind: str, paths: Paths, cpus: str, port: int, scenario: str) -> Running:
+    cmd, env = command(kind, paths, port, scenario)
+    log = paths.work / f"{kind}.log"
+    with open(log, "a", encoding="utf-8") as out:
+        proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], stdout=out, stderr=out, env=env)
+    wait_listening(proc, port, log)
+    return Running(kind, proc, port, log)
+
+
+def wait_listening(proc: subprocess.Popen, port: int, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see {log}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError(f"server did not listen on {port} within {timeout} s; see {log}")
+
+
+def stop(server: Running, timeout: float = 60.0) -> None:
+    """Graceful stop (SIGTERM): keycard drains its audit queue to SQLite before exiting."""
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+    try:
+        server.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+        raise RuntimeError(f"{server.kind} did not stop within {timeout} s after SIGTERM")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children (gunicorn's worker), from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pending = [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(stat[11]) + int(stat[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def cpu_list(cpus: str) -> list[int]:
+    out = []
+    for part in cpus.split(","):
+        lo, _, hi = part.partition("-")
+        out += range(int(lo), int(hi or lo) + 1)
+    return out
+
+
+def busy_seconds(cpus: list[int]) -> float:
+    """CPU time the given CPUs spent not idle, from /proc/stat: with the server's own CPU time
+    subtracted, what other processes took from it (this machine is shared)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[:8])
+            total += user + nice + system + irq + softirq + steal
+    return total / tick
