@@ -3,15 +3,19 @@
 //! so memory is bounded by the window times the request rate.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 const SHARDS: usize = 16;
 /// Seconds per bucket.
 const BUCKET: i64 = 10;
 
+/// Entries are 128-bit keyed hashes of `(token, nonce, timestamp)`: 16 bytes each instead of
+/// the strings, with keys chosen per process so no client can aim for a collision.
 pub struct NonceStore {
     window: i64,
-    shards: Vec<Mutex<HashMap<i64, HashSet<String>>>>,
+    shards: Vec<Mutex<HashMap<i64, HashSet<u128>>>>,
+    keys: (RandomState, RandomState),
 }
 
 impl NonceStore {
@@ -19,14 +23,17 @@ impl NonceStore {
         Self {
             window,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            keys: (RandomState::new(), RandomState::new()),
         }
     }
 
     /// Records the use; false when it was already used. Call only after the signature verified,
     /// so unauthenticated traffic cannot fill the store or burn a client's nonces.
     pub fn consume(&self, token: &str, nonce: &str, timestamp: i64, now: i64) -> bool {
-        let key = format!("{token}\u{0}{nonce}\u{0}{timestamp}");
-        let shard_index = usize::try_from(fnv(&key) % SHARDS as u64).unwrap_or(0);
+        let entry = (token, nonce, timestamp);
+        let (high, low) = (self.keys.0.hash_one(entry), self.keys.1.hash_one(entry));
+        let key = (u128::from(high) << 64) | u128::from(low);
+        let shard_index = usize::try_from(low % SHARDS as u64).unwrap_or(0);
         let Some(shard) = self.shards.get(shard_index) else {
             return false;
         };
@@ -71,12 +78,6 @@ impl NonceStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use keycard_store::tokens::{Creator, NewToken};
 use keycard_store::users::NewUser;
 use zeroize::Zeroizing;
 
-use crate::{Harness, account, on_both_backends};
+use crate::{ACCOUNT, Harness, account, on_both_backends};
 
 on_both_backends!(
     accounts_are_validated_and_unique,
@@ -23,6 +23,7 @@ on_both_backends!(
     token_states_and_inventory,
     refused_changes_write_nothing,
     changes_are_published_after_commit,
+    login_records_are_written_in_batches_in_order,
 );
 
 fn integration(name: &str) -> NewIntegration {
@@ -745,4 +746,53 @@ async fn changes_are_published_after_commit(h: Harness) {
         keycard_core::AdminAction::IntegrationCreated
     );
     assert_eq!(audit[0].actor, "admin");
+}
+
+async fn login_records_are_written_in_batches_in_order(h: Harness) {
+    let version = h.store.directory_version().await.unwrap();
+    // 150 records: more than one multi-row statement (64 rows each), in one call.
+    let records: Vec<keycard_core::LoginRecord> = (0..150)
+        .map(|i| keycard_core::LoginRecord {
+            at: 1_700_000_000 + i,
+            request_id: format!("req{i:03}"),
+            ip: "127.0.0.1".into(),
+            account: Some(ACCOUNT.into()),
+            integration: Some("Order Sync".into()),
+            token_name: None,
+            user: (i % 2 == 0).then(|| "a@example.com".to_owned()),
+            role: None,
+            surface: "rest".into(),
+            request_uri: "/rest/tokeninfo?x='1'".into(),
+            status: if i % 3 == 0 { "Failure" } else { "Success" }.into(),
+            detail: if i % 3 == 0 { "InvalidSignature" } else { "" }.into(),
+            diagnosis: serde_json::json!({ "n": i }),
+        })
+        .collect();
+    h.store.insert_login_records(&records).await.unwrap();
+    let all = h
+        .store
+        .login_records(&keycard_store::audit::LoginQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 150);
+    let newest_first: Vec<String> = records.iter().rev().map(|r| r.request_id.clone()).collect();
+    assert_eq!(
+        all.iter().map(|r| r.request_id.clone()).collect::<Vec<_>>(),
+        newest_first
+    );
+    assert_eq!(all[0], records[149]);
+    let failures = h
+        .store
+        .login_records(&keycard_store::audit::LoginQuery {
+            detail: Some("InvalidSignature".into()),
+            user: Some("a@example.com".into()),
+            since: Some(1_700_000_100),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // i in 100..150, even, multiple of 3: 102, 108, ..., 144.
+    assert_eq!(failures.len(), 8);
+    // The login trail is not a directory change.
+    assert_eq!(h.store.directory_version().await.unwrap(), version);
 }
