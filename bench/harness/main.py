@@ -37,6 +37,9 @@ def main() -> int:
                           venv=BENCH / ".venv", data_dir=args.work / "data",
                           creds=args.work / "creds.json", work=args.work)
 
+    # Taken now, right after bench/run's build: the commit that was built and measured (the
+    # repository may move on during a run).
+    meta = metadata(args.mode, env)
     log(f"setup: directory with {env.tokens} tokens in {paths.data_dir}")
     creds = setup_data.create(paths.keycard, paths.data_dir, env.tokens, env.connections)
     paths.creds.write_text(json.dumps(creds))
@@ -67,7 +70,6 @@ def main() -> int:
                     f"others on the CPUs {r['foreign_cpu_share']:4.0%}")
 
     summary = report.summarize(runs)
-    meta = metadata(args.mode, env)
     meta["targets"] = report.targets(summary)
     bare_top = report.pick(runs, "bare", "tokeninfo", "max")
     meta["generator"] = {
