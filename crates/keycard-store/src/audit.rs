@@ -86,44 +86,25 @@ impl Store {
         records: &[keycard_core::LoginRecord],
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        // Many rows per statement: per-statement overhead, not per-row work, dominated the
-        // audit writer's cost under load (13 columns × 64 rows stays far under both
-        // databases' parameter limits).
-        for chunk in records.chunks(64) {
-            let mut sql = format!("INSERT INTO login_audit ({LOGIN_COLUMNS}) VALUES ");
-            for (row, _) in chunk.iter().enumerate() {
-                let base = row * 13;
-                if row > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for column in 1..=13 {
-                    if column > 1 {
-                        sql.push_str(", ");
-                    }
-                    sql.push('$');
-                    sql.push_str(&(base + column).to_string());
-                }
-                sql.push(')');
-            }
-            let mut query = sqlx::query(&sql);
-            for r in chunk {
-                query = query
-                    .bind(r.at)
-                    .bind(&r.request_id)
-                    .bind(&r.ip)
-                    .bind(r.account.as_deref())
-                    .bind(r.integration.as_deref())
-                    .bind(r.token_name.as_deref())
-                    .bind(r.user.as_deref())
-                    .bind(r.role.as_deref())
-                    .bind(&r.surface)
-                    .bind(&r.request_uri)
-                    .bind(&r.status)
-                    .bind(&r.detail)
-                    .bind(r.diagnosis.to_string());
-            }
-            query.execute(&mut *tx).await?;
+        // One prepared statement reused per row: measured faster under load than multi-row
+        // INSERTs of varying length through sqlx `Any` (bench, 2026-11-23).
+        for r in records {
+            sqlx::query(&format!("INSERT INTO login_audit ({LOGIN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"))
+                .bind(r.at)
+                .bind(&r.request_id)
+                .bind(&r.ip)
+                .bind(r.account.as_deref())
+                .bind(r.integration.as_deref())
+                .bind(r.token_name.as_deref())
+                .bind(r.user.as_deref())
+                .bind(r.role.as_deref())
+                .bind(&r.surface)
+                .bind(&r.request_uri)
+                .bind(&r.status)
+                .bind(&r.detail)
+                .bind(r.diagnosis.to_string())
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
