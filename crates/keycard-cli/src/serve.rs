@@ -15,7 +15,8 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYCARD_LISTEN", default_value = "127.0.0.1:8910")]
     pub listen: SocketAddr,
     /// A TOML file with server settings (domains, public_scheme, trusted_proxies,
-    /// timestamp_window, allow_legacy_sha1, audit_queue); flags override it.
+    /// timestamp_window, allow_legacy_sha1, audit_queue, resync_ms, request_token_ttl,
+    /// tls = { cert, key }); flags override it.
     #[arg(long, env = "KEYCARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// A host domain: {account}.restlets.api.DOMAIN, {account}.suitetalk.api.DOMAIN and

@@ -8,6 +8,7 @@ pub mod error;
 pub mod integration;
 pub mod role;
 pub mod secret;
+pub mod time;
 pub mod token;
 pub mod user;
 

@@ -19,7 +19,10 @@ pub struct IntegrationEntry {
     pub integration: Integration,
     pub account: Account,
     consumer_secret: Secret,
-    /// The limit of the pool this integration draws from: its own, or the account's unallocated.
+    /// The concurrency pool this integration draws from (`integration:<id>` when it has its
+    /// own limit, else `account:<id>`, the unallocated pool), named once at load.
+    pub pool: String,
+    /// That pool's limit.
     pub pool_limit: u32,
 }
 
@@ -166,10 +169,15 @@ impl CredentialCache {
                 .sum();
             account.concurrency_limit().saturating_sub(allocated).max(1)
         };
+        let pool = match integration.concurrency_limit {
+            Some(_) => format!("integration:{}", integration.id),
+            None => format!("account:{}", integration.account),
+        };
         let entry = Arc::new(IntegrationEntry {
             integration,
             account,
             consumer_secret,
+            pool,
             pool_limit,
         });
         self.insert(generation, |m| {

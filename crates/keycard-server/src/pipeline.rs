@@ -334,6 +334,12 @@ async fn account_step(
             json!({ "problem": format!("account {account_id} does not exist") }),
         ));
     };
+    admits(p, &account)?;
+    Ok(account)
+}
+
+/// The realm names the account in its exact form, and the account has TBA.
+fn admits(p: &Presented<'_>, account: &Account) -> Result<(), Refusal> {
     if let Some(hint) = p.realm.and_then(|realm| realm_hint(realm, &account.id)) {
         return Err(login_failed("InvalidAccount", json!({ "realm": hint })));
     }
@@ -343,7 +349,7 @@ async fn account_step(
             json!({ "problem": "the account does not have Token-Based Authentication enabled" }),
         ));
     }
-    Ok(account)
+    Ok(())
 }
 
 /// Step 3: the integration is known in this account, Enabled, with TBA checked.
@@ -587,15 +593,14 @@ async fn run(
     }
 
     // 9. Concurrency slot.
-    let pool = match integration.integration.concurrency_limit {
-        Some(_) => format!("integration:{}", integration.integration.id),
-        None => format!("account:{}", account.id),
-    };
-    let Some(slot) = state.slots.acquire(&pool, integration.pool_limit) else {
+    let Some(slot) = state
+        .slots
+        .acquire(&integration.pool, integration.pool_limit)
+    else {
         return Err(refuse(
             ClientError::ConcurrencyLimit,
             "ConcurrencyLimitExceeded",
-            json!({ "pool": pool, "limit": integration.pool_limit }),
+            json!({ "pool": integration.pool, "limit": integration.pool_limit }),
         ));
     };
 
@@ -766,15 +771,7 @@ async fn flow_integration(
     known.integration = Some(integration.integration.name.clone());
     let account = integration.account.clone();
     let account = Arc::new(account);
-    if let Some(hint) = p.realm.and_then(|realm| realm_hint(realm, &account.id)) {
-        return Err(login_failed("InvalidAccount", json!({ "realm": hint })));
-    }
-    if !account.has(Feature::TokenBasedAuthentication) {
-        return Err(login_failed(
-            "FeatureDisabled",
-            json!({ "problem": "the account does not have Token-Based Authentication enabled" }),
-        ));
-    }
+    admits(p, &account)?;
     let flags = &integration.integration.flags;
     if integration.integration.state != IntegrationState::Enabled || !flags.tba {
         return Err(login_failed(

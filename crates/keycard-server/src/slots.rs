@@ -30,7 +30,11 @@ impl Slots {
                 .pools
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            pools.entry(pool.to_owned()).or_default().clone()
+            // Look up before inserting: `entry` would allocate the key on every request.
+            match pools.get(pool) {
+                Some(counter) => counter.clone(),
+                None => pools.entry(pool.to_owned()).or_default().clone(),
+            }
         };
         let mut current = counter.load(Ordering::Acquire);
         loop {

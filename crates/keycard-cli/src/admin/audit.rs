@@ -288,7 +288,7 @@ pub fn parse_time(text: &str, now: i64) -> Result<i64> {
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
         return Err(invalid());
     }
-    let mut seconds = days_from_civil(year, month, day) * 86_400;
+    let mut seconds = keycard_core::time::days_from_civil(year, month, day) * 86_400;
     if let Some(clock) = clock {
         let fields: Vec<&str> = clock.split(':').collect();
         if fields.len() < 2 || fields.len() > 3 {
@@ -305,17 +305,6 @@ pub fn parse_time(text: &str, now: i64) -> Result<i64> {
         }
     }
     Ok(seconds)
-}
-
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

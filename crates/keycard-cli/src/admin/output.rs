@@ -72,25 +72,9 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC` (civil-from-days; no time zone database needed).
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
 pub fn time(at: i64) -> String {
-    let days = at.div_euclid(86_400);
-    let seconds = at.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        seconds / 3600,
-        seconds % 3600 / 60,
-        seconds % 60
-    )
+    keycard_core::time::Civil::from_unix(at).display()
 }
 
 pub fn optional_time(at: Option<i64>) -> String {

@@ -5,12 +5,10 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use keycard_core::{Role, SetupPermission, User};
 use keycard_oauth1::encode::{encode_form, percent_decode_bytes};
@@ -37,15 +35,7 @@ fn random(bytes: usize) -> Option<String> {
     keycard_store::crypto::random_hex(bytes).ok()
 }
 
-pub async fn requesttoken(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn requesttoken(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     if incoming.method != Method::POST {
         return method_not_allowed(&incoming.request_id);
     }
@@ -85,15 +75,7 @@ pub async fn requesttoken(
     )
 }
 
-pub async fn accesstoken(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn accesstoken(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     if incoming.method != Method::POST {
         return method_not_allowed(&incoming.request_id);
     }
@@ -330,15 +312,7 @@ async fn token_roles(state: &AppState, pending: &Pending, user: &User) -> Vec<Ro
     roles
 }
 
-pub async fn page_handler(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn page_handler(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let id = incoming.request_id.clone();
     let fields = if incoming.method == Method::POST {
         form_fields(&incoming.body)

@@ -2,18 +2,16 @@
 //! authentication) and `/rest/roles` (NLAuth email + password: the accounts and roles the user
 //! can log in with, each with its data center URLs).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::extract::State;
+use axum::http::header;
 use axum::response::Response;
 use keycard_core::{Account, AccountId, AccountKind};
 use keycard_oauth1::NlAuthHeader;
 use serde_json::{Value, json};
 
-use super::{Incoming, json_response};
+use super::{Incoming, Refusal, audit_outcome, json_response};
 use crate::AppState;
 use crate::respond::{ClientError, Surface, error_response};
 use crate::routing::host_without_port;
@@ -45,15 +43,7 @@ fn data_center_urls(state: &AppState, incoming: &Incoming, account: &AccountId) 
     })
 }
 
-pub async fn datacenterurls(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn datacenterurls(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let id = &incoming.request_id;
     // NetSuite's workaround for a "Service Unavailable" answer is `&c=`: accept either.
     let Some(named) = incoming
@@ -98,26 +88,11 @@ fn account_type(account: &Account) -> &'static str {
     }
 }
 
-pub async fn roles(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn roles(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let mut record = incoming.login_record(&state, Surface::Token);
     let outcome = list_roles(&state, &incoming, &mut record).await;
-    match &outcome {
-        Ok(_) => "Success".clone_into(&mut record.status),
-        Err((_, detail, diagnosis)) => {
-            (*detail).clone_into(&mut record.detail);
-            record.diagnosis = diagnosis.clone();
-        }
-    }
     let id = incoming.request_id.clone();
-    if state.audit.send(record).await.is_err() {
+    if !audit_outcome(&state, record, &outcome).await {
         return error_response(Surface::Token, ClientError::Unavailable, None, &id);
     }
     match outcome {
@@ -125,8 +100,6 @@ pub async fn roles(
         Err((error, _, _)) => error_response(Surface::Token, error, None, &id),
     }
 }
-
-type Refusal = (ClientError, &'static str, Value);
 
 async fn list_roles(
     state: &AppState,

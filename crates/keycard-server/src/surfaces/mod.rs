@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -102,7 +101,7 @@ pub struct Incoming {
 }
 
 impl Incoming {
-    pub fn new(
+    fn new(
         state: &AppState,
         peer: SocketAddr,
         method: Method,
@@ -205,19 +204,64 @@ impl Incoming {
     }
 }
 
+/// Handlers take an `Incoming` as their last argument: the request read once, with the peer
+/// from the connection and the body (up to axum's default limit of 2 MiB).
+impl axum::extract::FromRequest<Arc<AppState>> for Incoming {
+    type Rejection = Response;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        let peer = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |info| info.0);
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, 2 * 1024 * 1024).await else {
+            let response = (
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "The request body is larger than 2 MiB or was cut off." } })),
+            )
+                .into_response();
+            return Err(with_request_id(response, &new_request_id()));
+        };
+        Ok(Self::new(
+            state,
+            peer,
+            parts.method,
+            parts.uri,
+            parts.headers,
+            body,
+        ))
+    }
+}
+
 /// JSON with the request id header.
 pub fn json_response(value: &serde_json::Value, request_id: &str) -> Response {
     with_request_id(axum::Json(value).into_response(), request_id)
 }
 
-pub type Request = (
-    State<Arc<AppState>>,
-    ConnectInfo<SocketAddr>,
-    Method,
-    Uri,
-    HeaderMap,
-    Bytes,
-);
+/// A refusal outside the OAuth pipeline (NLAuth endpoints, SOAP pre-checks): what the
+/// client sees, the Detail code, and the owner's diagnosis.
+pub type Refusal = (ClientError, &'static str, serde_json::Value);
+
+/// Completes `record` from `outcome` and queues it; false when the audit writer is gone
+/// (the caller must then answer 503: an attempt is never answered unaudited).
+pub async fn audit_outcome<T>(
+    state: &AppState,
+    mut record: keycard_core::LoginRecord,
+    outcome: &Result<T, Refusal>,
+) -> bool {
+    match outcome {
+        Ok(_) => "Success".clone_into(&mut record.status),
+        Err((_, detail, diagnosis)) => {
+            (*detail).clone_into(&mut record.detail);
+            record.diagnosis = diagnosis.clone();
+        }
+    }
+    state.audit.send(record).await.is_ok()
+}
 
 #[cfg(test)]
 mod tests {

@@ -2,12 +2,10 @@
 //! directory store, and `/services/rest/system/v1/governanceLimits`. The role's level on the
 //! record type decides: View reads, Create creates, Edit changes, Full deletes.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keycard_core::Level;
 use serde_json::{Value, json};
@@ -54,14 +52,9 @@ fn parse_body(incoming: &Incoming) -> Option<Value> {
 #[allow(clippy::too_many_lines)]
 pub async fn collection(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(raw_type): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
     let (Some(record), Some(level)) = (record_type(&raw_type), level_for(&incoming.method)) else {
         return bad(&incoming, "Unsupported record type or method.");
     };
@@ -164,14 +157,9 @@ pub async fn collection(
 
 pub async fn instance(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path((raw_type, raw_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
     let (Some(record), Some(level)) = (record_type(&raw_type), level_for(&incoming.method)) else {
         return bad(&incoming, "Unsupported record type or method.");
     };
@@ -236,15 +224,7 @@ pub async fn instance(
     }
 }
 
-pub async fn governance_limits(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn governance_limits(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let principal = match enter(&state, &incoming, Need::RestAdministrator).await {
         Ok(p) => p,
         Err(response) => return response,

@@ -1,12 +1,9 @@
 //! RESTlets: `/app/site/hosting/restlet.nl?script=…&deploy=…`. Deployed scripts are built-in
 //! handlers; `echo` (script `echo` or `1`, any deploy) returns what it received and who called.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, Uri};
+use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
 
@@ -15,15 +12,7 @@ use crate::AppState;
 use crate::pipeline::{Need, authenticate};
 use crate::respond::{ClientError, Surface, error_response};
 
-pub async fn handle(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn handle(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let facts = incoming.facts(Surface::Restlet);
     let principal = match authenticate(&state, &facts, &Need::Restlet).await {
         Ok(principal) => principal,

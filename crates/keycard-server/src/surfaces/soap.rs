@@ -3,18 +3,16 @@
 //! are `getServerTime`, and `get` / `add` of records from the same store as REST.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keycard_core::Level;
 use quick_xml::events::Event;
 use serde_json::Value;
 
-use super::Incoming;
+use super::{Incoming, Refusal, audit_outcome};
 use crate::AppState;
 use crate::pipeline::{Need, Presented, Proof, authenticate_presented};
 use crate::respond::{ClientError, Surface, error_response, with_request_id};
@@ -248,29 +246,6 @@ fn record_namespace(record: &str, version: &str) -> (&'static str, String) {
     }
 }
 
-/// A UTC ISO 8601 time from Unix seconds.
-fn iso8601(at: i64) -> String {
-    let days = at.div_euclid(86_400);
-    let secs = at.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
-type Refusal = (ClientError, &'static str, Value);
-
 /// Refusals decided before the pipeline: no passport, a passport with other credentials
 /// ("Ambiguous authentication"), or a passport missing a field.
 fn refusal_before_pipeline(parsed: &Envelope, session_cookie: bool) -> Option<Refusal> {
@@ -326,14 +301,9 @@ impl Passport {
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(port): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    incoming: Incoming,
 ) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
     let id = incoming.request_id.clone();
     let Some(version) = port_version(&port).map(str::to_owned) else {
         return error_response(Surface::Soap, ClientError::NotFound, None, &id);
@@ -358,12 +328,12 @@ pub async fn handle(
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("JSESSIONID="));
-    if let Some((error, detail, diagnosis)) = refusal_before_pipeline(&parsed, session_cookie) {
-        let mut record = incoming.login_record(&state, Surface::Soap);
-        detail.clone_into(&mut record.detail);
-        record.diagnosis = diagnosis;
-        tracing::info!(request_id = %id, surface = "soap", detail, "login refused");
-        if state.audit.send(record).await.is_err() {
+    if let Some(refusal) = refusal_before_pipeline(&parsed, session_cookie) {
+        tracing::info!(request_id = %id, surface = "soap", detail = refusal.1, "login refused");
+        let error = refusal.0;
+        let outcome: Result<(), Refusal> = Err(refusal);
+        let record = incoming.login_record(&state, Surface::Soap);
+        if !audit_outcome(&state, record, &outcome).await {
             return error_response(Surface::Soap, ClientError::Unavailable, None, &id);
         }
         return error_response(Surface::Soap, error, None, &id);
@@ -458,7 +428,7 @@ impl Call<'_> {
             self.messages(),
             status(self.version, None),
             self.core(),
-            iso8601(self.state.now())
+            keycard_core::time::Civil::from_unix(self.state.now()).iso8601()
         ))
     }
 

@@ -1,32 +1,22 @@
 //! The token endpoints on `/rest/*`: tokeninfo, revoketoken (signed by the token it revokes)
 //! and issuetoken (NLAuth user credentials).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keycard_core::{AccountId, Feature, IntegrationState, LoginRecord, SetupPermission};
 use keycard_oauth1::NlAuthHeader;
 use keycard_store::tokens::{Creator, NewToken};
 use serde_json::json;
 
-use super::{Incoming, json_response};
+use super::{Incoming, Refusal, audit_outcome, json_response};
 use crate::AppState;
 use crate::pipeline::{Need, authenticate};
 use crate::respond::{ClientError, Surface, error_response, with_request_id};
 
-pub async fn tokeninfo(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn tokeninfo(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let principal = match authenticate(&state, &incoming.facts(Surface::Token), &Need::Login).await
     {
         Ok(principal) => principal,
@@ -50,15 +40,7 @@ pub async fn tokeninfo(
     )
 }
 
-pub async fn revoketoken(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn revoketoken(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let principal = match authenticate(&state, &incoming.facts(Surface::Token), &Need::Login).await
     {
         Ok(principal) => principal,
@@ -102,25 +84,11 @@ pub async fn revoketoken(
 
 /// `issuetoken`: NLAuth email + password + role (+ OTP), for an integration that allows the
 /// IssueToken endpoint and user credentials; returns a new token once.
-pub async fn issuetoken(
-    State(state): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let incoming = Incoming::new(&state, peer, method, uri, headers, body);
+pub async fn issuetoken(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let request_id = incoming.request_id.clone();
     let mut record = incoming.login_record(&state, Surface::Token);
     let outcome = issue(&state, &incoming, &mut record).await;
-    if let Err((_, detail, diagnosis)) = &outcome {
-        record.detail = (*detail).to_owned();
-        record.diagnosis = diagnosis.clone();
-    } else {
-        "Success".clone_into(&mut record.status);
-    }
-    if state.audit.send(record).await.is_err() {
+    if !audit_outcome(&state, record, &outcome).await {
         return error_response(Surface::Token, ClientError::Unavailable, None, &request_id);
     }
     match outcome {
@@ -131,8 +99,6 @@ pub async fn issuetoken(
         Err((error, _, _)) => error_response(Surface::Token, error, None, &request_id),
     }
 }
-
-type Refusal = (ClientError, &'static str, serde_json::Value);
 
 // issuetoken's checks, in NetSuite's order: one list of steps.
 #[allow(clippy::too_many_lines)]
