@@ -1,40 +1,90 @@
 //! The login audit writer: requests queue records on a bounded channel (waiting when it is full:
-//! back-pressure, never loss) and one task writes them in batches. On shutdown the channel
-//! closes and the writer drains it before returning.
+//! back-pressure, never loss) and one writer stores them in batches, in order. On an SQLite
+//! file the writer is a blocking thread with the store's native [`LoginWriter`] (no thread hop
+//! per row); on PostgreSQL it is a task on the pool. On shutdown the channel closes and the
+//! writer drains it before returning.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use keycard_core::LoginRecord;
-use keycard_store::Store;
+use keycard_store::{LoginWriter, Store, StoreError};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
-use std::sync::Arc;
 
 pub type AuditSender = mpsc::Sender<LoginRecord>;
 
 const BATCH: usize = 256;
+const FIRST_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(5);
 
 pub fn spawn_writer(
     store: Store,
     capacity: usize,
     metrics: Arc<Metrics>,
 ) -> (AuditSender, tokio::task::JoinHandle<()>) {
-    let (sender, mut receiver) = mpsc::channel::<LoginRecord>(capacity.max(1));
-    let task = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(BATCH);
-        while receiver.recv_many(&mut batch, BATCH).await > 0 {
-            // Retry until written: a record the server answered for must not be lost.
-            let mut delay = std::time::Duration::from_millis(50);
-            while let Err(error) = store.insert_login_records(&batch).await {
-                tracing::warn!(%error, records = batch.len(), "login audit write failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(5));
-            }
-            metrics.count_logins(&batch);
-            metrics
-                .audit_written
-                .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            batch.clear();
+    let (sender, receiver) = mpsc::channel::<LoginRecord>(capacity.max(1));
+    let task = match store.login_writer() {
+        Some(writer) => {
+            tokio::task::spawn_blocking(move || write_natively(&writer, receiver, &metrics))
         }
-    });
+        None => tokio::spawn(write_on_pool(store, receiver, metrics)),
+    };
     (sender, task)
+}
+
+fn write_natively(
+    writer: &LoginWriter,
+    mut receiver: mpsc::Receiver<LoginRecord>,
+    metrics: &Metrics,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
+            }
+        }
+        // Retry until written: a record the server answered for must not be lost.
+        let mut delay = FIRST_RETRY;
+        while let Err(error) = writer.write(&batch) {
+            warn_retry(&error, batch.len());
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(MAX_RETRY);
+        }
+        written(metrics, &mut batch);
+    }
+}
+
+async fn write_on_pool(
+    store: Store,
+    mut receiver: mpsc::Receiver<LoginRecord>,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        let mut delay = FIRST_RETRY;
+        while let Err(error) = store.insert_login_records(&batch).await {
+            warn_retry(&error, batch.len());
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_RETRY);
+        }
+        written(&metrics, &mut batch);
+    }
+}
+
+fn warn_retry(error: &StoreError, records: usize) {
+    tracing::warn!(%error, records, "login audit write failed; retrying");
+}
+
+fn written(metrics: &Metrics, batch: &mut Vec<LoginRecord>) {
+    metrics.count_logins(batch);
+    metrics
+        .audit_written
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    batch.clear();
 }

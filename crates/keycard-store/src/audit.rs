@@ -77,14 +77,23 @@ pub struct LoginQuery {
     pub limit: i64,
 }
 
-const LOGIN_COLUMNS: &str = "at, request_id, ip, account_id, integration_name, token_name, user_email, role_name, surface, request_uri, status, detail, diagnosis";
+use crate::login_writer::LOGIN_COLUMNS;
 
 impl Store {
-    /// Writes a batch of login records in one transaction (the server's audit writer).
+    /// Writes a batch of login records in one transaction, in order (on an SQLite file through
+    /// the native [`LoginWriter`](crate::LoginWriter), on a blocking thread).
     pub async fn insert_login_records(
         &self,
         records: &[keycard_core::LoginRecord],
     ) -> Result<(), StoreError> {
+        if let Some(writer) = self.login_writer() {
+            let records = records.to_vec();
+            return tokio::task::spawn_blocking(move || writer.write(&records))
+                .await
+                .map_err(|_| StoreError::Conflict {
+                    what: "the login audit writer stopped".to_owned(),
+                })?;
+        }
         let mut tx = self.begin().await?;
         // One prepared statement reused per row: measured faster under load than multi-row
         // INSERTs of varying length through sqlx `Any` (bench, 2026-11-23).

@@ -42,6 +42,9 @@ pub enum StoreError {
     Corrupt { what: &'static str },
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// From the native SQLite connection that writes login records.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -72,7 +75,7 @@ impl StoreError {
             Self::Connect { .. } => "connect",
             Self::Migrate(_) => "migrate",
             Self::Corrupt { .. } => "corrupt",
-            Self::Database(_) => "database",
+            Self::Database(_) | Self::Sqlite(_) => "database",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod audit;
 pub mod integrations;
 pub mod keys;
+mod login_writer;
 pub mod records;
 pub mod roles;
 pub mod tokens;
@@ -32,6 +33,7 @@ use tokio::sync::broadcast;
 
 pub use crate::crypto::{KeyRing, KeySource};
 pub use crate::error::StoreError;
+pub use crate::login_writer::LoginWriter;
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,8 @@ pub struct Store {
     /// Committed administrative changes made through this handle (and its clones).
     local_changes: Arc<std::sync::atomic::AtomicU64>,
     clock: Clock,
+    /// SQLite on a file: the native writer for login records.
+    login_writer: Option<LoginWriter>,
 }
 
 impl std::fmt::Debug for Store {
@@ -103,7 +107,7 @@ impl Store {
                     path: dir.clone(),
                     source,
                 })?;
-                (sqlite_url(&dir.join("keycard.db")), Backend::Sqlite)
+                (sqlite_url(&sqlite_file(dir)), Backend::Sqlite)
             }
             Location::Url(url)
                 if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
@@ -146,6 +150,7 @@ impl Store {
             events,
             local_changes: Arc::default(),
             clock: system_clock(),
+            login_writer: sqlite_path(location).map(|path| LoginWriter::new(&path)),
         })
     }
 
@@ -158,6 +163,12 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The native login-record writer (SQLite on a file); `None` means records go through
+    /// [`Store::insert_login_records`] on the pool.
+    pub fn login_writer(&self) -> Option<LoginWriter> {
+        self.login_writer.clone()
     }
 
     pub fn now(&self) -> UnixTime {
@@ -282,8 +293,25 @@ impl Store {
     }
 }
 
+fn sqlite_file(dir: &Path) -> PathBuf {
+    dir.join("keycard.db")
+}
+
 fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// The database file of an SQLite location (`None` for PostgreSQL and in-memory databases).
+fn sqlite_path(location: &Location) -> Option<PathBuf> {
+    match location {
+        Location::DataDir(dir) => Some(sqlite_file(dir)),
+        Location::Url(url) => {
+            let rest = url.strip_prefix("sqlite:")?;
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or_default();
+            (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+        }
+    }
 }
 
 pub(crate) fn change(

@@ -750,7 +750,7 @@ async fn changes_are_published_after_commit(h: Harness) {
 
 async fn login_records_are_written_in_batches_in_order(h: Harness) {
     let version = h.store.directory_version().await.unwrap();
-    // 150 records: more than one multi-row statement (64 rows each), in one call.
+    // 150 records in one call, one transaction.
     let records: Vec<keycard_core::LoginRecord> = (0..150)
         .map(|i| keycard_core::LoginRecord {
             at: 1_700_000_000 + i,
@@ -795,4 +795,40 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
     assert_eq!(failures.len(), 8);
     // The login trail is not a directory change.
     assert_eq!(h.store.directory_version().await.unwrap(), version);
+
+    // SQLite files have the native writer (the server's hot path); PostgreSQL goes through
+    // the pool. Its batches land after the earlier ones, on the same connection after a reuse.
+    match h.store.backend() {
+        keycard_store::Backend::Sqlite => {
+            let writer = h
+                .store
+                .login_writer()
+                .expect("an SQLite file has a native writer");
+            let more: Vec<_> = records
+                .iter()
+                .take(3)
+                .cloned()
+                .map(|mut r| {
+                    r.request_id.insert_str(0, "native-");
+                    r
+                })
+                .collect();
+            writer.write(&more[..2]).unwrap();
+            writer.write(&more[2..]).unwrap();
+            let all = h
+                .store
+                .login_records(&keycard_store::audit::LoginQuery::default())
+                .await
+                .unwrap();
+            assert_eq!(all.len(), 153);
+            assert_eq!(
+                all.iter()
+                    .take(3)
+                    .map(|r| r.request_id.as_str())
+                    .collect::<Vec<_>>(),
+                ["native-req002", "native-req001", "native-req000"]
+            );
+        }
+        keycard_store::Backend::Postgres => assert!(h.store.login_writer().is_none()),
+    }
 }

@@ -1,0 +1,101 @@
+//! Writing login records, the one write on every request's path.
+//!
+//! On SQLite the records go through a dedicated native connection (rusqlite) with one cached
+//! prepared statement: sqlx runs each SQLite statement on its own worker thread and pays a
+//! thread hop per row, which the load benchmark measured as most of the server's CPU. A
+//! [`LoginWriter`] is synchronous on purpose: the server's audit writer owns it on its own
+//! thread and hands it whole batches. On PostgreSQL there is no such writer; records go
+//! through the pool ([`Store::insert_login_records`](crate::Store::insert_login_records)).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use keycard_core::LoginRecord;
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use crate::StoreError;
+
+pub(crate) const LOGIN_COLUMNS: &str = "at, request_id, ip, account_id, integration_name, token_name, user_email, role_name, surface, request_uri, status, detail, diagnosis";
+
+/// A synchronous writer of login records on the SQLite directory. Cheap to clone; clones share
+/// one connection.
+#[derive(Clone)]
+pub struct LoginWriter {
+    path: Arc<PathBuf>,
+    connection: Arc<Mutex<Option<Connection>>>,
+}
+
+impl std::fmt::Debug for LoginWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginWriter")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoginWriter {
+    /// A writer on the database file at `path`; the connection opens on the first write (and
+    /// again after a failed one).
+    pub(crate) fn new(path: &Path) -> Self {
+        Self {
+            path: Arc::new(path.to_path_buf()),
+            connection: Arc::default(),
+        }
+    }
+
+    /// Writes the records in one transaction, in order. Blocks (the SQLite write lock waits
+    /// up to 5 s for another writer): call it from a thread that may block.
+    pub fn write(&self, records: &[LoginRecord]) -> Result<(), StoreError> {
+        let mut slot = self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let connection = match &mut *slot {
+            Some(connection) => connection,
+            empty => empty.insert(open(&self.path)?),
+        };
+        let result = insert(connection, records);
+        if result.is_err() {
+            // Start from a fresh connection next time rather than reuse one in an unknown state.
+            *slot = None;
+        }
+        result.map_err(StoreError::Sqlite)
+    }
+}
+
+fn open(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(StoreError::Sqlite)?;
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;",
+        )
+        .map_err(StoreError::Sqlite)?;
+    Ok(connection)
+}
+
+fn insert(connection: &mut Connection, records: &[LoginRecord]) -> rusqlite::Result<()> {
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut statement = tx.prepare_cached(&format!(
+            "INSERT INTO login_audit ({LOGIN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ))?;
+        for r in records {
+            statement.execute(params![
+                r.at,
+                r.request_id,
+                r.ip,
+                r.account,
+                r.integration,
+                r.token_name,
+                r.user,
+                r.role,
+                r.surface,
+                r.request_uri,
+                r.status,
+                r.detail,
+                r.diagnosis.to_string(),
+            ])?;
+        }
+    }
+    tx.commit()
+}
