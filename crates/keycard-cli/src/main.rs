@@ -8,6 +8,7 @@ mod admin;
 mod nonce;
 mod serve;
 mod sign;
+mod toolkit;
 
 use std::process::ExitCode;
 
@@ -94,6 +95,24 @@ enum Command {
         #[command(flatten)]
         account: admin::AccountArg,
     },
+    /// Integrators: saved profiles by authentication ID (list, show, add, delete).
+    Profile {
+        #[command(subcommand)]
+        command: toolkit::profile::ProfileCommand,
+        #[command(flatten)]
+        config: toolkit::ConfigDir,
+        /// Print JSON instead of tables, for scripts.
+        #[arg(long, global = true)]
+        json: bool,
+    },
+    /// Integrators: get a token through the three-step flow (browser) and save it as a profile.
+    Login(toolkit::login::LoginArgs),
+    /// Integrators: one signed request with a saved profile; prints the JSON answer.
+    Call(toolkit::call::CallArgs),
+    /// Integrators: tokeninfo plus one REST call; prints account, integration, user, role, timings.
+    TestConnection(toolkit::connection::ConnectionArgs),
+    /// Integrators: explain why a profile's calls fail (realm, host, clock, signed URL, permissions).
+    Diagnose(toolkit::diagnose::DiagnoseArgs),
     /// Manage the master keys that seal secrets at rest.
     Keys {
         #[command(subcommand)]
@@ -138,6 +157,15 @@ fn main() -> ExitCode {
             account,
         } => admin::block_on(admin::audit::run(command, &store, &account)),
         Command::Keys { command, store } => admin::block_on(admin::keys::run(command, &store)),
+        Command::Profile {
+            command,
+            config,
+            json,
+        } => admin::block_on(toolkit::profile::run(command, &config, json)),
+        Command::Login(args) => admin::block_on(toolkit::login::run(args)),
+        Command::Call(args) => admin::block_on(toolkit::call::run(args)),
+        Command::TestConnection(args) => admin::block_on(toolkit::connection::run(args)),
+        Command::Diagnose(args) => admin::block_on(toolkit::diagnose::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

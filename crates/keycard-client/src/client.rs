@@ -659,8 +659,8 @@ impl Client {
     }
 }
 
-/// Decodes `a=1&b=2` (`+` as space).
-pub(crate) fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+/// Decodes `a=1&b=2` (`+` as space), e.g. a three-step answer or a callback query.
+pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
     body.split(|b| *b == b'&')
         .filter(|pair| !pair.is_empty())
         .filter_map(|pair| {

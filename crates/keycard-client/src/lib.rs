@@ -38,7 +38,7 @@ mod retry;
 mod signer;
 
 pub use client::{
-    Call, Client, ClientBuilder, RequestToken, Response, RetryNotice, UserCredentials,
+    Call, Client, ClientBuilder, RequestToken, Response, RetryNotice, UserCredentials, parse_form,
 };
 pub use clock::{Clock, OsRandom, Randomness, SystemClock};
 pub use credentials::{Credentials, Realm};

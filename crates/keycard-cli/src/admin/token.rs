@@ -27,6 +27,9 @@ pub enum TokenCommand {
     Revoke { token: String },
     /// The inventory: integration, consumer key and token (last 4), user, role, created, last used.
     Inventory,
+    /// Integrators: replace a saved profile's token with a new one (issuetoken), verify it,
+    /// switch the profile, then revoke the old token. Talks to the server, not the directory.
+    Rotate(crate::toolkit::rotate::RotateArgs),
 }
 
 #[derive(Args, Debug)]
@@ -53,6 +56,9 @@ pub async fn run(
     store_args: &StoreArgs,
     account: &AccountArg,
 ) -> Result<()> {
+    if let TokenCommand::Rotate(args) = command {
+        return crate::toolkit::rotate::run(args).await;
+    }
     let store = store_args.open().await?;
     let account = account.resolve(&store).await?;
     let json = store_args.json;
@@ -135,6 +141,7 @@ pub async fn run(
             store.set_token_active(&who, &account, &token, true).await?
         }
         TokenCommand::Revoke { token } => store.revoke_token(&who, &account, &token).await?,
+        TokenCommand::Rotate(_) => unreachable!("dispatched above"),
     };
     show(&store, &token, json).await
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod sign;
+mod toolkit;
 
 use std::process::{Command, Output};
 

@@ -1,0 +1,327 @@
+//! `keycard login --auth-id ID`: the three-step flow. `POST /rest/requesttoken` with
+//! `oauth_callback` = `http://localhost:PORT/callback` of a listener on 127.0.0.1, the authorize
+//! URL opened in a browser (or printed), the redirect received on the listener, the exchange
+//! at `/rest/accesstoken`, and the token saved under the authentication ID.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use clap::Args;
+use keycard_client::{Client, Credentials, Realm, RetryPolicy};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::profile::{Profile, ProfileStore, describe_role};
+use super::{ConfigDir, explain, fill_from_token_info};
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// The authentication ID to save the token under.
+    #[arg(long)]
+    pub auth_id: String,
+    #[command(flatten)]
+    pub config: ConfigDir,
+    /// Reuse server, account and consumer key/secret from this saved profile.
+    #[arg(long, value_name = "AUTH_ID")]
+    pub from: Option<String>,
+    /// The server's base URL or account host (e.g. https://1234567.restlets.api.netsuite.com).
+    #[arg(long, env = "KEYCARD_SERVER")]
+    pub server: Option<String>,
+    /// The account id (the realm), e.g. 1234567 or 1234567_SB1.
+    #[arg(long, env = "KEYCARD_ACCOUNT")]
+    pub account: Option<String>,
+    #[arg(long, env = "KEYCARD_CONSUMER_KEY", hide_env_values = true)]
+    pub consumer_key: Option<String>,
+    #[arg(long, env = "KEYCARD_CONSUMER_SECRET", hide_env_values = true)]
+    pub consumer_secret: Option<String>,
+    /// Port of the local callback listener on 127.0.0.1 (0: any free port). The integration's
+    /// callback URL must be http://localhost/callback (any port) or this exact URL.
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Do not try to open a browser; only print the URL.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Seconds to wait for the answer from the authorize page.
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// What the callback brought.
+struct Answer {
+    verifier: String,
+    role: Option<String>,
+}
+
+// The three steps in order, each with its own message: long, but one straight story.
+#[allow(clippy::too_many_lines)]
+pub async fn run(args: LoginArgs) -> Result<()> {
+    let store = ProfileStore::open(&args.config)?;
+    let from = match &args.from {
+        Some(id) => Some(store.get(id)?),
+        None => offer_reuse(&store, &args)?,
+    };
+    let reused = match &from {
+        Some(p) => Some(store.credentials(p)?),
+        None => None,
+    };
+    let server = args
+        .server
+        .clone()
+        .or_else(|| from.as_ref().map(|p| p.server.clone()))
+        .ok_or_else(|| anyhow!("give the server with --server URL (or KEYCARD_SERVER), or reuse a profile's with --from AUTH_ID"))?;
+    let account = args
+        .account
+        .clone()
+        .or_else(|| from.as_ref().map(|p| p.account.clone()))
+        .ok_or_else(|| anyhow!("give the account id with --account (or KEYCARD_ACCOUNT), or reuse a profile's with --from AUTH_ID"))?;
+    let consumer_key = args
+        .consumer_key
+        .clone()
+        .or_else(|| reused.as_ref().map(|c| c.consumer_key().to_owned()))
+        .ok_or_else(|| anyhow!("give the integration's consumer key with --consumer-key or KEYCARD_CONSUMER_KEY, or reuse a profile's with --from AUTH_ID"))?;
+    let consumer_secret = args
+        .consumer_secret
+        .clone()
+        .or_else(|| reused.as_ref().map(|c| c.consumer_secret().to_owned()))
+        .ok_or_else(|| anyhow!("give the integration's consumer secret in KEYCARD_CONSUMER_SECRET (or --consumer-secret), or reuse a profile's with --from AUTH_ID"))?;
+    let consumer_secret = zeroize::Zeroizing::new(consumer_secret);
+    let mut profile = Profile::new(&args.auth_id, &server, &account);
+
+    let listener = TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on 127.0.0.1:{} for the callback; choose another --port",
+                args.port
+            )
+        })?;
+    let port = listener.local_addr()?.port();
+    let callback = format!("http://localhost:{port}/callback");
+    let client = Client::builder(
+        &profile.server,
+        Credentials::new(&consumer_key, consumer_secret.as_str()),
+    )
+    .realm(Realm::new(&profile.account))
+    .retry(RetryPolicy::never())
+    .build()?;
+
+    eprintln!(
+        "Step 1 of 3: asking {} for a request token…",
+        profile.server
+    );
+    let request_token = client.request_token(&callback).await.map_err(|e| {
+        let hint = if e.api().is_some_and(keycard_client::ApiError::is_invalid_login) {
+            format!(
+                " Check the consumer key and secret, that the integration allows \"TBA: Authorization Flow\", and that its callback URL is {callback} or http://localhost/callback (any port)."
+            )
+        } else {
+            String::new()
+        };
+        anyhow!("{}{hint}", explain(&e, &profile, "the request-token step (POST /rest/requesttoken)"))
+    })?;
+    let authorize = format!(
+        "{}/app/login/secure/authorizetoken.nl?oauth_token={}",
+        profile.server,
+        keycard_oauth1::encode::percent_encode(&request_token.token)
+    );
+    eprintln!("Step 2 of 3: log in and choose Allow on the authorize page:");
+    eprintln!("  {authorize}");
+    if !args.no_browser && open_browser(&authorize) {
+        eprintln!("(opened in your browser)");
+    }
+    let deadline = Duration::from_secs(args.timeout);
+    eprintln!(
+        "Waiting for the answer on {callback} (up to {} s; Ctrl-C to stop)…",
+        deadline.as_secs()
+    );
+    let answer = wait_for_callback(&listener, &request_token.token, deadline).await?;
+
+    eprintln!("Step 3 of 3: exchanging the authorized request token for an access token…");
+    let credentials = client
+        .access_token(&request_token, &answer.verifier)
+        .await
+        .map_err(|e| {
+            explain(
+                &e,
+                &profile,
+                "the access-token step (POST /rest/accesstoken)",
+            )
+        })?;
+    profile.role_id = answer.role;
+    // Fill in role and user for `profile show` and `token rotate`; the token is saved either way.
+    match client
+        .with_credentials(credentials.clone())
+        .token_info()
+        .await
+    {
+        Ok(info) => fill_from_token_info(&mut profile, &info),
+        Err(error) => eprintln!(
+            "warning: the new token was issued but tokeninfo failed ({error}); run `keycard test-connection --auth-id {}`",
+            profile.auth_id
+        ),
+    }
+    let replaced = store.get(&profile.auth_id).is_ok();
+    let saved = store.save(profile, &credentials)?;
+    eprintln!(
+        "{} profile `{}`: account {} as {} (token {}).",
+        if replaced { "Updated" } else { "Saved" },
+        saved.auth_id,
+        saved.account,
+        describe_role(&saved),
+        saved.token_hint
+    );
+    eprintln!(
+        "Try it: keycard test-connection --auth-id {}",
+        saved.auth_id
+    );
+    Ok(())
+}
+
+/// On a terminal, when no consumer key was given and profiles exist, asks whether to reuse one.
+fn offer_reuse(store: &ProfileStore, args: &LoginArgs) -> Result<Option<Profile>> {
+    if args.consumer_key.is_some() || !std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let profiles = store.list()?;
+    if profiles.is_empty() {
+        return Ok(None);
+    }
+    eprintln!("Saved profiles:");
+    for p in &profiles {
+        eprintln!("  {:<20} {} (account {})", p.auth_id, p.server, p.account);
+    }
+    eprint!(
+        "Reuse the server, account and consumer key of which profile? (ID, or Enter for none): "
+    );
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let chosen = line.trim();
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    store.get(chosen).map(Some)
+}
+
+/// `xdg-open` or `open`, when present; false when neither could be started.
+fn open_browser(url: &str) -> bool {
+    ["xdg-open", "open"].iter().any(|program| {
+        std::process::Command::new(program)
+            .arg(url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+    })
+}
+
+async fn wait_for_callback(listener: &TcpListener, token: &str, limit: Duration) -> Result<Answer> {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(30));
+    tick.tick().await;
+    let expired = tokio::time::sleep(limit);
+    tokio::pin!(expired);
+    loop {
+        tokio::select! {
+            () = &mut expired => bail!(
+                "no answer from the authorize page within {} s. Open the URL above, log in and choose Allow; or run `keycard login` again (with a longer --timeout if you need more time)",
+                limit.as_secs()
+            ),
+            _ = tick.tick() => eprintln!(
+                "…still waiting for the authorize page ({} s left)",
+                limit.saturating_sub(started.elapsed()).as_secs()
+            ),
+            accepted = listener.accept() => {
+                let (stream, _) = accepted.context("the callback listener failed")?;
+                if let Some(result) = handle(stream, token).await {
+                    return result;
+                }
+            }
+        }
+    }
+}
+
+/// Answers one connection; `Some` once the flow's redirect arrived (allowed or denied).
+async fn handle(mut stream: TcpStream, token: &str) -> Option<Result<Answer>> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let target = head
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+    if path != "/callback" {
+        reply(
+            &mut stream,
+            404,
+            "Not found",
+            "This is keycard's login callback; nothing else lives here.",
+        )
+        .await;
+        return None;
+    }
+    let params = keycard_client::parse_form(query.as_bytes());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if param("oauth_token").as_deref() != Some(token) {
+        reply(
+            &mut stream,
+            400,
+            "Not this login",
+            "This answer belongs to another authorization request. Use the URL that keycard login printed.",
+        )
+        .await;
+        return None;
+    }
+    if let Some(verifier) = param("oauth_verifier").filter(|v| !v.is_empty()) {
+        reply(
+                &mut stream,
+                200,
+                "keycard is authorized",
+                "The authorization reached keycard. You can close this window and return to the terminal.",
+            )
+            .await;
+        Some(Ok(Answer {
+            verifier,
+            role: param("role"),
+        }))
+    } else {
+        reply(
+            &mut stream,
+            200,
+            "Access denied",
+            "You chose Deny, so keycard received no token. You can close this window.",
+        )
+        .await;
+        Some(Err(anyhow!(
+            "the authorization was denied on the authorize page (Deny), so no token was issued. Run `keycard login` again and choose Allow to save a token"
+        )))
+    }
+}
+
+async fn reply(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"
+    );
+    let response = format!(
+        "HTTP/1.1 {status} {title}\r\ncontent-type: text/html; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
