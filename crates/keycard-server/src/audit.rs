@@ -16,7 +16,10 @@ use crate::metrics::Metrics;
 
 pub type AuditSender = mpsc::Sender<LoginRecord>;
 
-const BATCH: usize = 256;
+const BATCH: usize = 512;
+/// How long the native writer lets records gather after the first one before writing: fewer,
+/// larger transactions, and requests queue records without waking the writer each time.
+const LINGER: Duration = Duration::from_millis(4);
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
@@ -24,15 +27,26 @@ pub fn spawn_writer(
     store: Store,
     capacity: usize,
     metrics: Arc<Metrics>,
-) -> (AuditSender, tokio::task::JoinHandle<()>) {
+) -> std::io::Result<(AuditSender, tokio::task::JoinHandle<()>)> {
     let (sender, receiver) = mpsc::channel::<LoginRecord>(capacity.max(1));
     let task = match store.login_writer() {
         Some(writer) => {
-            tokio::task::spawn_blocking(move || write_natively(&writer, receiver, &metrics))
+            // A plain thread, not `spawn_blocking`: a runtime waits for its blocking tasks when
+            // it is dropped, and this one only ends once every sender is gone.
+            let (done, finished) = tokio::sync::oneshot::channel::<()>();
+            std::thread::Builder::new()
+                .name("keycard-audit".into())
+                .spawn(move || {
+                    write_natively(&writer, receiver, &metrics);
+                    let _ = done.send(());
+                })?;
+            tokio::spawn(async move {
+                let _ = finished.await;
+            })
         }
         None => tokio::spawn(write_on_pool(store, receiver, metrics)),
     };
-    (sender, task)
+    Ok((sender, task))
 }
 
 fn write_natively(
@@ -43,6 +57,9 @@ fn write_natively(
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
+        if receiver.len() < BATCH {
+            std::thread::sleep(LINGER);
+        }
         while batch.len() < BATCH {
             match receiver.try_recv() {
                 Ok(record) => batch.push(record),

@@ -69,23 +69,21 @@ async fn not_found(uri: Uri) -> Response {
     error_response(surface, ClientError::NotFound, None, &new_request_id())
 }
 
-/// A fresh request id: 16 hex characters, unique in this process and not guessable across
-/// processes. A per-process random seed (read once) and a counter go through splitmix64, a
-/// bijection, so ids never repeat; no system call per request.
+/// A fresh request id: 16 hex characters, unique in this process: a per-process random prefix
+/// (24 bits, read once) and a counter (40 bits), so no system call per request. Ids of one
+/// process sort in issue order, which keeps the audit trail's request-id index appending at
+/// one place instead of touching a random page per row (the load benchmark measured that).
 pub fn new_request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
-    static SEED: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
+    static PREFIX: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| {
         let mut bytes = [0u8; 8];
-        // Without the OS generator the ids are still unique, only predictable.
+        // Without the OS generator ids are still unique in this process.
         let _ = getrandom::fill(&mut bytes);
-        u64::from_le_bytes(bytes)
+        u64::from_le_bytes(bytes) & 0xff_ffff
     });
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut z = SEED.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    format!("{:016x}", z ^ (z >> 31))
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff_ffff;
+    format!("{:06x}{n:010x}", *PREFIX)
 }
 
 /// The parts of an HTTP request the pipeline reads, owned for the handler's lifetime.
