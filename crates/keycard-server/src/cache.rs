@@ -4,6 +4,7 @@
 //! here only as prepared HMAC keys.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
@@ -32,6 +33,13 @@ impl IntegrationEntry {
         SigningKey::oauth(method, self.consumer_secret.expose(), token_secret)
     }
 
+    /// Whether the raw SOAP TokenPassport key `cs&ts` differs from the OAuth key
+    /// `enc(cs)&enc(ts)`: only when a secret has characters that percent-encoding changes.
+    fn passport_differs(&self, token_secret: &str) -> bool {
+        let plain = |s: &str| s.bytes().all(keycard_oauth1::encode::is_unreserved);
+        !(plain(self.consumer_secret.expose()) && plain(token_secret))
+    }
+
     /// The raw SOAP TokenPassport key `cs&ts`.
     pub fn passport_key(&self, method: SignatureMethod, token_secret: &str) -> SigningKey {
         let mut raw = zeroize::Zeroizing::new(self.consumer_secret.expose().as_bytes().to_vec());
@@ -41,29 +49,84 @@ impl IntegrationEntry {
     }
 }
 
-/// Everything about one token that authentication needs, with the keyed HMAC prepared.
+/// Everything about one token that authentication needs, with the keyed HMAC prepared. Users
+/// and roles are shared between the tokens that name them: a million tokens of one integration
+/// user hold one copy (memory per cached token is measured by `examples/scale.rs`).
 pub struct TokenEntry {
     pub token: AccessToken,
-    pub user: User,
-    pub role: Role,
+    pub user: Arc<User>,
+    pub role: Arc<Role>,
     /// HMAC-SHA256 keyed with `cs&ts`, cloned per request.
     pub key: SigningKey,
-    /// HMAC-SHA1, only when legacy signatures are allowed.
-    pub legacy_key: Option<SigningKey>,
-    token_secret: Secret,
+    /// HMAC-SHA1, only when legacy signatures are allowed (boxed: most servers never have one).
+    pub legacy_key: Option<Box<SigningKey>>,
+    /// The token secret, kept only when the SOAP passport key `cs&ts` differs from `key`'s
+    /// `enc(cs)&enc(ts)`. Generated secrets are hex, so it is normally `None` and the entry
+    /// holds no copy of the secret at all.
+    passport_secret: Option<Secret>,
 }
 
 impl TokenEntry {
-    pub fn secret(&self) -> &Secret {
-        &self.token_secret
+    /// The key a SOAP TokenPassport with `method` is signed with: `cs&ts` raw.
+    pub fn passport_key<'a>(
+        &'a self,
+        integration: &IntegrationEntry,
+        method: SignatureMethod,
+    ) -> std::borrow::Cow<'a, SigningKey> {
+        match &self.passport_secret {
+            Some(secret) => {
+                std::borrow::Cow::Owned(integration.passport_key(method, secret.expose()))
+            }
+            None => std::borrow::Cow::Borrowed(self.oauth_key(method)),
+        }
+    }
+
+    /// The key an OAuth header with `method` is signed with: `enc(cs)&enc(ts)`. SHA-1 has a key
+    /// only where legacy signatures are allowed (the method step refuses it elsewhere).
+    pub fn oauth_key(&self, method: SignatureMethod) -> &SigningKey {
+        match method {
+            SignatureMethod::HmacSha256 => &self.key,
+            SignatureMethod::HmacSha1 => self.legacy_key.as_deref().unwrap_or(&self.key),
+        }
     }
 }
 
 #[derive(Default)]
 struct Maps {
     integrations: HashMap<String, Arc<IntegrationEntry>>,
-    tokens: HashMap<String, Arc<TokenEntry>>,
+    /// Keyed by the entry's own token id (no second copy of the 64-character key).
+    tokens: TokenTable,
     accounts: HashMap<AccountId, Arc<Account>>,
+    users: HashMap<i64, Arc<User>>,
+    roles: HashMap<i64, Arc<Role>>,
+}
+
+/// Token entries in a hash table keyed by their own `token.token_id`.
+#[derive(Default)]
+struct TokenTable {
+    table: hashbrown::HashTable<Arc<TokenEntry>>,
+    hasher: std::hash::RandomState,
+}
+
+impl TokenTable {
+    fn get(&self, token_id: &str) -> Option<&Arc<TokenEntry>> {
+        let hash = self.hasher.hash_one(token_id);
+        self.table.find(hash, |e| e.token.token_id == token_id)
+    }
+
+    fn insert(&mut self, entry: Arc<TokenEntry>) {
+        let hash = self.hasher.hash_one(entry.token.token_id.as_str());
+        match self.table.entry(
+            hash,
+            |e| e.token.token_id == entry.token.token_id,
+            |e| self.hasher.hash_one(e.token.token_id.as_str()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut found) => *found.get_mut() = entry,
+            hashbrown::hash_table::Entry::Vacant(slot) => {
+                slot.insert(entry);
+            }
+        }
+    }
 }
 
 pub struct CredentialCache {
@@ -203,30 +266,63 @@ impl CredentialCache {
         let Some((token, token_secret)) = self.store.token_by_token_id(token_id).await? else {
             return Ok(None);
         };
-        let user = self
-            .store
-            .user(&token.account, &token.user_id.to_string())
-            .await?;
-        let role = self
-            .store
-            .role(&token.account, &token.role_id.to_string())
-            .await?;
+        let user = self.user(&token.account, token.user_id, generation).await?;
+        let role = self.role(&token.account, token.role_id, generation).await?;
         let entry = Arc::new(TokenEntry {
             key: integration.key(SignatureMethod::HmacSha256, token_secret.expose()),
-            legacy_key: legacy
-                .then(|| integration.key(SignatureMethod::HmacSha1, token_secret.expose())),
+            legacy_key: legacy.then(|| {
+                Box::new(integration.key(SignatureMethod::HmacSha1, token_secret.expose()))
+            }),
             token,
             user,
             role,
-            token_secret,
+            passport_secret: integration
+                .passport_differs(token_secret.expose())
+                .then_some(token_secret),
         });
         // Keyed with this integration's secret: only cache when the token belongs to it.
         if entry.token.integration_id == integration.integration.id {
             self.insert(generation, |m| {
-                m.tokens.insert(token_id.to_owned(), entry.clone());
+                m.tokens.insert(entry.clone());
             });
         }
         Ok(Some(entry))
+    }
+}
+
+impl CredentialCache {
+    /// A user as cached for `generation` (shared by the tokens that name it).
+    async fn user(
+        &self,
+        account: &AccountId,
+        id: i64,
+        generation: u64,
+    ) -> Result<Arc<User>, StoreError> {
+        if let Some(found) = self.read().users.get(&id) {
+            return Ok(found.clone());
+        }
+        let user = Arc::new(self.store.user(account, &id.to_string()).await?);
+        self.insert(generation, |m| {
+            m.users.insert(id, user.clone());
+        });
+        Ok(user)
+    }
+
+    /// A role as cached for `generation` (shared by the tokens that name it).
+    async fn role(
+        &self,
+        account: &AccountId,
+        id: i64,
+        generation: u64,
+    ) -> Result<Arc<Role>, StoreError> {
+        if let Some(found) = self.read().roles.get(&id) {
+            return Ok(found.clone());
+        }
+        let role = Arc::new(self.store.role(account, &id.to_string()).await?);
+        self.insert(generation, |m| {
+            m.roles.insert(id, role.clone());
+        });
+        Ok(role)
     }
 }
 

@@ -571,14 +571,9 @@ async fn run(
     let integration = integration_step(state, p, &account, known).await?;
     let token = token_step(state, p, &account, &integration, known).await?;
     let method = method_step(state, p)?;
-    let key: Cow<'_, SigningKey> = match (&p.proof, method) {
-        (Proof::Passport, method) => {
-            Cow::Owned(integration.passport_key(method, token.secret().expose()))
-        }
-        (Proof::Header(_), SignatureMethod::HmacSha256) => Cow::Borrowed(&token.key),
-        (Proof::Header(_), SignatureMethod::HmacSha1) => {
-            Cow::Borrowed(token.legacy_key.as_ref().unwrap_or(&token.key))
-        }
+    let key: Cow<'_, SigningKey> = match &p.proof {
+        Proof::Passport => token.passport_key(&integration, method),
+        Proof::Header(_) => Cow::Borrowed(token.oauth_key(method)),
     };
     let now = state.now();
     signature_step(facts, p, &key, &account, now)?;

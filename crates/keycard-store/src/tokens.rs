@@ -8,7 +8,7 @@ use keycard_core::{
 };
 use serde::Serialize;
 use serde_json::json;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use crate::crypto::random_hex;
 use crate::rows::{self, TOKEN_COLUMNS};
@@ -72,21 +72,64 @@ impl Store {
         creator: &Creator,
         new: NewToken,
     ) -> Result<(AccessToken, TokenCredentials), StoreError> {
-        if new.expires_at.is_some_and(|at| at <= self.now()) {
+        let mut created = self
+            .create_tokens(actor, account, creator, vec![new])
+            .await?;
+        created.pop().ok_or(StoreError::Corrupt {
+            what: "a created token",
+        })
+    }
+
+    /// Creates several tokens in one transaction (all or none), each under the same rules and
+    /// with its own admin audit record: for provisioning many integrations at once, where a
+    /// transaction per token would dominate.
+    pub async fn create_tokens(
+        &self,
+        actor: &str,
+        account: &AccountId,
+        creator: &Creator,
+        tokens: Vec<NewToken>,
+    ) -> Result<Vec<(AccessToken, TokenCredentials)>, StoreError> {
+        let now = self.now();
+        if tokens
+            .iter()
+            .any(|new| new.expires_at.is_some_and(|at| at <= now))
+        {
             return Err(RuleError::ExpiryInPast.into());
         }
         let mut tx = self.begin().await?;
-        let integration = crate::integrations::fetch(&mut tx, account, &new.integration).await?;
-        let user = crate::users::fetch(&mut tx, account, &new.user).await?;
-        let role = crate::roles::fetch(&mut tx, account, &new.role).await?;
+        let mut created = Vec::with_capacity(tokens.len());
+        let mut changed = Vec::with_capacity(tokens.len());
+        for new in tokens {
+            let made = self
+                .insert_token(&mut tx, actor, account, creator, new)
+                .await?;
+            changed.push(change(Some(account), EntityKind::Token, made.0.id));
+            created.push(made);
+        }
+        self.commit(tx, changed).await?;
+        Ok(created)
+    }
+
+    async fn insert_token(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        actor: &str,
+        account: &AccountId,
+        creator: &Creator,
+        new: NewToken,
+    ) -> Result<(AccessToken, TokenCredentials), StoreError> {
+        let integration = crate::integrations::fetch(tx, account, &new.integration).await?;
+        let user = crate::users::fetch(tx, account, &new.user).await?;
+        let role = crate::roles::fetch(tx, account, &new.role).await?;
         match creator {
             Creator::Operator => check_create(Actor::Operator, &integration, &user, &role)?,
             Creator::User {
                 user: actor_user,
                 role: actor_role,
             } => {
-                let actor_user = crate::users::fetch(&mut tx, account, actor_user).await?;
-                let actor_role = crate::roles::fetch(&mut tx, account, actor_role).await?;
+                let actor_user = crate::users::fetch(tx, account, actor_user).await?;
+                let actor_role = crate::roles::fetch(tx, account, actor_role).await?;
                 if !actor_user.holds(actor_role.id) {
                     return Err(RuleError::RoleNotHeld {
                         user: actor_user.email,
@@ -125,12 +168,12 @@ impl Store {
         .bind(self.now())
         .bind(actor)
         .bind(new.expires_at)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
         let detail = json!({ "name": name, "integration": integration.name, "user": user.email, "role": role.name, "token_last4": keycard_core::secret::last4(&token_id) });
         self.record(
-            &mut tx,
+            tx,
             actor,
             Some(account),
             AdminAction::TokenCreated,
@@ -138,9 +181,7 @@ impl Store {
             detail,
         )
         .await?;
-        let token = fetch(&mut tx, account, &id.to_string()).await?;
-        self.commit(tx, vec![change(Some(account), EntityKind::Token, id)])
-            .await?;
+        let token = fetch(tx, account, &id.to_string()).await?;
         Ok((
             token,
             TokenCredentials {
@@ -323,10 +364,13 @@ pub(crate) async fn fetch(
     key: &str,
 ) -> Result<AccessToken, StoreError> {
     let row = sqlx::query(&format!(
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND (CAST(id AS TEXT) = $2 OR token_id = $2 OR name = $2) ORDER BY id"
+        // Three indexed lookups (primary key, unique token id, account + name): written as an
+        // OR, both databases scanned the account's tokens instead.
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id IN (SELECT id FROM tokens WHERE id = $3 UNION SELECT id FROM tokens WHERE token_id = $2 UNION SELECT id FROM tokens WHERE account_id = $1 AND name = $2) ORDER BY id"
     ))
     .bind(account.as_str())
     .bind(key.trim())
+    .bind(key.trim().parse::<i64>().ok())
     .fetch_all(&mut *conn)
     .await?;
     match row.as_slice() {

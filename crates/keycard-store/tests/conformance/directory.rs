@@ -24,6 +24,7 @@ on_both_backends!(
     refused_changes_write_nothing,
     changes_are_published_after_commit,
     login_records_are_written_in_batches_in_order,
+    tokens_are_created_in_bulk_all_or_none,
 );
 
 fn integration(name: &str) -> NewIntegration {
@@ -831,4 +832,68 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
         }
         keycard_store::Backend::Postgres => assert!(h.store.login_writer().is_none()),
     }
+}
+
+async fn tokens_are_created_in_bulk_all_or_none(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    let mut events = s.subscribe();
+    let batch = |names: &[&str]| -> Vec<NewToken> {
+        names
+            .iter()
+            .map(|name| NewToken {
+                name: Some((*name).to_owned()),
+                ..token("Order Sync", "sync@example.com", "Integrator")
+            })
+            .collect()
+    };
+    let made = s
+        .create_tokens(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            batch(&["a", "b", "c"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        made.iter()
+            .map(|(t, _)| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    for (token, credentials) in &made {
+        let (found, secret) = s
+            .token_by_token_id(&credentials.token_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, token.id);
+        assert_eq!(secret.expose(), credentials.token_secret.expose());
+    }
+    for (token, _) in &made {
+        let event = events.recv().await.unwrap();
+        assert_eq!(
+            (event.entity, event.entity_id),
+            (EntityKind::Token, token.id.to_string())
+        );
+    }
+    // One refused token refuses the whole batch: nothing of it is written.
+    let mut bad = batch(&["d", "e"]);
+    bad[1].user = "nobody@example.com".into();
+    assert!(
+        s.create_tokens("admin", &account(), &Creator::Operator, bad)
+            .await
+            .is_err()
+    );
+    assert_eq!(s.tokens(&account()).await.unwrap().len(), 3);
+    assert_eq!(
+        s.admin_events(100)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == keycard_core::AdminAction::TokenCreated)
+            .count(),
+        3
+    );
 }
