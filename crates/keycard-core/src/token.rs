@@ -177,21 +177,24 @@ impl Unusable {
     }
 }
 
-/// Whether `token` may authenticate at `now`, given the current state of its integration, user
-/// and role. Removing the role from the user leaves the token active but unusable here.
+/// Whether a token in `state`, expiring at `expires_at`, may authenticate at `now`, given the
+/// current state of its integration, user and role. Removing the role from the user leaves the
+/// token active but unusable here. (State and expiry rather than the whole token: the server's
+/// cache keeps only the parts of a token that authentication reads.)
 pub fn check_usable(
-    token: &AccessToken,
+    state: &TokenState,
+    expires_at: Option<UnixTime>,
     integration: &Integration,
     user: &User,
     role: &Role,
     now: UnixTime,
 ) -> Result<(), Unusable> {
-    match token.state {
+    match state {
         TokenState::Active => {}
         TokenState::Inactive => return Err(Unusable::TokenInactive),
         TokenState::Revoked { .. } => return Err(Unusable::TokenRevoked),
     }
-    if token.expires_at.is_some_and(|at| now >= at) {
+    if expires_at.is_some_and(|at| now >= at) {
         return Err(Unusable::TokenExpired);
     }
     if integration.state != IntegrationState::Enabled {
@@ -424,22 +427,51 @@ mod tests {
             last_used_ip: None,
             expires_at: None,
         };
-        check_usable(&token, &integration, &holder, &login, 100).unwrap();
+        check_usable(
+            &token.state,
+            token.expires_at,
+            &integration,
+            &holder,
+            &login,
+            100,
+        )
+        .unwrap();
         holder.roles.clear();
         assert_eq!(
-            check_usable(&token, &integration, &holder, &login, 100),
+            check_usable(
+                &token.state,
+                token.expires_at,
+                &integration,
+                &holder,
+                &login,
+                100
+            ),
             Err(Unusable::RoleNotHeld)
         );
         holder.roles.push(1);
         token.expires_at = Some(100);
         assert_eq!(
-            check_usable(&token, &integration, &holder, &login, 100),
+            check_usable(
+                &token.state,
+                token.expires_at,
+                &integration,
+                &holder,
+                &login,
+                100
+            ),
             Err(Unusable::TokenExpired)
         );
         token.expires_at = None;
         token.state = TokenState::Inactive;
         assert_eq!(
-            check_usable(&token, &integration, &holder, &login, 100),
+            check_usable(
+                &token.state,
+                token.expires_at,
+                &integration,
+                &holder,
+                &login,
+                100
+            ),
             Err(Unusable::TokenInactive)
         );
         token.state = TokenState::Revoked {
@@ -447,7 +479,14 @@ mod tests {
             by: "x".into(),
         };
         assert_eq!(
-            check_usable(&token, &integration, &holder, &login, 100),
+            check_usable(
+                &token.state,
+                token.expires_at,
+                &integration,
+                &holder,
+                &login,
+                100
+            ),
             Err(Unusable::TokenRevoked)
         );
     }

@@ -10,7 +10,8 @@ use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use keycard_core::{
-    AccessToken, Account, AccountId, Integration, IntegrationState, Role, Secret, User,
+    AccessToken, Account, AccountId, Integration, IntegrationState, Role, Secret, TokenState,
+    UnixTime, User,
 };
 use keycard_oauth1::{SignatureMethod, SigningKey};
 use keycard_store::{Store, StoreError};
@@ -49,11 +50,36 @@ impl IntegrationEntry {
     }
 }
 
+/// The parts of an access token that authentication reads; the rest (creator, last use, …)
+/// stays in the directory. A million of these are held at once, so every byte counts.
+pub struct CachedToken {
+    pub id: i64,
+    pub integration_id: i64,
+    /// The public half (64 hex), also the cache's key.
+    pub token_id: Box<str>,
+    pub name: Box<str>,
+    pub state: TokenState,
+    pub expires_at: Option<UnixTime>,
+}
+
+impl From<AccessToken> for CachedToken {
+    fn from(token: AccessToken) -> Self {
+        Self {
+            id: token.id,
+            integration_id: token.integration_id,
+            token_id: token.token_id.into_boxed_str(),
+            name: token.name.into_boxed_str(),
+            state: token.state,
+            expires_at: token.expires_at,
+        }
+    }
+}
+
 /// Everything about one token that authentication needs, with the keyed HMAC prepared. Users
 /// and roles are shared between the tokens that name them: a million tokens of one integration
 /// user hold one copy (memory per cached token is measured by `examples/scale.rs`).
 pub struct TokenEntry {
-    pub token: AccessToken,
+    pub token: CachedToken,
     pub user: Arc<User>,
     pub role: Arc<Role>,
     /// HMAC-SHA256 keyed with `cs&ts`, cloned per request.
@@ -111,15 +137,15 @@ struct TokenTable {
 impl TokenTable {
     fn get(&self, token_id: &str) -> Option<&Arc<TokenEntry>> {
         let hash = self.hasher.hash_one(token_id);
-        self.table.find(hash, |e| e.token.token_id == token_id)
+        self.table.find(hash, |e| &*e.token.token_id == token_id)
     }
 
     fn insert(&mut self, entry: Arc<TokenEntry>) {
-        let hash = self.hasher.hash_one(entry.token.token_id.as_str());
+        let hash = self.hasher.hash_one(&*entry.token.token_id);
         match self.table.entry(
             hash,
             |e| e.token.token_id == entry.token.token_id,
-            |e| self.hasher.hash_one(e.token.token_id.as_str()),
+            |e| self.hasher.hash_one(&*e.token.token_id),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut found) => *found.get_mut() = entry,
             hashbrown::hash_table::Entry::Vacant(slot) => {
@@ -266,14 +292,19 @@ impl CredentialCache {
         let Some((token, token_secret)) = self.store.token_by_token_id(token_id).await? else {
             return Ok(None);
         };
+        // A token of another account is no token of this integration's (the cached entry
+        // does not keep the account).
+        if token.account != integration.integration.account {
+            return Ok(None);
+        }
         let user = self.user(&token.account, token.user_id, generation).await?;
         let role = self.role(&token.account, token.role_id, generation).await?;
         let entry = Arc::new(TokenEntry {
+            token: CachedToken::from(token),
             key: integration.key(SignatureMethod::HmacSha256, token_secret.expose()),
             legacy_key: legacy.then(|| {
                 Box::new(integration.key(SignatureMethod::HmacSha1, token_secret.expose()))
             }),
-            token,
             user,
             role,
             passport_secret: integration

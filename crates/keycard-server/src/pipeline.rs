@@ -401,7 +401,8 @@ async fn token_step(
         .await
         .map_err(unavailable)?;
     let Some(token) = token.filter(|t| {
-        t.token.integration_id == integration.integration.id && t.token.account == account.id
+        t.token.integration_id == integration.integration.id
+            && integration.integration.account == account.id
     }) else {
         let _ = DECOY_KEY.verify(b"decoy", p.signature);
         return Err(login_failed(
@@ -409,11 +410,12 @@ async fn token_step(
             json!({ "problem": "no token with this id belongs to this integration" }),
         ));
     };
-    known.token = Some(token.token.name.clone());
+    known.token = Some(token.token.name.to_string());
     known.user = Some(token.user.email.clone());
     known.role = Some(token.role.name.clone());
     if let Err(unusable) = check_usable(
-        &token.token,
+        &token.token.state,
+        token.token.expires_at,
         &integration.integration,
         &token.user,
         &token.role,

@@ -48,7 +48,7 @@ pub async fn revoketoken(State(state): State<Arc<AppState>>, incoming: Incoming)
     };
     // Only the token itself can be revoked this way (users revoke their own tokens).
     if let Some(named) = incoming.query_param("token") {
-        if named != principal.token.token.token_id {
+        if *named != *principal.token.token.token_id {
             return error_response(
                 Surface::Token,
                 ClientError::BadRequest(

@@ -581,7 +581,15 @@ async fn tokens_follow_netsuite_rules(h: Harness) {
     let integration = s.integration(&account(), "Order Sync").await.unwrap();
     let role = s.role(&account(), "Integrator").await.unwrap();
     let holder = s.user(&account(), "sync@example.com").await.unwrap();
-    check_usable(&found, &integration, &holder, &role, s.now()).unwrap();
+    check_usable(
+        &found.state,
+        found.expires_at,
+        &integration,
+        &holder,
+        &role,
+        s.now(),
+    )
+    .unwrap();
     let holder = s
         .remove_role("admin", &account(), "sync@example.com", "Integrator")
         .await
@@ -589,7 +597,14 @@ async fn tokens_follow_netsuite_rules(h: Harness) {
     let still = s.token(&account(), &creds.token_id).await.unwrap();
     assert_eq!(still.state, TokenState::Active);
     assert_eq!(
-        check_usable(&still, &integration, &holder, &role, s.now()),
+        check_usable(
+            &still.state,
+            still.expires_at,
+            &integration,
+            &holder,
+            &role,
+            s.now()
+        ),
         Err(keycard_core::Unusable::RoleNotHeld)
     );
 

@@ -1,0 +1,85 @@
+"""How throughput changes with the server's cores: max-throughput tokeninfo runs of keycard and
+the bare server with the server on the first N CPUs and the generator on the rest, for each N
+in SCALING_CORES (default "1,2"; e.g. "1,2,4,8,14" on 16 cores). The same checks as the main
+benchmark (audit and success counts) hold on every keycard run.
+
+    bench/run --scaling      (bench/run builds first, then calls this)
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import setup_data
+from .config import BENCH, MODES, SCENARIOS, from_environment
+from .main import capture_bodies, log, max_run, metadata
+from .measure import Runner
+from . import servers
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keycard", type=Path, required=True)
+    ap.add_argument("--bare", type=Path, required=True)
+    ap.add_argument("--loadgen", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    args = ap.parse_args()
+    mode = MODES["quick"]
+    base = from_environment()
+    nproc = os.cpu_count() or 2
+    cores = [int(c) for c in os.environ.get("SCALING_CORES", "1,2").split(",")]
+    args.work.mkdir(parents=True, exist_ok=True)
+    paths = servers.Paths(keycard=args.keycard, bare=args.bare, loadgen=args.loadgen,
+                          venv=BENCH / ".venv", data_dir=args.work / "data",
+                          creds=args.work / "creds.json", work=args.work)
+    creds = setup_data.create(paths.keycard, paths.data_dir, base.tokens, base.connections)
+    paths.creds.write_text(json.dumps(creds))
+    scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
+    rows, problems = [], []
+    for n in cores:
+        if n >= nproc:
+            log(f"skipping {n} server cores: this machine has {nproc} CPUs")
+            continue
+        env = dataclasses.replace(base, server_cpus=f"0-{n - 1}" if n > 1 else "0",
+                                  loadgen_cpus=f"{n}-{nproc - 1}" if nproc - n > 1 else str(n))
+        os.environ.update(SERVER_CPUS=env.server_cpus, LOADGEN_CPUS=env.loadgen_cpus)
+        record_id = capture_bodies(paths, env)
+        runner = Runner(env, paths, record_id)
+        row = {"server_cores": n, "server_cpus": env.server_cpus, "loadgen_cpus": env.loadgen_cpus}
+        for kind in ("keycard", "bare"):
+            top = max_run(runner, kind, scenario, mode, {"keycard": 40_000.0 * n,
+                                                         "bare": 150_000.0 * n})
+            row[kind] = {"rps": top["steady_rps"] or top["achieved_rps"],
+                         "p99_us": top["success"].get("p99_us"),
+                         "cpu_us_per_request": top["server_cpu_us_per_request"],
+                         "generator_cpu_util": top["generator_cpu_util"],
+                         "others_on_cpus": top["foreign_cpu_share"]}
+            log(f"{n:2} cores {kind:8} {row[kind]['rps']:10,.0f} req/s  "
+                f"generator busy {top['generator_cpu_util']:.0%}")
+        row["ratio"] = row["keycard"]["rps"] / row["bare"]["rps"]
+        rows.append(row)
+        problems += runner.problems
+    meta = metadata("scaling", base)
+    out = BENCH / "results" / f"{meta['date']}-{meta['host']}-scaling.json"
+    out.write_text(json.dumps({"meta": meta, "rows": rows, "problems": problems}, indent=1) + "\n")
+    lines = [f"Core scaling, {meta['date']}, {meta['host']} ({meta['cpu_model']}, {nproc} CPUs), "
+             f"tokeninfo, {base.connections} connections, {base.tokens} tokens:", "",
+             "| server cores | keycard req/s | bare req/s | keycard/bare | keycard per core |",
+             "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['server_cores']} | {r['keycard']['rps']:,.0f} | {r['bare']['rps']:,.0f} "
+                     f"| {r['ratio']:.2f}× | {r['keycard']['rps'] / r['server_cores']:,.0f} |")
+    table = "\n".join(lines)
+    out.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    if problems:
+        print("\nCHECKS FAILED:\n- " + "\n- ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
