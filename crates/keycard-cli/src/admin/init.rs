@@ -30,6 +30,7 @@ pub async fn run(args: &InitArgs, store_args: &StoreArgs) -> Result<()> {
         bail!("account {id} already exists; pick another with --account, or use a new --data-dir");
     }
     let who = actor();
+    let password = keycard_store::crypto::random_hex(12)?;
     store
         .create_account(&who, NewAccount::new(id.clone(), "Demo Company"))
         .await?;
@@ -64,7 +65,9 @@ pub async fn run(args: &InitArgs, store_args: &StoreArgs) -> Result<()> {
             NewUser {
                 email: "admin@example.com".into(),
                 name: "Demo Administrator".into(),
-                password: None,
+                // A password, so `keycard login` (the authorize page) and `keycard token
+                // rotate` (issuetoken) work on the demo directory as they come.
+                password: Some(zeroize::Zeroizing::new(password.clone())),
                 roles: vec!["Administrator".into(), "Integration Role".into()],
             },
         )
@@ -74,6 +77,8 @@ pub async fn run(args: &InitArgs, store_args: &StoreArgs) -> Result<()> {
         tba_authorization_flow: true,
         callback_url: Some("http://localhost:8910/callback".into()),
         tba_issue_token_endpoint: true,
+        // issuetoken logs the user in with NLAuth, which needs User Credentials.
+        user_credentials: true,
         ..IntegrationFlags::default()
     };
     let (integration, consumer) = store
@@ -112,6 +117,7 @@ pub async fn run(args: &InitArgs, store_args: &StoreArgs) -> Result<()> {
             "consumer_secret": consumer.consumer_secret.expose(),
             "token_id": credentials.token_id,
             "token_secret": credentials.token_secret.expose(),
+            "password": password,
         }));
     }
     println!("Created demo account {id} (host slug {}):", id.host_slug());
@@ -129,6 +135,7 @@ pub async fn run(args: &InitArgs, store_args: &StoreArgs) -> Result<()> {
         ),
         ("Token ID", credentials.token_id.clone()),
         ("Token secret", credentials.token_secret.expose().to_owned()),
+        ("Password of admin@example.com", password),
     ]);
     println!("\n{SHOWN_ONCE}");
     Ok(())

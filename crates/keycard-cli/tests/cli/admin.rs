@@ -79,7 +79,9 @@ fn init_prints_four_credentials_once_and_records_them_sealed() {
     );
     let mut db = std::fs::read(d.dir.path().join("keycard.db")).unwrap();
     db.extend(std::fs::read(d.dir.path().join("keycard.db-wal")).unwrap_or_default());
-    for field in ["consumer_secret", "token_secret"] {
+    // The demo administrator's password, shown once too (stored only as an argon2 hash).
+    assert_eq!(out["password"].as_str().unwrap().len(), 24);
+    for field in ["consumer_secret", "token_secret", "password"] {
         let secret = out[field].as_str().unwrap().as_bytes();
         assert!(
             !db.windows(secret.len()).any(|w| w == secret),
