@@ -51,7 +51,7 @@ pub struct CreateArgs {
 }
 
 /// The password, from stdin or the environment; never from a flag (shell history).
-fn password(from_stdin: bool) -> Result<Option<Zeroizing<String>>> {
+pub(crate) fn password(from_stdin: bool) -> Result<Option<Zeroizing<String>>> {
     if from_stdin {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin()

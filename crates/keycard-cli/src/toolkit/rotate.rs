@@ -3,9 +3,7 @@
 //! old token revoked with `/rest/revoketoken`. Any failure before the switch leaves the profile
 //! on the old token and revokes nothing.
 
-use std::io::BufRead as _;
-
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow};
 use clap::Args;
 use keycard_client::UserCredentials;
 use zeroize::Zeroizing;
@@ -36,26 +34,12 @@ pub struct RotateArgs {
     pub name: Option<String>,
 }
 
+/// The user's password (`--password-stdin` or `KEYCARD_USER_PASSWORD`), read as the admin
+/// commands read it.
 fn password(from_stdin: bool) -> Result<Zeroizing<String>> {
-    if from_stdin {
-        let mut line = Zeroizing::new(String::new());
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from stdin")?;
-        let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
-        if trimmed.is_empty() {
-            bail!("stdin gave an empty password");
-        }
-        return Ok(trimmed);
-    }
-    std::env::var("KEYCARD_USER_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .map(Zeroizing::new)
-        .ok_or_else(|| {
-            anyhow!("issuetoken needs the user's password: pipe it with --password-stdin or set KEYCARD_USER_PASSWORD")
-        })
+    crate::admin::user::password(from_stdin)?.ok_or_else(|| {
+        anyhow!("issuetoken needs the user's password: pipe it with --password-stdin or set KEYCARD_USER_PASSWORD")
+    })
 }
 
 pub async fn run(args: RotateArgs) -> Result<()> {
