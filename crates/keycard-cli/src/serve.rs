@@ -16,7 +16,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     /// A TOML file with server settings (domains, public_scheme, trusted_proxies,
     /// timestamp_window, allow_legacy_sha1, audit_queue, resync_ms, request_token_ttl,
-    /// tls = { cert, key }); flags override it.
+    /// tls = { cert, key }, redis_url, redis_prefix, redis_timeout_ms, slot_lease_ms,
+    /// directory_grace_secs); flags override it.
     #[arg(long, env = "KEYCARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// A host domain: {account}.restlets.api.DOMAIN, {account}.suitetalk.api.DOMAIN and
@@ -45,6 +46,22 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "KEYCARD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Keep nonces and concurrency slots on this Redis (redis://host:port/db), shared by every
+    /// node behind a load balancer; without it they live in this process (one node).
+    #[arg(long, env = "KEYCARD_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// How long a concurrency slot outlives a node that dies holding it, in milliseconds
+    /// (with --redis-url; default 10000).
+    #[arg(long, env = "KEYCARD_SLOT_LEASE_MS")]
+    pub slot_lease_ms: Option<u64>,
+    /// How often to check the directory for changes made elsewhere, in milliseconds (a safety
+    /// net behind change events; default 250).
+    #[arg(long, env = "KEYCARD_RESYNC_MS")]
+    pub resync_ms: Option<u64>,
+    /// How long cached credentials keep verifying while the directory is unreachable, in
+    /// seconds (default 300).
+    #[arg(long, env = "KEYCARD_DIRECTORY_GRACE_SECS")]
+    pub directory_grace_secs: Option<u64>,
     /// Log format on standard error: text for people, json (one object per line) for collectors.
     #[arg(long, env = "KEYCARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -96,6 +113,26 @@ impl ServeArgs {
             config.timestamp_window = window;
         }
         config.allow_legacy_sha1 |= self.allow_legacy_sha1;
+        if let Some(url) = self.redis_url.as_deref().filter(|url| !url.is_empty()) {
+            anyhow::ensure!(
+                url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("redis+unix://"),
+                "--redis-url must be a redis:// URL"
+            );
+            config.redis_url = Some(keycard_server::config::RedisUrl::new(url));
+        }
+        if let Some(lease) = self.slot_lease_ms {
+            anyhow::ensure!(lease >= 100, "--slot-lease-ms must be at least 100");
+            config.slot_lease_ms = lease;
+        }
+        if let Some(resync) = self.resync_ms {
+            anyhow::ensure!(resync >= 10, "--resync-ms must be at least 10");
+            config.resync_ms = resync;
+        }
+        if let Some(grace) = self.directory_grace_secs {
+            config.directory_grace_secs = grace;
+        }
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(keycard_server::tls::TlsFiles {
                 cert: cert.clone(),
@@ -121,6 +158,11 @@ pub fn run(args: &ServeArgs, store_args: &StoreArgs) -> Result<()> {
     runtime.block_on(async {
         let store = store_args.open().await?;
         let backend = store.backend();
+        let shared = if config.redis_url.is_some() {
+            "redis"
+        } else {
+            "memory"
+        };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -130,7 +172,7 @@ pub fn run(args: &ServeArgs, store_args: &StoreArgs) -> Result<()> {
             "keycard serving on {scheme}://{} (Ctrl-C to stop)",
             server.addr
         );
-        tracing::info!(addr = %server.addr, backend = ?backend, "serving");
+        tracing::info!(addr = %server.addr, backend = ?backend, shared = shared, "serving");
         shutdown_signal().await;
         eprintln!("stopping: finishing requests and writing the login audit trail");
         server.stop().await

@@ -17,7 +17,7 @@ use keycard_core::{AccountId, IntegrationFlags, Level, SetupPermission};
 use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
 use keycard_server::ServerConfig;
 use keycard_server::cache::CredentialCache;
-use keycard_server::nonce::NonceStore;
+use keycard_server::shared::nonce::NonceStore;
 use keycard_store::accounts::NewAccount;
 use keycard_store::crypto::{KeyRing, MasterKey};
 use keycard_store::integrations::NewIntegration;

@@ -29,6 +29,40 @@ pub struct ServerConfig {
     pub request_token_ttl: i64,
     /// Serve HTTPS directly with this certificate and key (then the signed scheme is https).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Keep nonces and concurrency slots on this Redis (`redis://host:port/db`), shared by
+    /// every node; unset, they live in this process (one node).
+    pub redis_url: Option<RedisUrl>,
+    /// Prefix of every Redis key (several deployments can share one Redis).
+    pub redis_prefix: String,
+    /// How long a request waits for Redis before it is refused with 503, in milliseconds.
+    pub redis_timeout_ms: u64,
+    /// How long a concurrency slot outlives the node that took it (leases are renewed while
+    /// the request runs), in milliseconds.
+    pub slot_lease_ms: u64,
+    /// How long cached credentials keep verifying while the directory cannot be read, in
+    /// seconds; after that requests are refused with 503 until it is back.
+    pub directory_grace_secs: u64,
+}
+
+/// A Redis URL; it may carry a password, so it never prints.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RedisUrl(..)")
+    }
 }
 
 impl Default for ServerConfig {
@@ -43,6 +77,11 @@ impl Default for ServerConfig {
             resync_ms: 250,
             request_token_ttl: 600,
             tls: None,
+            redis_url: None,
+            redis_prefix: "keycard:".into(),
+            redis_timeout_ms: 500,
+            slot_lease_ms: 10_000,
+            directory_grace_secs: 300,
         }
     }
 }

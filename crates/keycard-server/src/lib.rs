@@ -1,5 +1,6 @@
 //! `keycard serve`: the authenticating server. One pipeline ([`pipeline`]) serves every surface;
-//! the hot path reads only memory ([`cache`], [`nonce`], [`slots`]); every attempt goes to the
+//! the hot path reads memory ([`cache`]) and the replay and concurrency state ([`shared`]: this
+//! process, or Redis when several nodes serve); every attempt goes to the
 //! login audit trail through a batching writer ([`audit`]).
 
 pub mod audit;
@@ -7,11 +8,10 @@ pub mod cache;
 pub mod config;
 pub mod flow;
 pub mod metrics;
-pub mod nonce;
 pub mod pipeline;
 pub mod respond;
 pub mod routing;
-pub mod slots;
+pub mod shared;
 pub mod surfaces;
 pub mod tls;
 
@@ -32,8 +32,7 @@ pub struct AppState {
     pub config: ServerConfig,
     pub store: Store,
     pub cache: Arc<cache::CredentialCache>,
-    pub nonces: nonce::NonceStore,
-    pub slots: slots::Slots,
+    pub shared: shared::SharedState,
     pub audit: audit::AuditSender,
     pub metrics: Arc<metrics::Metrics>,
     pub flows: flow::PendingFlows,
@@ -83,8 +82,7 @@ pub fn start(
             &store,
             std::time::Duration::from_millis(config.resync_ms.max(10)),
         ),
-        nonces: nonce::NonceStore::new(config.timestamp_window),
-        slots: slots::Slots::default(),
+        shared: shared::SharedState::from_config(&config)?,
         config,
         store,
         audit,

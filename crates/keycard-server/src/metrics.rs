@@ -167,12 +167,6 @@ pub async fn render(State(state): State<std::sync::Arc<AppState>>) -> Response {
             state.cache.misses.load(Ordering::Relaxed),
         ),
         (
-            "keycard_nonces",
-            "gauge",
-            "Nonces held for replay protection.",
-            state.nonces.len() as u64,
-        ),
-        (
             "keycard_audit_queue",
             "gauge",
             "Login records waiting for the audit writer.",
@@ -191,11 +185,17 @@ pub async fn render(State(state): State<std::sync::Arc<AppState>>) -> Response {
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
     }
+    if let Some(nonces) = state.shared.local_nonces() {
+        let _ = writeln!(
+            out,
+            "# HELP keycard_nonces Nonces held for replay protection.\n# TYPE keycard_nonces gauge\nkeycard_nonces {nonces}"
+        );
+    }
     let _ = writeln!(
         out,
-        "# HELP keycard_slots_in_use Concurrency slots held now, by pool (account:<id> or integration:<id>).\n# TYPE keycard_slots_in_use gauge"
+        "# HELP keycard_slots_in_use Concurrency slots this node holds now, by pool (account:<id> or integration:<id>).\n# TYPE keycard_slots_in_use gauge"
     );
-    for (pool, in_use) in state.slots.snapshot() {
+    for (pool, in_use) in state.shared.slots_held() {
         let _ = writeln!(
             out,
             "keycard_slots_in_use{{pool=\"{}\"}} {in_use}",

@@ -28,7 +28,7 @@ use crate::cache::{IntegrationEntry, TokenEntry};
 use crate::flow::Stage;
 use crate::respond::{ClientError, Surface, error_response};
 use crate::routing::{HostRoute, realm_hint, route_host};
-use crate::slots::Slot;
+use crate::shared::{Admission, NonceUse, Pool, Slot, Unreachable};
 
 /// What arrived, as the HTTP layer read it.
 pub struct RequestFacts<'a> {
@@ -525,15 +525,14 @@ fn signature_step(
     Ok(())
 }
 
-/// Step 7: the timestamp is in the window and `(scope, nonce, timestamp)` is new. Runs only
-/// after the signature verified.
+/// Step 7: the timestamp is in the window and the nonce well formed; returns the timestamp.
+/// Runs only after the signature verified.
 fn freshness_step(
     state: &AppState,
     surface: Surface,
     p: &Presented<'_>,
-    scope: &str,
     now: i64,
-) -> Result<(), Refusal> {
+) -> Result<i64, Refusal> {
     let rules = Rules {
         timestamp_window_secs: state.config.timestamp_window.unsigned_abs(),
         allow_legacy_sha1: state.config.allow_legacy_sha1,
@@ -552,13 +551,46 @@ fn freshness_step(
             json!({ "problem": error.to_string() }),
         )
     })?;
-    if !state.nonces.consume(scope, p.nonce, timestamp, now) {
-        return Err(login_failed(
+    Ok(timestamp)
+}
+
+/// Step 7b: `(scope, nonce, timestamp)` is used now and was not before, and, when `pool` is
+/// given, a concurrency slot is taken from it (one step, so on Redis one round trip). Fails
+/// closed: when the shared state cannot be reached nothing is accepted.
+async fn admission_step(
+    state: &AppState,
+    surface: Surface,
+    use_: &NonceUse<'_>,
+    pool: Option<Pool<'_>>,
+) -> Result<Option<Slot>, Refusal> {
+    match state.shared.admit(use_, pool).await {
+        Ok(Admission::Fresh(slot)) => Ok(slot),
+        Ok(Admission::Replay) => Err(login_failed(
             nonce_used(surface),
             json!({ "problem": "this nonce and timestamp were already used with these credentials (a replay, or a client reusing nonces)" }),
-        ));
+        )),
+        Ok(Admission::PoolFull) => {
+            let pool = pool.map(|p| (p.name, p.limit));
+            Err(refuse(
+                ClientError::ConcurrencyLimit,
+                "ConcurrencyLimitExceeded",
+                json!({ "pool": pool.map(|p| p.0), "limit": pool.map(|p| p.1) }),
+            ))
+        }
+        Ok(Admission::StateReset) => Err(refuse(
+            ClientError::Unavailable,
+            "SharedStateReset",
+            json!({ "problem": "the shared replay state (Redis) lost its data less than a timestamp window ago, so this request's nonce cannot be checked; logins resume when clients' timestamps pass the reset floor (docs/deploy.md)" }),
+        )),
+        Err(Unreachable(reason)) => {
+            tracing::error!(%reason, "replay and concurrency state unreachable; refusing");
+            Err(refuse(
+                ClientError::Unavailable,
+                "SharedStateUnavailable",
+                json!({ "problem": "the shared replay and concurrency state (Redis) could not be reached, so the request was refused rather than risk accepting a replay", "reason": reason }),
+            ))
+        }
     }
-    Ok(())
 }
 
 /// The whole pipeline for credentials already read from the request.
@@ -579,25 +611,26 @@ async fn run(
     };
     let now = state.now();
     signature_step(facts, p, &key, &account, now)?;
-    freshness_step(state, facts.surface, p, &token.token.token_id, now)?;
+    let timestamp = freshness_step(state, facts.surface, p, now)?;
 
-    // 8. IP rule.
-    if !token.role.ip_allowed(facts.peer) {
+    // 8 and 9. IP rule and concurrency slot. The IP is checked first but refused after the
+    // nonce is used (a refused request still burns its nonce); no slot is taken for it.
+    let ip_allowed = token.role.ip_allowed(facts.peer);
+    let pool = ip_allowed.then_some(Pool {
+        name: &integration.pool,
+        limit: integration.pool_limit,
+    });
+    let use_ = NonceUse {
+        scope: &token.token.token_id,
+        nonce: p.nonce,
+        timestamp,
+        now,
+    };
+    let Some(slot) = admission_step(state, facts.surface, &use_, pool).await? else {
+        // A slot is only not asked for when the IP is refused.
         return Err(login_failed(
             "IpAddressNotAllowed",
             json!({ "problem": format!("{} is outside the role's allowed IP ranges", facts.peer) }),
-        ));
-    }
-
-    // 9. Concurrency slot.
-    let Some(slot) = state
-        .slots
-        .acquire(&integration.pool, integration.pool_limit)
-    else {
-        return Err(refuse(
-            ClientError::ConcurrencyLimit,
-            "ConcurrencyLimitExceeded",
-            json!({ "pool": integration.pool, "limit": integration.pool_limit }),
         ));
     };
 
@@ -819,7 +852,10 @@ pub async fn authenticate_request_token(
         let key = integration.key(method, "");
         let now = state.now();
         signature_step(facts, &p, &key, &account, now)?;
-        freshness_step(state, Surface::Rest, &p, &format!("consumer:{}", p.consumer_key), now)?;
+        let timestamp = freshness_step(state, Surface::Rest, &p, now)?;
+        let scope = format!("consumer:{}", p.consumer_key);
+        let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
+        admission_step(state, Surface::Rest, &use_, None).await?;
         Ok(RequestTokenGrant {
             account,
             integration,
@@ -870,7 +906,10 @@ pub async fn authenticate_access_token(
         let method = method_step(state, &p)?;
         let key = integration.key(method, pending.secret.expose());
         signature_step(facts, &p, &key, &account, now)?;
-        freshness_step(state, Surface::Rest, &p, &format!("request:{}", p.token), now)?;
+        let timestamp = freshness_step(state, Surface::Rest, &p, now)?;
+        let scope = format!("request:{}", p.token);
+        let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
+        admission_step(state, Surface::Rest, &use_, None).await?;
         // Single use from here on: a wrong verifier burns the request token too.
         let _ = state.flows.take(p.token);
         let verifier = header.get("oauth_verifier").unwrap_or_default();

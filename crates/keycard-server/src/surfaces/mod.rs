@@ -53,11 +53,45 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
         // After the layer: scrapes are not counted as traffic.
         .route("/metrics", get(crate::metrics::render))
+        .route("/readyz", get(readyz))
         .with_state(state)
 }
 
+/// Liveness: the process answers.
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Readiness, for a load balancer: the directory answers and the shared replay and
+/// concurrency state (Redis, when configured) answers. 503 with the reason otherwise; a node
+/// that is not ready refuses logins anyway, so taking it out of rotation loses nothing.
+async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+    use axum::http::StatusCode;
+    let deadline = std::time::Duration::from_secs(1);
+    let directory = match tokio::time::timeout(deadline, state.store.directory_version()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(_)) => Err("the directory cannot be read".to_owned()),
+        Err(_) => Err("the directory did not answer within 1 s".to_owned()),
+    };
+    let shared = state
+        .shared
+        .check()
+        .await
+        .map_err(|unreachable| unreachable.0);
+    match (directory, shared) {
+        (Ok(()), Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        (directory, shared) => {
+            let reasons: Vec<String> = [directory.err(), shared.err()]
+                .into_iter()
+                .flatten()
+                .collect();
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {}\n", reasons.join("; ")),
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn not_found(uri: Uri) -> Response {

@@ -1,6 +1,6 @@
-//! Concurrency slots: a counter per pool (an integration with its own limit, or the account's
-//! unallocated pool). A slot is a guard: dropping it (response done, or client gone and the
-//! handler dropped) gives it back.
+//! Concurrency slots in this process: a counter per pool (an integration with its own limit, or
+//! the account's unallocated pool). A slot is a guard: dropping it (response done, or client
+//! gone and the handler dropped) gives it back.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -12,11 +12,11 @@ pub struct Slots {
 }
 
 /// A held slot.
-pub struct Slot {
+pub struct LocalSlot {
     counter: Arc<AtomicU32>,
 }
 
-impl Drop for Slot {
+impl Drop for LocalSlot {
     fn drop(&mut self) {
         self.counter.fetch_sub(1, Ordering::AcqRel);
     }
@@ -24,7 +24,7 @@ impl Drop for Slot {
 
 impl Slots {
     /// Takes a slot from `pool` if fewer than `limit` are in use.
-    pub fn acquire(&self, pool: &str, limit: u32) -> Option<Slot> {
+    pub fn acquire(&self, pool: &str, limit: u32) -> Option<LocalSlot> {
         let counter = {
             let mut pools = self
                 .pools
@@ -47,7 +47,7 @@ impl Slots {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(Slot { counter }),
+                Ok(_) => return Some(LocalSlot { counter }),
                 Err(actual) => current = actual,
             }
         }
@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn limits_and_returns() {
         let slots = Slots::default();
-        let held: Vec<Slot> = (0..5).map(|_| slots.acquire("a", 5).unwrap()).collect();
+        let held: Vec<LocalSlot> = (0..5).map(|_| slots.acquire("a", 5).unwrap()).collect();
         assert!(slots.acquire("a", 5).is_none());
         assert!(slots.acquire("b", 5).is_some());
         drop(held);

@@ -1,0 +1,133 @@
+//! Replay and concurrency state: the nonces already used and the concurrency slots held. On one
+//! node it lives in this process ([`nonce`], [`slots`]); when several nodes serve the same
+//! directory it lives on Redis ([`on_redis`]), so a replay sent to another node is still a
+//! replay and an account's limit holds across nodes. The pipeline asks one question of either:
+//! [`SharedState::admit`].
+
+pub mod nonce;
+pub mod on_redis;
+pub mod slots;
+
+use std::sync::Arc;
+
+use crate::config::ServerConfig;
+
+pub enum SharedState {
+    /// This process only (the embedded default).
+    Local {
+        nonces: nonce::NonceStore,
+        slots: slots::Slots,
+    },
+    /// Redis, shared by every node.
+    Redis(Arc<on_redis::RedisState>),
+}
+
+/// One use of a nonce: `(scope, nonce, timestamp)` must be new. `scope` is the token (or the
+/// consumer or request token on the three-step flow's first steps).
+pub struct NonceUse<'a> {
+    pub scope: &'a str,
+    pub nonce: &'a str,
+    pub timestamp: i64,
+    pub now: i64,
+}
+
+/// A concurrency pool and its limit.
+#[derive(Clone, Copy)]
+pub struct Pool<'a> {
+    pub name: &'a str,
+    pub limit: u32,
+}
+
+/// What [`SharedState::admit`] decided.
+pub enum Admission {
+    /// The nonce was new (and is now used); the slot, when one was asked for.
+    Fresh(Option<Slot>),
+    /// The nonce was used before.
+    Replay,
+    /// The nonce was new (and is now used) but the pool is full.
+    PoolFull,
+    /// Redis lost its data (restarted or flushed) less than a timestamp window ago: a request
+    /// timestamped before the floor that sets may have been accepted already and its nonce is
+    /// forgotten, so it is refused (fail closed) until clients' timestamps pass the floor.
+    StateReset,
+}
+
+/// The shared state could not be reached: the caller must refuse (fail closed).
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+
+/// A held concurrency slot; dropping it gives it back.
+pub enum Slot {
+    Local(slots::LocalSlot),
+    Lease(on_redis::Lease),
+}
+
+impl SharedState {
+    /// From the settings: Redis when `redis_url` is set, else this process.
+    pub fn from_config(config: &ServerConfig) -> anyhow::Result<Self> {
+        Ok(match &config.redis_url {
+            Some(url) => Self::Redis(on_redis::RedisState::connect(url, config)?),
+            None => Self::Local {
+                nonces: nonce::NonceStore::new(config.timestamp_window),
+                slots: slots::Slots::default(),
+            },
+        })
+    }
+
+    /// Uses the nonce and, when `pool` is given and the nonce was new, takes a slot from it,
+    /// in one step (on Redis, one round trip). Call only after the signature verified, so
+    /// unauthenticated traffic cannot fill the store or burn a client's nonces.
+    pub async fn admit(
+        &self,
+        nonce: &NonceUse<'_>,
+        pool: Option<Pool<'_>>,
+    ) -> Result<Admission, Unreachable> {
+        match self {
+            Self::Local { nonces, slots } => {
+                if !nonces.consume(nonce.scope, nonce.nonce, nonce.timestamp, nonce.now) {
+                    return Ok(Admission::Replay);
+                }
+                Ok(match pool {
+                    None => Admission::Fresh(None),
+                    Some(pool) => slots
+                        .acquire(pool.name, pool.limit)
+                        .map_or(Admission::PoolFull, |slot| {
+                            Admission::Fresh(Some(Slot::Local(slot)))
+                        }),
+                })
+            }
+            Self::Redis(redis) => redis.admit(nonce, pool).await,
+        }
+    }
+
+    /// Whether the state can be used now (for `/readyz`).
+    pub async fn check(&self) -> Result<(), Unreachable> {
+        match self {
+            Self::Local { .. } => Ok(()),
+            Self::Redis(redis) => redis.ping().await,
+        }
+    }
+
+    /// Nonces held in this process (`None` on Redis, which holds them itself).
+    pub fn local_nonces(&self) -> Option<usize> {
+        match self {
+            Self::Local { nonces, .. } => Some(nonces.len()),
+            Self::Redis(_) => None,
+        }
+    }
+
+    /// Slots this node holds now, by pool, for metrics.
+    pub fn slots_held(&self) -> Vec<(String, u32)> {
+        match self {
+            Self::Local { slots, .. } => slots.snapshot(),
+            Self::Redis(redis) => redis.held_by_pool(),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Local { .. } => "memory",
+            Self::Redis(_) => "redis",
+        }
+    }
+}

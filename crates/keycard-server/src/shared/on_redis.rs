@@ -1,0 +1,327 @@
+//! Replay and concurrency state on Redis, shared by every node.
+//!
+//! - A nonce use is `SET key 1 NX EX ttl`: atomic, so of two nodes given the same request only
+//!   one succeeds. The key is a SHA-256 of `(scope, nonce, timestamp)` (fixed size, no client
+//!   bytes in key names); it lives until the timestamp leaves the window.
+//! - A concurrency slot is a lease: a member of the pool's sorted set scored with its expiry
+//!   (Redis's clock, so node clocks do not matter). Expired leases are dropped before counting,
+//!   so a node that dies gives its slots back within the lease time. This node renews the leases
+//!   it holds every third of the lease time and removes each when its response is done.
+//! - A dataset that lost its nonces (Redis restarted without them, or was flushed) has lost its
+//!   `epoch` key too. The script then sets a floor one timestamp window past Redis's clock and
+//!   refuses (503) every request timestamped at or before it: any of them may have been
+//!   accepted already, even from a client whose clock runs ahead. Logins resume on their own
+//!   once clients' timestamps pass the floor. To avoid the hold, run Redis so that it keeps
+//!   everything or nothing (AOF with `appendfsync always`, no RDB snapshots); on a first
+//!   deployment, when nothing was ever accepted, `SET <prefix>epoch 0` skips it
+//!   (docs/deploy.md).
+//! - Both happen in one script, one round trip per request. Every call has a deadline; when
+//!   Redis cannot be reached in time the caller refuses the request (fail closed), and the
+//!   connection manager reconnects on its own.
+//!
+//! Single Redis server (or a failover pair): the script touches two keys, which Redis Cluster
+//! would refuse unless they shared a hash slot.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::{Admission, NonceUse, Pool, Slot, Unreachable};
+use crate::config::ServerConfig;
+
+/// KEYS: nonce, epoch, pool (optional). ARGV: nonce ttl (s), request timestamp, window (s),
+/// then with a pool: limit, lease member, lease (ms). Returns 0 replay, 1 admitted, 2 pool full (the nonce is used
+/// in both), 3 refused: the dataset was reset within the window (see [`Admission::StateReset`]).
+const ADMIT: &str = r"
+local t = redis.call('TIME')
+local floor = redis.call('GET', KEYS[2])
+if not floor then
+  floor = t[1] + tonumber(ARGV[3])
+  redis.call('SET', KEYS[2], floor)
+end
+if tonumber(ARGV[2]) <= tonumber(floor) then return 3 end
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
+if #KEYS < 3 then return 1 end
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return 2 end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
+redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[6]))
+return 1
+";
+
+/// ARGV: lease (ms), then pool key and member pairs. Extends the leases still present.
+const RENEW: &str = r"
+local t = redis.call('TIME')
+local expiry = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  if redis.call('ZADD', ARGV[i], 'XX', 'CH', expiry, ARGV[i + 1]) == 1 then
+    redis.call('PEXPIRE', ARGV[i], 2 * tonumber(ARGV[1]))
+  end
+end
+return 1
+";
+
+/// Leases this node holds: id → (pool key, pool name).
+type HeldLeases = HashMap<u64, (Arc<str>, Arc<str>)>;
+
+pub struct RedisState {
+    connection: ConnectionManager,
+    prefix: String,
+    /// Holds the time this Redis dataset began (see [`Admission::StateReset`]).
+    epoch_key: String,
+    window: i64,
+    lease_ms: u64,
+    deadline: Duration,
+    /// This process's random id: lease members are `<node>:<n>`.
+    node: String,
+    next_lease: AtomicU64,
+    /// Leases this node holds: id → (pool key, pool name), for renewal and metrics.
+    held: Arc<Mutex<HeldLeases>>,
+    releases: mpsc::UnboundedSender<u64>,
+    admit: Script,
+}
+
+/// A slot held on Redis; dropping it removes the lease (in the background, in batches).
+pub struct Lease {
+    id: u64,
+    releases: mpsc::UnboundedSender<u64>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // The releaser is gone only at shutdown; then the lease expires on its own.
+        let _ = self.releases.send(self.id);
+    }
+}
+
+impl RedisState {
+    /// Prepares the connection (made on first use, so a node starts while Redis is away and
+    /// refuses until it is back) and starts the lease renewer and releaser.
+    pub fn connect(
+        url: &crate::config::RedisUrl,
+        config: &ServerConfig,
+    ) -> anyhow::Result<Arc<Self>> {
+        let client = redis::Client::open(url.expose())
+            .map_err(|error| anyhow::anyhow!("the Redis URL is not valid: {:?}", error.kind()))?;
+        let deadline = Duration::from_millis(config.redis_timeout_ms.max(1));
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(deadline))
+            .set_response_timeout(Some(deadline))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
+            .map_err(|error| anyhow::anyhow!("cannot prepare the Redis connection: {error}"))?;
+        let (releases, finished) = mpsc::unbounded_channel();
+        let mut node = [0u8; 8];
+        getrandom::fill(&mut node)
+            .map_err(|error| anyhow::anyhow!("no randomness for the node id: {error}"))?;
+        let state = Arc::new(Self {
+            connection,
+            prefix: config.redis_prefix.clone(),
+            epoch_key: format!("{}epoch", config.redis_prefix),
+            window: config.timestamp_window,
+            lease_ms: config.slot_lease_ms.max(30),
+            deadline,
+            node: hex(&node),
+            next_lease: AtomicU64::new(0),
+            held: Arc::default(),
+            releases,
+            admit: Script::new(ADMIT),
+        });
+        tokio::spawn(release(
+            state.connection.clone(),
+            Arc::clone(&state.held),
+            finished,
+            state.node.clone(),
+        ));
+        tokio::spawn(renew(
+            state.connection.clone(),
+            Arc::downgrade(&state.held),
+            state.lease_ms,
+            state.node.clone(),
+        ));
+        Ok(state)
+    }
+
+    pub async fn admit(
+        &self,
+        nonce: &NonceUse<'_>,
+        pool: Option<Pool<'_>>,
+    ) -> Result<Admission, Unreachable> {
+        let ttl = (nonce.timestamp + self.window - nonce.now).max(0) + 1;
+        let mut call = self.admit.prepare_invoke();
+        call.key(self.nonce_key(nonce))
+            .key(&self.epoch_key)
+            .arg(ttl)
+            .arg(nonce.timestamp)
+            .arg(self.window);
+        let lease = pool.map(|pool| {
+            let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
+            let key: Arc<str> = format!("{}slots:{}", self.prefix, pool.name).into();
+            call.key(&*key)
+                .arg(pool.limit)
+                .arg(member(&self.node, id))
+                .arg(self.lease_ms);
+            (id, key, pool.name)
+        });
+        let mut connection = self.connection.clone();
+        let answer: i64 = self.bounded(call.invoke_async(&mut connection)).await?;
+        Ok(match (answer, lease) {
+            (0, _) => Admission::Replay,
+            (2, _) => Admission::PoolFull,
+            (3, _) => Admission::StateReset,
+            (_, None) => Admission::Fresh(None),
+            (_, Some((id, key, name))) => {
+                self.held_map().insert(id, (key, name.into()));
+                Admission::Fresh(Some(Slot::Lease(Lease {
+                    id,
+                    releases: self.releases.clone(),
+                })))
+            }
+        })
+    }
+
+    pub async fn ping(&self) -> Result<(), Unreachable> {
+        let mut connection = self.connection.clone();
+        let _: String = self
+            .bounded(redis::cmd("PING").query_async(&mut connection))
+            .await?;
+        Ok(())
+    }
+
+    /// Leases held by this node, by pool name.
+    pub fn held_by_pool(&self) -> Vec<(String, u32)> {
+        let mut counts: HashMap<String, u32> = HashMap::new();
+        for (_, name) in self.held_map().values() {
+            *counts.entry(name.to_string()).or_default() += 1;
+        }
+        let mut pools: Vec<_> = counts.into_iter().collect();
+        pools.sort();
+        pools
+    }
+
+    fn held_map(&self) -> std::sync::MutexGuard<'_, HeldLeases> {
+        lock(&self.held)
+    }
+
+    fn nonce_key(&self, nonce: &NonceUse<'_>) -> Vec<u8> {
+        let mut hasher = Sha256::new();
+        for part in [nonce.scope.as_bytes(), nonce.nonce.as_bytes()] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        hasher.update(nonce.timestamp.to_be_bytes());
+        let digest = hasher.finalize();
+        let mut key = Vec::with_capacity(self.prefix.len() + 2 + 16);
+        key.extend_from_slice(self.prefix.as_bytes());
+        key.extend_from_slice(b"n:");
+        key.extend_from_slice(&digest[..16]);
+        key
+    }
+
+    /// Runs a Redis call with this node's deadline; any failure means "unreachable".
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, Unreachable> {
+        match tokio::time::timeout(self.deadline, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(Unreachable(describe(&error))),
+            Err(_) => Err(Unreachable(format!(
+                "no answer from Redis within {} ms",
+                self.deadline.as_millis()
+            ))),
+        }
+    }
+}
+
+fn member(node: &str, id: u64) -> String {
+    format!("{node}:{id}")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The error without anything from the URL (a password could be there).
+fn describe(error: &RedisError) -> String {
+    format!(
+        "Redis {:?}: {}",
+        error.kind(),
+        error.detail().unwrap_or("unavailable")
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// Removes finished leases, many per round trip. A lease whose removal fails expires on its
+/// own (it is no longer renewed).
+async fn release(
+    connection: ConnectionManager,
+    held: Arc<Mutex<HeldLeases>>,
+    mut released: mpsc::UnboundedReceiver<u64>,
+    node: String,
+) {
+    let mut ids = Vec::with_capacity(256);
+    while released.recv_many(&mut ids, 256).await > 0 {
+        let mut pipe = redis::pipe();
+        {
+            let mut held = lock(&held);
+            for id in ids.drain(..) {
+                if let Some((key, _)) = held.remove(&id) {
+                    pipe.zrem(&*key, member(&node, id)).ignore();
+                }
+            }
+        }
+        let mut connection = connection.clone();
+        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
+            tracing::warn!(error = %describe(&error), "cannot release concurrency leases; they expire on their own");
+        }
+    }
+}
+
+/// Extends the leases this node holds, every third of the lease time, until the state is gone.
+async fn renew(
+    connection: ConnectionManager,
+    held: Weak<Mutex<HeldLeases>>,
+    lease_ms: u64,
+    node: String,
+) {
+    let script = Script::new(RENEW);
+    let mut ticker = tokio::time::interval(Duration::from_millis(lease_ms / 3));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(held) = held.upgrade() else { return };
+        let mut call = script.prepare_invoke();
+        call.arg(lease_ms);
+        let mut any = false;
+        for (id, (key, _)) in lock(&held).iter() {
+            call.arg(&**key).arg(member(&node, *id));
+            any = true;
+        }
+        drop(held);
+        if !any {
+            continue;
+        }
+        let mut connection = connection.clone();
+        if let Err(error) = call.invoke_async::<i64>(&mut connection).await {
+            tracing::warn!(error = %describe(&error), "cannot renew concurrency leases");
+        }
+    }
+}
