@@ -186,9 +186,10 @@ impl ChangeListener {
     }
 
     fn lost(&mut self, error: Option<&sqlx::Error>) {
-        match error {
-            Some(error) => tracing::warn!(%error, "lost the directory change listener"),
-            None => tracing::warn!("lost the directory change listener"),
+        if let Some(error) = error {
+            tracing::warn!(%error, "lost the directory change listener");
+        } else {
+            tracing::warn!("lost the directory change listener");
         }
         // Dropped whole: a connection that failed mid-read is not used again.
         self.listener = None;
