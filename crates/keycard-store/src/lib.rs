@@ -5,8 +5,9 @@
 //!
 //! Every operation is one transaction that also writes its admin audit record, so a refused or
 //! failed command leaves nothing behind. After a commit, a [`ChangeEvent`] is published for
-//! caches. Secrets are sealed with the [`crypto::KeyRing`] before they reach SQL and are handed
-//! back exactly once, at creation or reset.
+//! this process's caches; on PostgreSQL it is also notified, with the commit, to every other
+//! process's [`ChangeListener`]. Secrets are sealed with the [`crypto::KeyRing`] before they
+//! reach SQL and are handed back exactly once, at creation or reset.
 
 pub mod crypto;
 mod error;
