@@ -1,20 +1,22 @@
 //! The credential cache: what the hot path reads instead of the database. Entries load from
-//! the store on first use and the whole cache is dropped on every directory change event (a
-//! generation counter keeps a load that raced with a change from being cached). Secrets live
-//! here only as prepared HMAC keys.
+//! the store on first use; a directory change drops what it touches (a generation counter keeps
+//! a load that raced with a change from being cached). This process's changes are applied on
+//! the next read, other processes' as PostgreSQL notifies them, and a polled directory version
+//! drops everything should an event be missed. Secrets live here only as prepared HMAC keys.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use keycard_core::{
-    AccessToken, Account, AccountId, Integration, IntegrationState, Role, Secret, TokenState,
-    UnixTime, User,
+    AccessToken, Account, AccountId, ChangeEvent, EntityKind, Integration, IntegrationState, Role,
+    Secret, TokenState, UnixTime, User,
 };
 use keycard_oauth1::{SignatureMethod, SigningKey};
-use keycard_store::{Store, StoreError};
+use keycard_store::{ChangeListener, Remote, Store, StoreError};
+use tokio::sync::{broadcast, oneshot};
 
 /// An integration and its consumer secret (for the request-token step's `cs&` key).
 pub struct IntegrationEntry {
@@ -153,52 +155,226 @@ impl TokenTable {
             }
         }
     }
+
+    fn retain(&mut self, keep: impl FnMut(&mut Arc<TokenEntry>) -> bool) {
+        self.table.retain(keep);
+    }
+
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+}
+
+/// What a batch of change events touches, gathered so one pass over the tokens serves them all
+/// (deleting an integration sends an event per revoked token).
+#[derive(Default)]
+struct Touched {
+    /// Something only a full drop covers (an account, the master key, an unreadable event).
+    everything: bool,
+    tokens: HashSet<i64>,
+    users: HashSet<i64>,
+    roles: HashSet<i64>,
+    integrations: HashSet<i64>,
+    /// Accounts whose integrations all go: siblings' unallocated pool limits depend on each
+    /// other, and a credentials reset names the integration by its old consumer key.
+    integration_accounts: HashSet<AccountId>,
+}
+
+impl Touched {
+    fn add(&mut self, event: &ChangeEvent) {
+        let id = event.entity_id.parse::<i64>().ok();
+        match (event.entity, id) {
+            (EntityKind::Token, Some(id)) => {
+                self.tokens.insert(id);
+            }
+            (EntityKind::User, Some(id)) => {
+                self.users.insert(id);
+            }
+            (EntityKind::Role, Some(id)) => {
+                self.roles.insert(id);
+            }
+            (EntityKind::Integration, id) => match &event.account {
+                Some(account) => {
+                    self.integrations.extend(id);
+                    self.integration_accounts.insert(account.clone());
+                }
+                None => self.everything = true,
+            },
+            _ => self.everything = true,
+        }
+    }
+
+    /// Drops what is touched from `maps`.
+    fn remove_from(&self, maps: &mut Maps) {
+        if self.everything {
+            *maps = Maps::default();
+            return;
+        }
+        maps.users.retain(|id, _| !self.users.contains(id));
+        maps.roles.retain(|id, _| !self.roles.contains(id));
+        let mut integrations = self.integrations.clone();
+        maps.integrations.retain(|_, entry| {
+            let touched = self
+                .integration_accounts
+                .contains(&entry.integration.account);
+            if touched {
+                integrations.insert(entry.integration.id);
+            }
+            !touched
+        });
+        if self.tokens.is_empty()
+            && self.users.is_empty()
+            && self.roles.is_empty()
+            && integrations.is_empty()
+        {
+            return;
+        }
+        maps.tokens.retain(|entry| {
+            !(self.tokens.contains(&entry.token.id)
+                || self.users.contains(&entry.user.id)
+                || self.roles.contains(&entry.role.id)
+                || integrations.contains(&entry.token.integration_id))
+        });
+    }
+}
+
+/// When the version poll last read the directory, for the pipeline's grace period.
+struct Reachability {
+    last_success: Instant,
+    latest_failed: bool,
 }
 
 pub struct CredentialCache {
     store: Store,
     maps: RwLock<Maps>,
     generation: AtomicU64,
-    /// `Store::local_changes` when the cache was last dropped.
+    /// `Store::local_changes` whose events have been applied.
     seen_changes: AtomicU64,
+    /// This process's change events, applied when `local_changes` moves.
+    local_events: Mutex<broadcast::Receiver<ChangeEvent>>,
+    reachability: Mutex<Reachability>,
+    /// Dropped with the cache, which stops the change listener's task.
+    _stop_listening: oneshot::Sender<()>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
 }
 
 impl CredentialCache {
-    /// Creates the cache. It drops itself whole when this process committed a change (checked
-    /// on every read, so the very next request sees it) and when the directory's version moved
-    /// (a change made by another process or node), polled every `resync`.
+    /// Creates the cache. It drops what a change touches: this process's changes on the very
+    /// next read, other processes' when PostgreSQL notifies them (a task listens), and
+    /// everything when the directory's version moved, polled every `resync` as the safety net
+    /// for a missed notification.
     pub fn new(store: &Store, resync: Duration) -> Arc<Self> {
+        let (stop, stopped) = oneshot::channel();
         let cache = Arc::new(Self {
             store: store.clone(),
             maps: RwLock::new(Maps::default()),
             generation: AtomicU64::new(0),
             seen_changes: AtomicU64::new(store.local_changes()),
+            local_events: Mutex::new(store.subscribe()),
+            reachability: Mutex::new(Reachability {
+                last_success: Instant::now(),
+                latest_failed: false,
+            }),
+            _stop_listening: stop,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         });
         tokio::spawn(watch_version(store.clone(), Arc::downgrade(&cache), resync));
+        tokio::spawn(listen_remote(
+            store.clone(),
+            Arc::downgrade(&cache),
+            stopped,
+        ));
         cache
     }
 
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        let mut maps = self
-            .maps
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut maps = self.write();
         *maps = Maps::default();
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
-        let changes = self.store.local_changes();
-        if self.seen_changes.swap(changes, Ordering::SeqCst) != changes {
-            self.invalidate();
+    /// Drops what `event` touches: a token; a user or role with its tokens; every integration
+    /// of the account with their tokens; everything for an account or the master key.
+    pub fn invalidate_entity(&self, event: &ChangeEvent) {
+        self.invalidate_entities(std::slice::from_ref(event));
+    }
+
+    /// [`Self::invalidate_entity`] for many events, in one pass.
+    pub fn invalidate_entities(&self, events: &[ChangeEvent]) {
+        // First, so a load that read the directory before the change is not cached after it.
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut touched = Touched::default();
+        for event in events {
+            touched.add(event);
         }
+        touched.remove_from(&mut self.write());
+    }
+
+    /// How many tokens are cached (tests, metrics).
+    pub fn cached_tokens(&self) -> usize {
+        self.read().tokens.len()
+    }
+
+    /// How long the directory has been unreachable: `None` while the latest version poll
+    /// succeeded, else the time since the last one that did (or since the cache was created).
+    pub fn directory_unreachable_for(&self) -> Option<Duration> {
+        let reachability = self
+            .reachability
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reachability
+            .latest_failed
+            .then(|| reachability.last_success.elapsed())
+    }
+
+    fn directory_read(&self, succeeded: bool) {
+        let mut reachability = self
+            .reachability
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        reachability.latest_failed = !succeeded;
+        if succeeded {
+            reachability.last_success = Instant::now();
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
+        self.maps
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        self.apply_local_changes();
         self.maps
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Applies the events of changes this process committed since the last read, so the very
+    /// next request after a change sees it. `Store::commit` sends its events before it moves
+    /// the counter, so they are queued by the time the new count is seen.
+    fn apply_local_changes(&self) {
+        if self.seen_changes.load(Ordering::SeqCst) == self.store.local_changes() {
+            return;
+        }
+        let mut events = self
+            .local_events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Read again under the lock: another reader may have applied them meanwhile. The count
+        // is stored only once applied, so a concurrent reader waits here rather than going on.
+        let changes = self.store.local_changes();
+        if self.seen_changes.load(Ordering::SeqCst) == changes {
+            return;
+        }
+        match drain(&mut events) {
+            Some(events) => self.invalidate_entities(&events),
+            None => self.invalidate(),
+        }
+        self.seen_changes.store(changes, Ordering::SeqCst);
     }
 
     fn insert(&self, generation: u64, fill: impl FnOnce(&mut Maps)) {
@@ -311,10 +487,17 @@ impl CredentialCache {
                 .passport_differs(token_secret.expose())
                 .then_some(token_secret),
         });
-        // Keyed with this integration's secret: only cache when the token belongs to it.
+        // Keyed with this integration's secret: only cache when the token belongs to it and
+        // the entry is still the cached one (a credentials reset may have replaced it).
         if entry.token.integration_id == integration.integration.id {
             self.insert(generation, |m| {
-                m.tokens.insert(entry.clone());
+                let current = m
+                    .integrations
+                    .get(&*integration.integration.consumer_key)
+                    .is_some_and(|cached| std::ptr::eq(Arc::as_ptr(cached), integration));
+                if current {
+                    m.tokens.insert(entry.clone());
+                }
             });
         }
         Ok(Some(entry))
@@ -357,8 +540,24 @@ impl CredentialCache {
     }
 }
 
+/// Everything queued in `events`; `None` when some were lost (the channel lagged).
+fn drain(events: &mut broadcast::Receiver<ChangeEvent>) -> Option<Vec<ChangeEvent>> {
+    let mut drained = Vec::new();
+    let mut complete = true;
+    loop {
+        match events.try_recv() {
+            Ok(event) => drained.push(event),
+            Err(broadcast::error::TryRecvError::Empty) => break,
+            Err(broadcast::error::TryRecvError::Lagged(_)) => complete = false,
+            Err(broadcast::error::TryRecvError::Closed) => return None,
+        }
+    }
+    complete.then_some(drained)
+}
+
 /// Polls the directory version; a change seen there drops the cache. A failed read keeps the
-/// cache (credentials go on verifying while the database is away) and tries again.
+/// cache (credentials go on verifying while the database is away), is timed for the pipeline's
+/// grace period, and is tried again.
 async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Duration) {
     let mut seen = None;
     let mut ticker = tokio::time::interval(every);
@@ -368,12 +567,57 @@ async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Durati
         let Some(cache) = cache.upgrade() else { return };
         match store.directory_version().await {
             Ok(version) => {
+                cache.directory_read(true);
                 if seen.is_some_and(|seen| seen != version) {
                     cache.invalidate();
                 }
                 seen = Some(version);
             }
-            Err(error) => tracing::warn!(%error, "cannot read the directory version"),
+            Err(error) => {
+                cache.directory_read(false);
+                tracing::warn!(%error, "cannot read the directory version");
+            }
+        }
+    }
+}
+
+/// Applies other processes' changes as PostgreSQL notifies them (nothing to do on SQLite).
+/// Ends when the cache is dropped.
+async fn listen_remote(store: Store, cache: Weak<CredentialCache>, stopped: oneshot::Receiver<()>) {
+    tokio::select! {
+        () = follow_remote(store, cache) => {}
+        _ = stopped => {}
+    }
+}
+
+async fn follow_remote(store: Store, cache: Weak<CredentialCache>) {
+    let Some(mut listener) = open_listener(&store).await else {
+        return;
+    };
+    // Anything cached before listening began may have missed a change.
+    let mut remote = Remote::Resync;
+    loop {
+        let Some(cache) = cache.upgrade() else { return };
+        match remote {
+            Remote::Changed(events) => cache.invalidate_entities(&events),
+            Remote::Resync => cache.invalidate(),
+        }
+        drop(cache);
+        remote = listener.next().await;
+    }
+}
+
+/// The store's change listener, retrying while the database is unreachable; `None` on SQLite.
+async fn open_listener(store: &Store) -> Option<ChangeListener> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.listen_changes().await {
+            Ok(listener) => return listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for directory changes; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
         }
     }
 }

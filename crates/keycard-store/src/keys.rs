@@ -74,11 +74,13 @@ impl Store {
             json!({ "secrets": done, "keys": ring.ids() }),
         )
         .await?;
+        // Sent like every other change (in the transaction, so other nodes hear of it with the
+        // commit): their caches then drop at once what their version poll would drop later.
+        let changed = vec![change(None, EntityKind::MasterKey, "rotated")];
+        self.notify(&mut tx, &changed).await?;
         tx.commit().await?;
         self.replace_keys(ring);
-        let _ = self
-            .events
-            .send(change(None, EntityKind::MasterKey, "rotated"));
+        self.publish(changed);
         Ok(done)
     }
 }

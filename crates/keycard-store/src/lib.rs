@@ -5,8 +5,9 @@
 //!
 //! Every operation is one transaction that also writes its admin audit record, so a refused or
 //! failed command leaves nothing behind. After a commit, a [`ChangeEvent`] is published for
-//! caches. Secrets are sealed with the [`crypto::KeyRing`] before they reach SQL and are handed
-//! back exactly once, at creation or reset.
+//! this process's caches; on PostgreSQL it is also notified, with the commit, to every other
+//! process's [`ChangeListener`]. Secrets are sealed with the [`crypto::KeyRing`] before they
+//! reach SQL and are handed back exactly once, at creation or reset.
 
 pub mod crypto;
 mod error;
@@ -14,6 +15,7 @@ mod rows;
 
 pub mod accounts;
 pub mod audit;
+mod changes;
 pub mod integrations;
 pub mod keys;
 mod login_writer;
@@ -31,6 +33,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use tokio::sync::broadcast;
 
+pub use crate::changes::{ChangeListener, Remote};
 pub use crate::crypto::{KeyRing, KeySource};
 pub use crate::error::StoreError;
 pub use crate::login_writer::LoginWriter;
@@ -87,6 +90,10 @@ pub struct Store {
     clock: Clock,
     /// SQLite on a file: the native writer for login records.
     login_writer: Option<LoginWriter>,
+    /// Names this process's store in change notifications, so its listener skips its own.
+    origin: Arc<str>,
+    /// PostgreSQL: where change listeners connect. May hold a password: never printed.
+    listen_url: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -143,6 +150,7 @@ impl Store {
         };
         migrator.run(&pool).await?;
         let (events, _) = broadcast::channel(1024);
+        let origin = crypto::random_hex(8)?;
         Ok(Self {
             pool,
             backend,
@@ -151,6 +159,8 @@ impl Store {
             local_changes: Arc::default(),
             clock: system_clock(),
             login_writer: sqlite_path(location).map(|path| LoginWriter::new(&path)),
+            origin: origin.into(),
+            listen_url: (backend == Backend::Postgres).then(|| url.into()),
         })
     }
 
@@ -181,7 +191,9 @@ impl Store {
         self.local_changes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Change events published after each commit.
+    /// Change events published after each commit of this process (other processes' arrive
+    /// through [`Store::listen_changes`]). Sent before `local_changes` moves, so a reader that
+    /// sees the new count finds the events already queued.
     pub fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
         self.events.subscribe()
     }
@@ -269,22 +281,28 @@ impl Store {
         Ok(row.try_get("version")?)
     }
 
-    /// Commits and then tells subscribers what changed.
+    /// Commits, telling other processes (PostgreSQL notifications, delivered with the commit)
+    /// and then this one's subscribers what changed.
     pub(crate) async fn commit(
         &self,
-        tx: Transaction<'static, Any>,
+        mut tx: Transaction<'static, Any>,
         changed: Vec<ChangeEvent>,
     ) -> Result<(), StoreError> {
+        self.notify(&mut tx, &changed).await?;
         tx.commit().await?;
-        // Bumped before returning, so a cache that checks it sees the change on its very next
-        // read; events are for subscribers that want to know what changed.
-        self.local_changes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.publish(changed);
+        Ok(())
+    }
+
+    /// Tells this process's subscribers about a committed change. The events go first and the
+    /// counter after, so a cache that sees the new count on its next read also finds them.
+    pub(crate) fn publish(&self, changed: Vec<ChangeEvent>) {
         for event in changed {
-            // No subscribers is fine: nothing caches yet.
+            // No subscribers is fine: nothing caches.
             let _ = self.events.send(event);
         }
-        Ok(())
+        self.local_changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The admin audit trail, newest first.

@@ -11,6 +11,7 @@
 
 mod clients;
 mod flow;
+mod invalidation;
 mod pipeline;
 mod soap;
 mod surfaces;
@@ -70,10 +71,20 @@ impl Harness {
 
     pub async fn start_with(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let location = Location::DataDir(dir.path().to_owned());
+        Self::start_at(config, &location, dir).await
+    }
+
+    /// The server on the directory at `location` (`dir` is kept alive with the harness).
+    pub async fn start_at(
+        config: ServerConfig,
+        location: &Location,
+        dir: tempfile::TempDir,
+    ) -> Self {
         let clock = Arc::new(AtomicI64::new(now()));
         let reader = clock.clone();
         let keys = KeyRing::new(MasterKey::generate().unwrap());
-        let store = Store::open(&Location::DataDir(dir.path().to_owned()), keys.clone())
+        let store = Store::open(location, keys.clone())
             .await
             .unwrap()
             .with_clock(Arc::new(move || reader.load(Ordering::SeqCst)));
@@ -260,6 +271,26 @@ impl Harness {
         records.reverse();
         records
     }
+}
+
+/// A fresh database on the test PostgreSQL server (`KEYCARD_TEST_DATABASE_URL`, which
+/// `scripts/test` starts); its URL.
+pub async fn fresh_postgres_url() -> String {
+    let admin_url = std::env::var("KEYCARD_TEST_DATABASE_URL").expect(
+        "KEYCARD_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL",
+    );
+    let name = format!("kc_{}", keycard_store::crypto::random_hex(8).unwrap());
+    sqlx::any::install_default_drivers();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
 }
 
 pub fn fresh_nonce() -> String {

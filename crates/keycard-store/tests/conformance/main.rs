@@ -11,6 +11,7 @@
     clippy::too_many_lines
 )]
 
+mod changes;
 mod directory;
 mod secrets;
 

@@ -1,0 +1,315 @@
+//! Per-entity cache invalidation: a change drops what it touches and nothing else, this
+//! process's changes on the next request, other processes' as PostgreSQL notifies them.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use keycard_core::{AccountId, ChangeEvent, EntityKind, UserStatus};
+use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
+use keycard_server::ServerConfig;
+use keycard_server::cache::CredentialCache;
+use keycard_store::tokens::{Creator, NewToken};
+use keycard_store::users::NewUser;
+use keycard_store::{Location, Store};
+use reqwest::StatusCode;
+
+use crate::{ACCOUNT, Creds, Harness, account, fresh_nonce, fresh_postgres_url};
+
+/// A new token of the harness's integration for `user`, and the credentials to sign with.
+async fn add_token(h: &Harness, user: &str) -> Creds {
+    let (_, token) = h
+        .store
+        .create_token(
+            "test",
+            &account(),
+            &Creator::Operator,
+            NewToken {
+                integration: "Order Sync".into(),
+                user: user.into(),
+                role: "Integrator".into(),
+                name: None,
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    Creds {
+        consumer_key: h.creds.consumer_key.clone(),
+        consumer_secret: h.creds.consumer_secret.clone(),
+        token: token.token_id,
+        token_secret: token.token_secret.expose().to_owned(),
+    }
+}
+
+async fn add_user(h: &Harness, email: &str) {
+    h.store
+        .create_user(
+            "test",
+            &account(),
+            NewUser {
+                email: email.into(),
+                name: "Other".into(),
+                password: None,
+                roles: vec!["Integrator".into()],
+            },
+        )
+        .await
+        .unwrap();
+}
+
+/// `GET /rest/tokeninfo` on the server at `base`, signed with `creds`.
+async fn tokeninfo(h: &Harness, base: &str, creds: &Creds) -> StatusCode {
+    let url = format!("{base}/rest/tokeninfo");
+    let nonce = fresh_nonce();
+    let timestamp = h.clock.load(Ordering::SeqCst).to_string();
+    let mut options = SignOptions::new(&nonce, &timestamp);
+    options.realm = Some(ACCOUNT);
+    let signed = sign(
+        &ClientRequest {
+            method: "GET",
+            url: &url,
+            form_body: None,
+        },
+        &Credentials {
+            consumer_key: &creds.consumer_key,
+            consumer_secret: &creds.consumer_secret,
+            token: Some(&creds.token),
+            token_secret: &creds.token_secret,
+        },
+        &options,
+    )
+    .unwrap();
+    h.http
+        .get(&url)
+        .header("authorization", signed.authorization)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The server's cache loads so far (`keycard_cache_misses_total`).
+async fn misses(h: &Harness, base: &str) -> u64 {
+    let text = h
+        .http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("keycard_cache_misses_total "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn revoking_one_token_keeps_the_others_cached() {
+    let h = Harness::start().await;
+    let first = add_token(&h, "sync@example.com").await;
+    let second = add_token(&h, "sync@example.com").await;
+    for creds in [&first, &second] {
+        assert_eq!(tokeninfo(&h, &h.base, creds).await, 200);
+    }
+    let loaded = misses(&h, &h.base).await;
+    h.store
+        .revoke_token("admin", &account(), &first.token)
+        .await
+        .unwrap();
+    // The other token is still cached: no load.
+    assert_eq!(tokeninfo(&h, &h.base, &second).await, 200);
+    assert_eq!(misses(&h, &h.base).await, loaded);
+    // The revoked one is refused on its very next request.
+    assert_eq!(tokeninfo(&h, &h.base, &first).await, 401);
+    assert_eq!(misses(&h, &h.base).await, loaded + 1);
+}
+
+#[tokio::test]
+async fn deactivating_a_user_refuses_their_tokens_only() {
+    let h = Harness::start().await;
+    add_user(&h, "other@example.com").await;
+    let theirs = add_token(&h, "other@example.com").await;
+    assert_eq!(tokeninfo(&h, &h.base, &h.creds).await, 200);
+    assert_eq!(tokeninfo(&h, &h.base, &theirs).await, 200);
+    let loaded = misses(&h, &h.base).await;
+    h.store
+        .set_user_status(
+            "admin",
+            &account(),
+            "sync@example.com",
+            UserStatus::Inactive,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tokeninfo(&h, &h.base, &h.creds).await, 401);
+    assert_eq!(tokeninfo(&h, &h.base, &theirs).await, 200);
+    // One load: the deactivated user's token (and its user); the other user's stayed.
+    assert_eq!(misses(&h, &h.base).await, loaded + 1);
+}
+
+fn event(account: Option<AccountId>, entity: EntityKind, id: i64) -> ChangeEvent {
+    ChangeEvent {
+        account,
+        entity,
+        entity_id: id.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn each_kind_of_change_drops_what_it_touches() {
+    let h = Harness::start().await;
+    add_user(&h, "other@example.com").await;
+    let mine = add_token(&h, "sync@example.com").await;
+    let theirs = add_token(&h, "other@example.com").await;
+    let cache = CredentialCache::new(&h.store, Duration::from_secs(60));
+    let integration = cache
+        .integration(&h.creds.consumer_key)
+        .await
+        .unwrap()
+        .unwrap();
+    // The integration as cached now: a token is cached only under the current entry.
+    let load_all = || async {
+        let integration = cache
+            .integration(&h.creds.consumer_key)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut entries = Vec::new();
+        for creds in [&h.creds, &mine, &theirs] {
+            entries.push(
+                cache
+                    .token(&integration, &creds.token, false)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        entries
+    };
+    let entries = load_all().await;
+    assert_eq!(cache.cached_tokens(), 3);
+    let (first, other_user) = (&entries[0], &entries[2]);
+
+    cache.invalidate_entity(&event(Some(account()), EntityKind::Token, first.token.id));
+    assert_eq!(cache.cached_tokens(), 2);
+    cache.invalidate_entity(&event(
+        Some(account()),
+        EntityKind::User,
+        other_user.user.id,
+    ));
+    assert_eq!(cache.cached_tokens(), 1, "only the other user's token went");
+
+    load_all().await;
+    cache.invalidate_entity(&event(Some(account()), EntityKind::Role, first.role.id));
+    assert_eq!(cache.cached_tokens(), 0, "all three share the role");
+
+    load_all().await;
+    let elsewhere = AccountId::parse("7654321").unwrap();
+    let id = integration.integration.id;
+    cache.invalidate_entity(&event(Some(elsewhere), EntityKind::Integration, id + 1));
+    assert_eq!(cache.cached_tokens(), 3, "another account's integration");
+    let misses = cache.misses.load(Ordering::SeqCst);
+    cache.invalidate_entity(&event(Some(account()), EntityKind::Integration, id));
+    assert_eq!(cache.cached_tokens(), 0, "the integration's tokens");
+    cache.integration(&h.creds.consumer_key).await.unwrap();
+    assert_eq!(
+        cache.misses.load(Ordering::SeqCst),
+        misses + 1,
+        "and itself"
+    );
+
+    load_all().await;
+    cache.invalidate_entity(&event(None, EntityKind::MasterKey, 0));
+    assert_eq!(cache.cached_tokens(), 0);
+
+    // This process's own change applies on the very next read, to that token only.
+    load_all().await;
+    h.store
+        .set_token_active("admin", &account(), &mine.token, false)
+        .await
+        .unwrap();
+    assert_eq!(cache.cached_tokens(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_directory_is_timed() {
+    let h = Harness::start().await;
+    // A handle of its own, to close without stopping the server.
+    let store = Store::open(&Location::DataDir(h.dir.path().to_owned()), h.keys.clone())
+        .await
+        .unwrap();
+    let cache = CredentialCache::new(&store, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(cache.directory_unreachable_for(), None);
+    store.close().await;
+    let closed = Instant::now();
+    let mut away = None;
+    while away.is_none() && closed.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        away = cache.directory_unreachable_for();
+    }
+    let away = away.expect("the failed poll is noticed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(cache.directory_unreachable_for().unwrap() >= away + Duration::from_millis(50));
+}
+
+/// Two servers on one PostgreSQL directory, each with its own store (two nodes). The version
+/// poll is a minute apart, so only the notification can explain what the second node sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_on_one_node_is_refused_on_another_within_a_second() {
+    let url = fresh_postgres_url().await;
+    let config = || ServerConfig {
+        resync_ms: 60_000,
+        ..ServerConfig::default()
+    };
+    let h = Harness::start_at(
+        config(),
+        &Location::Url(url.clone()),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let other = add_token(&h, "sync@example.com").await;
+    let node_b = Store::open(&Location::Url(url), h.keys.clone())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let clock = h.clock.clone();
+    let server_b = keycard_server::start(
+        config(),
+        node_b,
+        listener,
+        std::sync::Arc::new(move || clock.load(Ordering::SeqCst)),
+    )
+    .unwrap();
+    let b = format!("http://localhost:{}", server_b.addr.port());
+    // Node B's listener is up well within this; then both tokens are cached on B.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tokeninfo(&h, &b, &h.creds).await, 200);
+    assert_eq!(tokeninfo(&h, &b, &other).await, 200);
+
+    h.store
+        .revoke_token("admin", &account(), &h.creds.token)
+        .await
+        .unwrap();
+    let revoked = Instant::now();
+    loop {
+        let status = tokeninfo(&h, &b, &h.creds).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "node B still accepts the revoked token"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Per entity on B too: the other token is still cached there.
+    let loaded = misses(&h, &b).await;
+    assert_eq!(tokeninfo(&h, &b, &other).await, 200);
+    assert_eq!(misses(&h, &b).await, loaded);
+    server_b.stop().await.unwrap();
+}
