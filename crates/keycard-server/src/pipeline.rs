@@ -593,6 +593,20 @@ async fn admission_step(
     }
 }
 
+/// Step 0: cached credentials verify while the directory is away, but only for the grace
+/// period: past it, a revocation made meanwhile could be missed, so nothing is accepted.
+fn grace_step(state: &AppState) -> Result<(), Refusal> {
+    let grace = std::time::Duration::from_secs(state.config.directory_grace_secs);
+    match state.cache.directory_unreachable_for() {
+        Some(away) if away > grace => Err(refuse(
+            ClientError::Unavailable,
+            "DirectoryUnavailable",
+            json!({ "problem": format!("the directory has been unreachable for {} s, longer than the {} s grace period", away.as_secs(), grace.as_secs()) }),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The whole pipeline for credentials already read from the request.
 async fn run(
     state: &AppState,
@@ -601,6 +615,7 @@ async fn run(
     need: &Need,
     known: &mut Known,
 ) -> Result<Principal, Refusal> {
+    grace_step(state)?;
     let account = account_step(state, facts, p, known).await?;
     let integration = integration_step(state, p, &account, known).await?;
     let token = token_step(state, p, &account, &integration, known).await?;
@@ -782,6 +797,7 @@ async fn flow_integration(
     p: &Presented<'_>,
     known: &mut Known,
 ) -> Result<(Arc<Account>, Arc<IntegrationEntry>), Refusal> {
+    grace_step(state)?;
     let integration = state
         .cache
         .integration(p.consumer_key)
