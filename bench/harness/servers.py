@@ -25,6 +25,7 @@ class Paths:
     data_dir: Path
     creds: Path
     work: Path  # this run's raw directory: logs, bodies
+    keycard_args: tuple = ()  # extra `keycard serve` flags (e.g. --redis-url)
 
 
 @dataclass
@@ -45,7 +46,7 @@ def command(kind: str, paths: Paths, port: int, scenario: str) -> tuple[list[str
     if kind == "keycard":
         # Default settings, default log level (KEYCARD_LOG): what an operator runs.
         return [str(paths.keycard), "serve", "--data-dir", str(paths.data_dir),
-                "--listen", listen], env
+                "--listen", listen, *paths.keycard_args], env
     body = paths.work / f"body-{scenario}.json"
     if kind == "bare":
         return [str(paths.bare), "--listen", listen, "--body-file", str(body)], env

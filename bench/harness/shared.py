@@ -1,0 +1,126 @@
+"""Throughput per node with the replay and concurrency state on Redis (issue 6) as a ratio of
+the same node with it in memory, in the same run: max-throughput tokeninfo runs of keycard
+with and without `--redis-url`, alternated (memory, redis, memory, redis, …) so drift and
+noise hit both alike; the median of each is reported. Redis runs on the generator's CPUs (on
+a real deployment it has its own machine). The directory is SQLite in both, so the difference
+is the shared state alone; every run passes the usual audit and success checks.
+
+    bench/run --shared      (bench/run builds first, then calls this)
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import servers, setup_data
+from .config import BENCH, MODES, SCENARIOS, from_environment
+from .main import capture_bodies, log, max_run, metadata
+from .measure import Runner
+
+ROUNDS = 3
+
+
+def start_redis(cpus: str, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(["taskset", "-c", cpus, "redis-server", "--port", str(port),
+                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                # A first deployment: nothing was ever accepted, so no reset hold.
+                s.sendall(b"SET keycard:epoch 0\r\n")
+                if s.recv(64).startswith(b"+OK"):
+                    return proc
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keycard", type=Path, required=True)
+    ap.add_argument("--bare", type=Path, required=True)
+    ap.add_argument("--loadgen", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    args = ap.parse_args()
+    mode = MODES["full"]
+    env = from_environment()
+    args.work.mkdir(parents=True, exist_ok=True)
+    paths = servers.Paths(keycard=args.keycard, bare=args.bare, loadgen=args.loadgen,
+                          venv=BENCH / ".venv", data_dir=args.work / "data",
+                          creds=args.work / "creds.json", work=args.work)
+    creds = setup_data.create(paths.keycard, paths.data_dir, env.tokens, env.connections)
+    paths.creds.write_text(json.dumps(creds))
+    redis_port = env.port_base + 30
+    redis = start_redis(env.loadgen_cpus, redis_port)
+    try:
+        record_id = capture_bodies(paths, env)
+        scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
+        variants = {
+            "memory": paths,
+            "redis": dataclasses.replace(paths, keycard_args=(
+                "--redis-url", f"redis://127.0.0.1:{redis_port}/")),
+        }
+        runs: dict[str, list[dict]] = {name: [] for name in variants}
+        problems = []
+        seen = {"keycard": 30_000.0}
+        for round_ in range(ROUNDS):
+            for name, variant in variants.items():
+                runner = Runner(env, variant, record_id)
+                top = max_run(runner, "keycard", scenario, mode, seen)
+                problems += runner.problems
+                runs[name].append({
+                    "rps": top["steady_rps"] or top["achieved_rps"],
+                    "p50_us": top["success"].get("p50_us"),
+                    "p99_us": top["success"].get("p99_us"),
+                    "cpu_us_per_request": top["server_cpu_us_per_request"],
+                    "others_share_server_cpus": top["others_share_server_cpus"],
+                    "audit": top.get("audit"),
+                })
+                log(f"round {round_ + 1} {name:6} {runs[name][-1]['rps']:10,.0f} req/s  "
+                    f"{runs[name][-1]['cpu_us_per_request']:.1f} µs CPU/request")
+    finally:
+        redis.kill()
+        redis.wait()
+    summary = {name: {key: statistics.median(r[key] for r in rs)
+                      for key in ("rps", "p50_us", "p99_us", "cpu_us_per_request")}
+               for name, rs in runs.items()}
+    ratio = summary["redis"]["rps"] / summary["memory"]["rps"]
+    meta = metadata("shared", env)
+    out = BENCH / "results" / f"{meta['date']}-{meta['host']}-shared.json"
+    out.write_text(json.dumps({"meta": meta, "runs": runs, "summary": summary, "ratio": ratio,
+                               "problems": problems}, indent=1) + "\n")
+    m, r = summary["memory"], summary["redis"]
+    table = "\n".join([
+        f"Shared state, {meta['date']}, {meta['host']} ({meta['cpu_model']}), tokeninfo at max "
+        f"throughput, server on CPUs {env.server_cpus}, generator and Redis on {env.loadgen_cpus}, "
+        f"{env.connections} connections, {env.tokens} tokens, median of {ROUNDS} alternated runs:",
+        "",
+        "| state | req/s | p50 | p99 | server CPU/request |",
+        "|---|---:|---:|---:|---:|",
+        f"| in memory (one node) | {m['rps']:,.0f} | {m['p50_us']:.0f} µs | {m['p99_us']:.0f} µs | {m['cpu_us_per_request']:.1f} µs |",
+        f"| Redis (any number of nodes) | {r['rps']:,.0f} | {r['p50_us']:.0f} µs | {r['p99_us']:.0f} µs | {r['cpu_us_per_request']:.1f} µs |",
+        "",
+        f"Redis / memory: **{ratio:.2f}×** throughput per node.",
+    ])
+    out.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    if problems:
+        print("\nCHECKS FAILED:\n- " + "\n- ".join(problems), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
