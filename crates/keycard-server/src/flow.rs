@@ -1,11 +1,19 @@
 //! The three-step authorization flow's pending requests: a request token from
 //! `/rest/requesttoken`, then the user's login and Allow on `authorizetoken.nl`, then one
-//! exchange on `/rest/accesstoken`. Kept in memory: they live minutes and are single use.
+//! exchange on `/rest/accesstoken`. They live minutes and are single use. One node keeps them
+//! in memory; nodes that share Redis keep them there, sealed under the master key, so each
+//! step may reach a different node.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use keycard_core::{AccountId, Secret};
+use keycard_store::Store;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::shared::on_redis::RedisState;
+use crate::shared::{SharedState, Unreachable};
 
 /// A request token on its way to becoming an access token.
 #[derive(Clone)]
@@ -35,46 +43,227 @@ pub enum Stage {
     Denied,
 }
 
-#[derive(Default)]
-pub struct PendingFlows {
-    map: Mutex<HashMap<String, Pending>>,
+pub enum PendingFlows {
+    Local(Mutex<HashMap<String, Pending>>),
+    /// On Redis: sealed by the store (XChaCha20-Poly1305 under the master key every node has).
+    Shared {
+        redis: Arc<RedisState>,
+        store: Store,
+    },
 }
 
 impl PendingFlows {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Pending>> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub fn insert(&self, token: String, pending: Pending, now: i64) {
-        let mut map = self.lock();
-        map.retain(|_, p| p.expires_at > now);
-        map.insert(token, pending);
-    }
-
-    /// The pending request, unless unknown or expired.
-    pub fn get(&self, token: &str, now: i64) -> Option<Pending> {
-        self.lock()
-            .get(token)
-            .filter(|p| p.expires_at > now)
-            .cloned()
-    }
-
-    /// Moves the request to `next` if it is still at `from` (the page's steps, in order).
-    pub fn advance(&self, token: &str, from: &Stage, next: Stage, now: i64) -> bool {
-        let mut map = self.lock();
-        match map.get_mut(token) {
-            Some(p) if p.expires_at > now && &p.stage == from => {
-                p.stage = next;
-                true
-            }
-            _ => false,
+    /// Where `shared` keeps its state.
+    pub fn new(shared: &SharedState, store: &Store) -> Self {
+        match shared {
+            SharedState::Local { .. } => Self::Local(Mutex::default()),
+            SharedState::Redis(redis) => Self::Shared {
+                redis: redis.clone(),
+                store: store.clone(),
+            },
         }
     }
 
-    /// Removes the request for its one exchange (or one failed attempt at it).
-    pub fn take(&self, token: &str) -> Option<Pending> {
-        self.lock().remove(token)
+    pub async fn insert(&self, token: &str, pending: Pending, now: i64) -> Result<(), Unreachable> {
+        match self {
+            Self::Local(map) => {
+                let mut map = lock(map);
+                map.retain(|_, p| p.expires_at > now);
+                map.insert(token.to_owned(), pending);
+                Ok(())
+            }
+            Self::Shared { redis, store } => {
+                let ttl_ms = u64::try_from((pending.expires_at - now).max(1)).unwrap_or(1) * 1000;
+                let sealed = seal(store, token, &pending)?;
+                redis
+                    .put(&redis.hashed_key("flow", token), &sealed, ttl_ms)
+                    .await
+            }
+        }
+    }
+
+    /// The pending request, unless unknown or expired.
+    pub async fn get(&self, token: &str, now: i64) -> Result<Option<Pending>, Unreachable> {
+        match self {
+            Self::Local(map) => Ok(lock(map).get(token).filter(|p| p.expires_at > now).cloned()),
+            Self::Shared { redis, store } => {
+                let sealed = redis.fetch(&redis.hashed_key("flow", token)).await?;
+                Ok(sealed
+                    .and_then(|sealed| open(store, token, &sealed))
+                    .filter(|p| p.expires_at > now))
+            }
+        }
+    }
+
+    /// Moves the request to `next` if it is still at `from` (the page's steps, in order).
+    pub async fn advance(
+        &self,
+        token: &str,
+        from: &Stage,
+        next: Stage,
+        now: i64,
+    ) -> Result<bool, Unreachable> {
+        match self {
+            Self::Local(map) => Ok(match lock(map).get_mut(token) {
+                Some(p) if p.expires_at > now && &p.stage == from => {
+                    p.stage = next;
+                    true
+                }
+                _ => false,
+            }),
+            Self::Shared { redis, store } => {
+                let key = redis.hashed_key("flow", token);
+                let Some(sealed) = redis.fetch(&key).await? else {
+                    return Ok(false);
+                };
+                let Some(mut pending) = open(store, token, &sealed) else {
+                    return Ok(false);
+                };
+                if pending.expires_at <= now || &pending.stage != from {
+                    return Ok(false);
+                }
+                pending.stage = next;
+                // Another node may have moved it meanwhile: only swap what was read.
+                redis
+                    .swap_if(&key, &sealed, &seal(store, token, &pending)?)
+                    .await
+            }
+        }
+    }
+
+    /// Removes the request for its one exchange; `None` when unknown, expired or already
+    /// taken (by any node).
+    pub async fn take(&self, token: &str, now: i64) -> Result<Option<Pending>, Unreachable> {
+        match self {
+            Self::Local(map) => Ok(lock(map).remove(token).filter(|p| p.expires_at > now)),
+            Self::Shared { redis, store } => {
+                let sealed = redis.take(&redis.hashed_key("flow", token)).await?;
+                Ok(sealed
+                    .and_then(|sealed| open(store, token, &sealed))
+                    .filter(|p| p.expires_at > now))
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What Redis holds, before sealing.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    account: String,
+    integration_id: i64,
+    consumer_key: String,
+    secret: String,
+    callback: String,
+    expires_at: i64,
+    stage: StoredStage,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoredStage {
+    Issued,
+    LoggedIn {
+        user_id: i64,
+        session: String,
+    },
+    Allowed {
+        user_id: i64,
+        role_id: i64,
+        verifier: String,
+    },
+    Denied,
+}
+
+fn aad(token: &str) -> String {
+    format!("flow:{token}")
+}
+
+fn seal(store: &Store, token: &str, pending: &Pending) -> Result<Vec<u8>, Unreachable> {
+    let stage = match &pending.stage {
+        Stage::Issued => StoredStage::Issued,
+        Stage::LoggedIn { user_id, session } => StoredStage::LoggedIn {
+            user_id: *user_id,
+            session: session.expose().to_owned(),
+        },
+        Stage::Allowed {
+            user_id,
+            role_id,
+            verifier,
+        } => StoredStage::Allowed {
+            user_id: *user_id,
+            role_id: *role_id,
+            verifier: verifier.expose().to_owned(),
+        },
+        Stage::Denied => StoredStage::Denied,
+    };
+    let stored = Stored {
+        account: pending.account.to_string(),
+        integration_id: pending.integration_id,
+        consumer_key: pending.consumer_key.clone(),
+        secret: pending.secret.expose().to_owned(),
+        callback: pending.callback.clone(),
+        expires_at: pending.expires_at,
+        stage,
+    };
+    let plain = Zeroizing::new(
+        serde_json::to_vec(&stored)
+            .map_err(|e| Unreachable(format!("cannot encode a flow: {e}")))?,
+    );
+    wipe(stored);
+    store
+        .seal_transient(&plain, &aad(token))
+        .map_err(|e| Unreachable(format!("cannot seal a flow: {e}")))
+}
+
+/// `None` for anything that does not open under this token (wrong token, tampering, a key
+/// this node lacks): the request is then unknown, as it should be.
+fn open(store: &Store, token: &str, sealed: &[u8]) -> Option<Pending> {
+    let plain = store.open_transient(sealed, &aad(token)).ok()?;
+    let stored: Stored = serde_json::from_slice(&plain).ok()?;
+    let stage = match &stored.stage {
+        StoredStage::Issued => Stage::Issued,
+        StoredStage::LoggedIn { user_id, session } => Stage::LoggedIn {
+            user_id: *user_id,
+            session: Secret::new(session.clone()),
+        },
+        StoredStage::Allowed {
+            user_id,
+            role_id,
+            verifier,
+        } => Stage::Allowed {
+            user_id: *user_id,
+            role_id: *role_id,
+            verifier: Secret::new(verifier.clone()),
+        },
+        StoredStage::Denied => Stage::Denied,
+    };
+    let pending = Pending {
+        account: AccountId::parse(&stored.account).ok()?,
+        integration_id: stored.integration_id,
+        consumer_key: stored.consumer_key.clone(),
+        secret: Secret::new(stored.secret.clone()),
+        callback: stored.callback.clone(),
+        expires_at: stored.expires_at,
+        stage,
+    };
+    wipe(stored);
+    Some(pending)
+}
+
+/// Zeroizes the secrets of a decoded or encoded flow before it is dropped.
+fn wipe(mut stored: Stored) {
+    use zeroize::Zeroize;
+    stored.secret.zeroize();
+    match &mut stored.stage {
+        StoredStage::LoggedIn { session: value, .. }
+        | StoredStage::Allowed {
+            verifier: value, ..
+        } => value.zeroize(),
+        StoredStage::Issued | StoredStage::Denied => {}
     }
 }

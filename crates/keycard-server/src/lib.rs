@@ -77,17 +77,19 @@ pub fn start(
     }
     let metrics = Arc::new(metrics::Metrics::default());
     let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue, metrics.clone())?;
+    let shared = shared::SharedState::from_config(&config)?;
+    let flows = flow::PendingFlows::new(&shared, &store);
     let state = Arc::new(AppState {
         cache: cache::CredentialCache::new(
             &store,
             std::time::Duration::from_millis(config.resync_ms.max(10)),
         ),
-        shared: shared::SharedState::from_config(&config)?,
+        shared,
         config,
         store,
         audit,
         metrics,
-        flows: flow::PendingFlows::default(),
+        flows,
         clock,
     });
     let app = surfaces::router(state.clone());

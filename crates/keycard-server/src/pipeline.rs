@@ -582,15 +582,19 @@ async fn admission_step(
             "SharedStateReset",
             json!({ "problem": "the shared replay state (Redis) lost its data less than a timestamp window ago, so this request's nonce cannot be checked; logins resume when clients' timestamps pass the reset floor (docs/deploy.md)" }),
         )),
-        Err(Unreachable(reason)) => {
-            tracing::error!(%reason, "replay and concurrency state unreachable; refusing");
-            Err(refuse(
-                ClientError::Unavailable,
-                "SharedStateUnavailable",
-                json!({ "problem": "the shared replay and concurrency state (Redis) could not be reached, so the request was refused rather than risk accepting a replay", "reason": reason }),
-            ))
-        }
+        Err(unreachable) => Err(shared_unreachable(unreachable)),
     }
+}
+
+// `map_err` hands the error over by value.
+#[allow(clippy::needless_pass_by_value)]
+fn shared_unreachable(Unreachable(reason): Unreachable) -> Refusal {
+    tracing::error!(%reason, "shared state (Redis) unreachable; refusing");
+    refuse(
+        ClientError::Unavailable,
+        "SharedStateUnavailable",
+        json!({ "problem": "the shared state (Redis) could not be reached, so the request was refused rather than risk accepting a replay", "reason": reason }),
+    )
 }
 
 /// Step 0: cached credentials verify while the directory is away, but only for the grace
@@ -911,6 +915,8 @@ pub async fn authenticate_access_token(
         let Some(pending) = state
             .flows
             .get(p.token, now)
+            .await
+            .map_err(shared_unreachable)?
             .filter(|pending| pending.integration_id == integration.integration.id)
         else {
             let _ = DECOY_KEY.verify(b"decoy", p.signature);
@@ -926,8 +932,14 @@ pub async fn authenticate_access_token(
         let scope = format!("request:{}", p.token);
         let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
         admission_step(state, Surface::Rest, &use_, None).await?;
-        // Single use from here on: a wrong verifier burns the request token too.
-        let _ = state.flows.take(p.token);
+        // Single use from here on: a wrong verifier burns the request token too. Of two
+        // exchanges at once (on any nodes) only the one that takes it goes on.
+        if state.flows.take(p.token, now).await.map_err(shared_unreachable)?.is_none() {
+            return Err(login_failed(
+                "InvalidToken",
+                json!({ "problem": "the request token was exchanged by another request at the same time" }),
+            ));
+        }
         let verifier = header.get("oauth_verifier").unwrap_or_default();
         match pending.stage {
             Stage::Allowed { user_id, role_id, verifier: expected } if expected.ct_eq(verifier) => {

@@ -235,6 +235,21 @@ impl Store {
         Ok(self.keys().seal(plaintext.as_bytes(), aad.as_bytes())?)
     }
 
+    /// Seals short-lived state kept outside the directory (pending authorizations on Redis)
+    /// under the master key, bound to `aad`.
+    pub fn seal_transient(&self, plaintext: &[u8], aad: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(self.keys().seal(plaintext, aad.as_bytes())?)
+    }
+
+    /// Opens what [`Store::seal_transient`] sealed for the same `aad`.
+    pub fn open_transient(
+        &self,
+        sealed: &[u8],
+        aad: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        Ok(self.keys().open(sealed, aad.as_bytes())?)
+    }
+
     pub(crate) fn open_secret(
         &self,
         sealed: &[u8],

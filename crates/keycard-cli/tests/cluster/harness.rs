@@ -78,6 +78,19 @@ impl Redis {
         assert_eq!(self.command("SET keycard:epoch 0").as_deref(), Some("+OK"));
     }
 
+    /// An inline command; the whole answer, raw.
+    pub fn command_raw(&self, line: &str) -> Vec<u8> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // QUIT: the server answers it, then closes, which ends the read.
+        write!(stream, "{line}\r\nQUIT\r\n").unwrap();
+        let mut answer = Vec::new();
+        std::io::Read::read_to_end(&mut stream, &mut answer).unwrap();
+        answer
+    }
+
     /// An inline command; the first line of the answer.
     pub fn command(&self, line: &str) -> Option<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
@@ -143,6 +156,7 @@ impl Cluster {
             creds: Value::Null,
             http: reqwest::Client::builder()
                 .pool_max_idle_per_host(64)
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
             serve_args: extra.iter().map(|s| (*s).to_owned()).collect(),
@@ -280,6 +294,31 @@ impl Cluster {
         }
     }
 
+    /// POSTs a form to node `node` (signed when `authorization` is given): (status,
+    /// `Location`, body).
+    pub async fn post_form(
+        &self,
+        node: usize,
+        path: &str,
+        form: &[(&str, &str)],
+        authorization: Option<&str>,
+    ) -> (u16, String, String) {
+        let url = format!("http://127.0.0.1:{}{path}", self.nodes[node].port);
+        let mut request = self.http.post(url).header("host", HOST).form(form);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (status, location, response.text().await.unwrap())
+    }
+
     /// A freshly signed tokeninfo on `node` with `signer`; the status.
     pub async fn tokeninfo(&self, node: usize, signer: &Signer) -> u16 {
         let authorization = sign(signer, "GET", "/rest/tokeninfo");
@@ -358,4 +397,31 @@ pub fn sign(signer: &Signer, method: &str, path_and_query: &str) -> String {
         )
         .unwrap()
         .authorization
+}
+
+/// `<input … name="NAME" value="…">` of a page.
+pub fn input(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// The value of the `<option>` whose label is `label`.
+pub fn option(html: &str, label: &str) -> String {
+    let end = html
+        .find(&format!("\">{label}</option>"))
+        .unwrap_or_else(|| panic!("no option {label} in {html}"));
+    let start = html[..end].rfind("value=\"").unwrap() + "value=\"".len();
+    html[start..end].to_owned()
+}
+
+/// `name=value&…` answers (request and access tokens).
+pub fn form_field(body: &str, name: &str) -> String {
+    body.split('&')
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        .to_owned()
 }

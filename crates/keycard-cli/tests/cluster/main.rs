@@ -1,9 +1,10 @@
 //! Scale-out (issue 6): three `keycard serve` nodes on loopback sharing one PostgreSQL
 //! directory and one Redis. Replays across nodes, the concurrency limit across nodes and after
-//! a node dies, how fast a change on one node reaches the others, and Redis / PostgreSQL
-//! restarts under load.
+//! a node dies, how fast a change on one node reaches the others, the three-step flow across
+//! nodes, and Redis / PostgreSQL restarts under load.
 
 mod concurrency;
+mod flow;
 mod harness;
 mod propagation;
 mod replay;

@@ -50,10 +50,12 @@ impl Load {
                         turn += 1;
                         let node = turn % 3;
                         let authorization = sign(&signer, "GET", PATH);
+                        // The phase when the request left: one sent before an outage began
+                        // may still be answered after it.
+                        let sent_in = *phase.lock().unwrap();
                         let (status, body, id) =
                             cluster.send_full(node, "GET", PATH, &authorization).await;
-                        let now = *phase.lock().unwrap();
-                        seen.note(now, status, id);
+                        seen.note(sent_in, status, id);
                         assert!(
                             status != 0 && status != 500,
                             "node {node} answered {status}: {body}"
@@ -73,11 +75,11 @@ impl Load {
                                 .then(|| accepted[(turn * 7919) % accepted.len()].clone())
                         };
                         if let Some(replay) = replay {
+                            let sent_in = *phase.lock().unwrap();
                             let (status, body, id) = cluster
                                 .send_full((node + 1) % 3, "GET", PATH, &replay)
                                 .await;
-                            let now = *phase.lock().unwrap();
-                            seen.note(now, status, id);
+                            seen.note(sent_in, status, id);
                             seen.replays_sent.fetch_add(1, Ordering::Relaxed);
                             assert!(status != 0 && status != 500, "{status}: {body}");
                             if status == 200 {
@@ -206,8 +208,9 @@ async fn redis_restarted_under_load_accepts_no_replay_and_the_nodes_recover() {
     let load = Load::start(cluster.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    load.enter("outage");
+    // The outage begins once the server is dead: requests sent from then on are judged.
     redis.kill();
+    load.enter("outage");
     tokio::time::sleep(Duration::from_secs(1)).await;
     redis.restart();
     let back = load.enter("after");
@@ -248,12 +251,12 @@ async fn postgres_restarted_under_load_loses_no_audit_record_and_the_nodes_recov
     let load = Load::start(cluster.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    load.enter("outage");
     let stop = std::process::Command::new("bash")
         .args([&services, "pg-stop"])
         .status()
         .unwrap();
     assert!(stop.success());
+    load.enter("outage");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let start = std::process::Command::new("bash")
         .args([&services, "pg-start"])

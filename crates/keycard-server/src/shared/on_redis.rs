@@ -19,6 +19,10 @@
 //!   Redis cannot be reached in time the caller refuses the request (fail closed), and the
 //!   connection manager reconnects on its own.
 //!
+//! - The three-step flow's pending request tokens ([`crate::flow`]) are plain keys with an
+//!   expiry (`put`, `fetch`, `take` = `GETDEL`, `swap_if` = compare and swap), sealed by the
+//!   caller.
+//!
 //! Single Redis server (or a failover pair): the script touches two keys, which Redis Cluster
 //! would refuse unless they shared a hash slot.
 
@@ -56,6 +60,13 @@ redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[6]))
 return 1
 ";
 
+/// KEYS: key. ARGV: expected value, new value. Compare and swap, keeping the expiry.
+const SWAP: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+";
+
 /// ARGV: lease (ms), then pool key and member pairs. Extends the leases still present.
 const RENEW: &str = r"
 local t = redis.call('TIME')
@@ -86,6 +97,7 @@ pub struct RedisState {
     held: Arc<Mutex<HeldLeases>>,
     releases: mpsc::UnboundedSender<u64>,
     admit: Script,
+    swap: Script,
 }
 
 /// A slot held on Redis; dropping it removes the lease (in the background, in batches).
@@ -134,6 +146,7 @@ impl RedisState {
             held: Arc::default(),
             releases,
             admit: Script::new(ADMIT),
+            swap: Script::new(SWAP),
         });
         tokio::spawn(release(
             state.connection.clone(),
@@ -194,6 +207,54 @@ impl RedisState {
             .bounded(redis::cmd("PING").query_async(&mut connection))
             .await?;
         Ok(())
+    }
+
+    /// The key for `(kind, name)` with a client-chosen `name`: hashed, so no client bytes
+    /// end up in key names.
+    pub fn hashed_key(&self, kind: &str, name: &str) -> Vec<u8> {
+        let digest = Sha256::digest(name.as_bytes());
+        let mut key = Vec::with_capacity(self.prefix.len() + kind.len() + 1 + 16);
+        key.extend_from_slice(self.prefix.as_bytes());
+        key.extend_from_slice(kind.as_bytes());
+        key.push(b':');
+        key.extend_from_slice(&digest[..16]);
+        key
+    }
+
+    /// `SET key value PX ttl`.
+    pub async fn put(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Unreachable> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .clone();
+        self.bounded(command.query_async::<()>(&mut connection))
+            .await
+    }
+
+    /// `GET key`.
+    pub async fn fetch(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Unreachable> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("GET").arg(key).clone();
+        self.bounded(command.query_async(&mut connection)).await
+    }
+
+    /// `GETDEL key`: the value, gone for everyone else.
+    pub async fn take(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Unreachable> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("GETDEL").arg(key).clone();
+        self.bounded(command.query_async(&mut connection)).await
+    }
+
+    /// Replaces the value only if it is still `old` (keeping its expiry): compare and swap.
+    pub async fn swap_if(&self, key: &[u8], old: &[u8], new: &[u8]) -> Result<bool, Unreachable> {
+        let mut connection = self.connection.clone();
+        let mut call = self.swap.prepare_invoke();
+        call.key(key).arg(old).arg(new);
+        let swapped: i64 = self.bounded(call.invoke_async(&mut connection)).await?;
+        Ok(swapped == 1)
     }
 
     /// Leases held by this node, by pool name.

@@ -31,6 +31,8 @@ fn form_encoded(pairs: &[(&str, &str)], request_id: &str) -> Response {
     with_request_id(response, request_id)
 }
 
+const UNAVAILABLE: &str = "The service is temporarily unavailable. Try again in a moment.";
+
 fn random(bytes: usize) -> Option<String> {
     keycard_store::crypto::random_hex(bytes).ok()
 }
@@ -52,8 +54,8 @@ pub async fn requesttoken(State(state): State<Arc<AppState>>, incoming: Incoming
         );
     };
     let now = state.now();
-    state.flows.insert(
-        token.clone(),
+    let inserted = state.flows.insert(
+        &token,
         Pending {
             account: grant.account.id.clone(),
             integration_id: grant.integration.integration.id,
@@ -65,6 +67,14 @@ pub async fn requesttoken(State(state): State<Arc<AppState>>, incoming: Incoming
         },
         now,
     );
+    if inserted.await.is_err() {
+        return error_response(
+            Surface::Token,
+            ClientError::Unavailable,
+            None,
+            &grant.request_id,
+        );
+    }
     form_encoded(
         &[
             ("oauth_token", token.as_str()),
@@ -334,8 +344,12 @@ pub async fn page_handler(State(state): State<Arc<AppState>>, incoming: Incoming
         );
     }
     let now = state.now();
-    let Some(pending) = state.flows.get(&token, now) else {
-        return problem_page("This authorization request is unknown or has expired.", &id);
+    let pending = match state.flows.get(&token, now).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => {
+            return problem_page("This authorization request is unknown or has expired.", &id);
+        }
+        Err(_) => return problem_page(UNAVAILABLE, &id),
     };
     let Ok(Some(integration)) = state.cache.integration(&pending.consumer_key).await else {
         return problem_page("The application is no longer available.", &id);
@@ -405,13 +419,19 @@ async fn login(
             session: keycard_core::Secret::new(session.clone()),
         };
         // From the start, or again after going back to the login form.
-        let moved = state
+        let mut moved = state
             .flows
             .advance(token, &Stage::Issued, next.clone(), state.now())
-            || matches!(pending.stage, Stage::LoggedIn { .. })
-                && state
-                    .flows
-                    .advance(token, &pending.stage, next, state.now());
+            .await;
+        if matches!(moved, Ok(false)) && matches!(pending.stage, Stage::LoggedIn { .. }) {
+            moved = state
+                .flows
+                .advance(token, &pending.stage, next, state.now())
+                .await;
+        }
+        let Ok(moved) = moved else {
+            return problem_page(UNAVAILABLE, id);
+        };
         if !moved {
             return problem_page("This authorization request was already answered.", id);
         }
@@ -450,7 +470,7 @@ async fn login(
         )
     };
     if state.audit.send(record).await.is_err() {
-        return problem_page("The service is temporarily unavailable.", id);
+        return problem_page(UNAVAILABLE, id);
     }
     response
 }
@@ -482,9 +502,14 @@ async fn consent(
     let company = pending.account.to_string();
     let now = state.now();
     if action == "deny" {
-        state
+        if state
             .flows
-            .advance(token, &pending.stage, Stage::Denied, now);
+            .advance(token, &pending.stage, Stage::Denied, now)
+            .await
+            .is_err()
+        {
+            return problem_page(UNAVAILABLE, id);
+        }
         let mut params = vec![
             ("oauth_token", token),
             ("oauth_verifier", ""),
@@ -526,15 +551,23 @@ async fn consent(
         );
     };
     let Some(verifier) = random(16) else {
-        return problem_page("The service is temporarily unavailable.", id);
+        return problem_page(UNAVAILABLE, id);
     };
     let allowed = Stage::Allowed {
         user_id: user.id,
         role_id: chosen.id,
         verifier: keycard_core::Secret::new(verifier.clone()),
     };
-    if !state.flows.advance(token, &pending.stage, allowed, now) {
-        return problem_page("This authorization request was already answered.", id);
+    match state
+        .flows
+        .advance(token, &pending.stage, allowed, now)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return problem_page("This authorization request was already answered.", id);
+        }
+        Err(_) => return problem_page(UNAVAILABLE, id),
     }
     let (role_id, entity) = (chosen.id.to_string(), user.id.to_string());
     let mut params = vec![
