@@ -565,17 +565,27 @@ async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Durati
     loop {
         ticker.tick().await;
         let Some(cache) = cache.upgrade() else { return };
-        match store.directory_version().await {
-            Ok(version) => {
+        // A database that went away can leave the read waiting on the pool for its whole
+        // acquire timeout: an answer later than this counts as a failure (grace period).
+        let deadline = every.max(Duration::from_secs(1));
+        match tokio::time::timeout(deadline, store.directory_version()).await {
+            Ok(Ok(version)) => {
                 cache.directory_read(true);
                 if seen.is_some_and(|seen| seen != version) {
                     cache.invalidate();
                 }
                 seen = Some(version);
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 cache.directory_read(false);
                 tracing::warn!(%error, "cannot read the directory version");
+            }
+            Err(_) => {
+                cache.directory_read(false);
+                tracing::warn!(
+                    after_ms = deadline.as_millis(),
+                    "no answer from the directory"
+                );
             }
         }
     }

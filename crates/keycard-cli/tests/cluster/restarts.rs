@@ -211,6 +211,9 @@ async fn redis_restarted_under_load_accepts_no_replay_and_the_nodes_recover() {
     // The outage begins once the server is dead: requests sent from then on are judged.
     redis.kill();
     load.enter("outage");
+    let ready = readyz(&cluster, 1).await;
+    assert_eq!(ready.0, 503, "{}", ready.1);
+    assert!(ready.1.contains("Redis"), "{}", ready.1);
     tokio::time::sleep(Duration::from_secs(1)).await;
     redis.restart();
     let back = load.enter("after");
@@ -238,7 +241,15 @@ async fn redis_restarted_under_load_accepts_no_replay_and_the_nodes_recover() {
     );
     assert!(seen.count("outage", 503) > 0, "no 503 while Redis was down");
     assert!(seen.count("after", 200) > 0);
+    assert_eq!(readyz(&cluster, 1).await.0, 200);
     every_answer_is_audited(&cluster, &seen).await;
+}
+
+/// `/readyz` of a node: (status, body).
+async fn readyz(cluster: &Cluster, node: usize) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{}/readyz", cluster.nodes[node].port);
+    let response = cluster.http.get(url).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -247,7 +258,8 @@ async fn postgres_restarted_under_load_loses_no_audit_record_and_the_nodes_recov
     let services = std::env::var("KEYCARD_TEST_SERVICES_SH").expect(
         "KEYCARD_TEST_SERVICES_SH is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL",
     );
-    let cluster = Arc::new(Cluster::start(&[]).await);
+    // A 2 s grace: cached credentials verify for 2 s of outage, then logins are refused.
+    let cluster = Arc::new(Cluster::start(&["--directory-grace-secs", "2"]).await);
     let load = Load::start(cluster.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -256,8 +268,16 @@ async fn postgres_restarted_under_load_loses_no_audit_record_and_the_nodes_recov
         .status()
         .unwrap();
     assert!(stop.success());
-    load.enter("outage");
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let stopped = load.enter("outage");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    load.enter("past grace");
+    let ready = readyz(&cluster, 0).await;
+    assert_eq!(ready.0, 503, "{}", ready.1);
+    assert!(ready.1.contains("directory"), "{}", ready.1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Requests sent while it starts again may meet either state: not judged.
+    load.enter("restarting");
+    eprintln!("PostgreSQL down for {} ms", stopped.elapsed().as_millis());
     let start = std::process::Command::new("bash")
         .args([&services, "pg-start"])
         .status()
@@ -275,11 +295,14 @@ async fn postgres_restarted_under_load_loses_no_audit_record_and_the_nodes_recov
         0,
         "a replay was accepted"
     );
-    // Cached credentials kept verifying while the directory was away.
+    // Cached credentials kept verifying while the directory was away, for the grace period.
     assert!(
         seen.count("outage", 200) > 0,
         "nothing accepted while PostgreSQL was down"
     );
+    assert_eq!(seen.count("past grace", 200), 0, "accepted past the grace");
+    assert!(seen.count("past grace", 503) > 0, "no 503 past the grace");
+    assert_eq!(readyz(&cluster, 0).await.0, 200);
     assert!(seen.count("after", 200) > 0);
     every_answer_is_audited(&cluster, &seen).await;
 }
