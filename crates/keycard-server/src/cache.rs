@@ -238,10 +238,13 @@ impl Touched {
     }
 }
 
-/// When the version poll last read the directory, for the pipeline's grace period.
+/// When the version poll last read the directory, for the pipeline's grace period. Atomics:
+/// every request reads it, the poll writes it a few times a second.
 struct Reachability {
-    last_success: Instant,
-    latest_failed: bool,
+    created: Instant,
+    /// Milliseconds from `created` to the last successful poll.
+    last_success_ms: AtomicU64,
+    latest_failed: std::sync::atomic::AtomicBool,
 }
 
 pub struct CredentialCache {
@@ -252,7 +255,7 @@ pub struct CredentialCache {
     seen_changes: AtomicU64,
     /// This process's change events, applied when `local_changes` moves.
     local_events: Mutex<broadcast::Receiver<ChangeEvent>>,
-    reachability: Mutex<Reachability>,
+    reachability: Reachability,
     /// Dropped with the cache, which stops the change listener's task.
     _stop_listening: oneshot::Sender<()>,
     pub hits: AtomicU64,
@@ -272,10 +275,11 @@ impl CredentialCache {
             generation: AtomicU64::new(0),
             seen_changes: AtomicU64::new(store.local_changes()),
             local_events: Mutex::new(store.subscribe()),
-            reachability: Mutex::new(Reachability {
-                last_success: Instant::now(),
-                latest_failed: false,
-            }),
+            reachability: Reachability {
+                created: Instant::now(),
+                last_success_ms: AtomicU64::new(0),
+                latest_failed: std::sync::atomic::AtomicBool::new(false),
+            },
             _stop_listening: stop,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -320,24 +324,23 @@ impl CredentialCache {
     /// How long the directory has been unreachable: `None` while the latest version poll
     /// succeeded, else the time since the last one that did (or since the cache was created).
     pub fn directory_unreachable_for(&self) -> Option<Duration> {
-        let reachability = self
-            .reachability
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        reachability
-            .latest_failed
-            .then(|| reachability.last_success.elapsed())
+        let reachability = &self.reachability;
+        if !reachability.latest_failed.load(Ordering::Acquire) {
+            return None;
+        }
+        let last = Duration::from_millis(reachability.last_success_ms.load(Ordering::Acquire));
+        Some(reachability.created.elapsed().saturating_sub(last))
     }
 
     fn directory_read(&self, succeeded: bool) {
-        let mut reachability = self
-            .reachability
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        reachability.latest_failed = !succeeded;
+        let reachability = &self.reachability;
         if succeeded {
-            reachability.last_success = Instant::now();
+            let since = reachability.created.elapsed().as_millis();
+            reachability
+                .last_success_ms
+                .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Release);
         }
+        reachability.latest_failed.store(!succeeded, Ordering::Release);
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
