@@ -340,7 +340,9 @@ impl CredentialCache {
                 .last_success_ms
                 .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Release);
         }
-        reachability.latest_failed.store(!succeeded, Ordering::Release);
+        reachability
+            .latest_failed
+            .store(!succeeded, Ordering::Release);
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
