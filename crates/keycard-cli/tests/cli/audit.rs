@@ -1,62 +1,13 @@
 //! `keycard serve` as a process, then `keycard audit` reading what it wrote: the owner's view
 //! of a success and of failures, with filters, one record in full, and a JSON-lines export.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{keycard, stderr, stdout};
-
-struct Served {
-    child: Child,
-    port: u16,
-    logs: std::thread::JoinHandle<Vec<String>>,
-}
-
-/// Starts `keycard serve` on a free port and waits for its "serving on" line.
-fn serve(data_dir: &str, extra: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keycard"))
-        .args([
-            "serve",
-            "--data-dir",
-            data_dir,
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .args(extra)
-        .env_remove("KEYCARD_DATABASE_URL")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    let port = line
-        .split("://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no address in `{line}`"));
-    // Keep draining stderr so the server never blocks on a full pipe.
-    let logs = std::thread::spawn(move || lines.map_while(Result::ok).collect());
-    Served { child, port, logs }
-}
-
-impl Served {
-    /// Stops it the way an operator does (SIGTERM), checks it exits cleanly, returns its log.
-    fn stop(mut self) -> Vec<String> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        assert!(self.child.wait().unwrap().success());
-        self.logs.join().unwrap()
-    }
-}
+use crate::{keycard, serve, stderr, stdout};
 
 /// A raw HTTP/1.1 GET; returns (status, x-request-id).
 fn get(port: u16, path: &str, authorization: &str) -> (u16, String) {

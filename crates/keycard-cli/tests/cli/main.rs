@@ -5,7 +5,8 @@ mod audit;
 mod sign;
 mod toolkit;
 
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
 
 /// Runs `keycard` with `args` and a clean `KEYCARD_*` environment.
 pub fn keycard(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -28,4 +29,63 @@ pub fn stdout(output: &Output) -> String {
 
 pub fn stderr(output: &Output) -> String {
     String::from_utf8(output.stderr.clone()).expect("stderr is UTF-8")
+}
+
+/// A `keycard serve` process on a free port; killed when dropped.
+pub struct Served {
+    child: Child,
+    pub port: u16,
+    logs: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+/// Starts `keycard serve` on the SQLite directory in `data_dir` (JSON logs) and waits for its
+/// "serving on" line.
+pub fn serve(data_dir: &str, extra: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keycard"))
+        .args(["serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"])
+        .args(["--log-format", "json"])
+        .args(extra)
+        .env_remove("KEYCARD_DATABASE_URL")
+        .env_remove("KEYCARD_REDIS_URL")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the keycard binary runs");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr is piped")).lines();
+    let line = lines.next().and_then(Result::ok).unwrap_or_default();
+    let port = line
+        .split("://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no address in `{line}`"));
+    // Keep draining stderr so the server never blocks on a full pipe.
+    let logs = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    Served {
+        child,
+        port,
+        logs: Some(logs),
+    }
+}
+
+impl Served {
+    /// Stops it the way an operator does (SIGTERM), checks it exits cleanly, returns its log.
+    pub fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        assert!(self.child.wait().expect("the server is a child").success());
+        self.logs
+            .take()
+            .map(|logs| logs.join().expect("the log reader ends"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

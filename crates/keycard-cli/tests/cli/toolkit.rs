@@ -17,19 +17,12 @@ use crate::{keycard, stderr, stdout};
 const PASSWORD: &str = "a long demo password";
 
 struct Server {
-    child: Child,
+    _served: crate::Served,
     port: u16,
     _dir: tempfile::TempDir,
     data: String,
     config: String,
     creds: Value,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `keycard init` (for `account`), a password for the demo user, then `keycard serve`.
@@ -54,24 +47,10 @@ fn start(account: &str) -> Server {
         &[("KEYCARD_USER_PASSWORD", PASSWORD)],
     );
     assert!(set.status.success(), "{}", stderr(&set));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keycard"))
-        .args(["serve", "--data-dir", &data, "--listen", "127.0.0.1:0"])
-        .env_remove("KEYCARD_DATABASE_URL")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = lines.next().unwrap().unwrap();
-    let port = line
-        .split("://127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|port| port.parse().ok())
-        .unwrap_or_else(|| panic!("no address in `{line}`"));
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    let served = crate::serve(&data, &[]);
     Server {
-        child,
-        port,
+        port: served.port,
+        _served: served,
         _dir: dir,
         data,
         config,
