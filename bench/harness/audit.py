@@ -1,16 +1,23 @@
 """The login audit check: keycard must write one login record per request it answered, and as
-many `Success` records as the generator sent good requests. Counted from SQLite (read-only)
-while the server is stopped, so every queued record has been flushed."""
+many `Success` records as the generator sent good requests. Counted from SQLite (read-only) or
+PostgreSQL (psql) while the server is stopped, so every queued record has been flushed."""
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 # README and the migrations call it login_audit (one row per attempt, status Success/Failure).
 TABLE = "login_audit"
 
 
-def counts(data_dir: Path) -> tuple[int, int]:
-    """(all rows, Success rows)."""
+def counts(data_dir: Path, database_url: str | None = None) -> tuple[int, int]:
+    """(all rows, Success rows), from PostgreSQL when `database_url` is given."""
+    if database_url:
+        out = subprocess.run(
+            ["psql", database_url, "-Atc",
+             f"SELECT COUNT(*) || ' ' || COALESCE(SUM((status = 'Success')::int), 0) FROM {TABLE}"],
+            check=True, capture_output=True, text=True).stdout.split()
+        return int(out[0]), int(out[1])
     db = sqlite3.connect(f"file:{data_dir / 'keycard.db'}?mode=ro", uri=True)
     try:
         total, ok = db.execute(

@@ -16,13 +16,16 @@ class Runner:
         self.record_id = record_id
         self.problems: list[str] = []
 
+    def audit_counts(self) -> tuple[int, int]:
+        return audit.counts(self.paths.data_dir, self.paths.database_url)
+
     def path(self, scenario: Scenario) -> str:
         return scenario.path.format(record_id=self.record_id)
 
     def run(self, kind: str, scenario: Scenario, *, requests: int | None = None,
             rate: float | None = None, seconds: float, warmup: int) -> dict:
         port = servers.port_for(kind, self.env.port_base)
-        before = audit.counts(self.paths.data_dir) if kind == "keycard" else None
+        before = self.audit_counts() if kind == "keycard" else None
         server = servers.start(kind, self.paths, self.env.server_cpus, port, scenario.name)
         try:
             cpus = servers.cpu_list(self.env.server_cpus)
@@ -74,7 +77,7 @@ class Runner:
             self.problems.append(f"{where}: {result['unexpected_status']} unexpected statuses "
                                  f"{result['statuses']}")
         if kind == "keycard":
-            check = audit.check(before, audit.counts(self.paths.data_dir), result)
+            check = audit.check(before, self.audit_counts(), result)
             result["audit"] = check
             if not check["ok"]:
                 self.problems.append(f"{where}: login audit mismatch {check}")

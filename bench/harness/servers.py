@@ -26,6 +26,7 @@ class Paths:
     creds: Path
     work: Path  # this run's raw directory: logs, bodies
     keycard_args: tuple = ()  # extra `keycard serve` flags (e.g. --redis-url)
+    database_url: str | None = None  # the directory, when not SQLite in data_dir
 
 
 @dataclass
@@ -45,8 +46,9 @@ def command(kind: str, paths: Paths, port: int, scenario: str) -> tuple[list[str
     env = dict(os.environ)
     if kind == "keycard":
         # Default settings, default log level (KEYCARD_LOG): what an operator runs.
+        database = ("--database-url", paths.database_url) if paths.database_url else ()
         return [str(paths.keycard), "serve", "--data-dir", str(paths.data_dir),
-                "--listen", listen, *paths.keycard_args], env
+                "--listen", listen, *database, *paths.keycard_args], env
     body = paths.work / f"body-{scenario}.json"
     if kind == "bare":
         return [str(paths.bare), "--listen", listen, "--body-file", str(body)], env

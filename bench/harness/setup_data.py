@@ -12,14 +12,20 @@ USER = "admin@example.com"
 ROLE = "Integration Role"  # REST Web Services, customer: full (set up by `keycard init`)
 
 
-def keycard(binary: Path, data_dir: Path, *args: str) -> dict:
-    out = subprocess.run([str(binary), *args, "--data-dir", str(data_dir), "--json"],
+def _keycard(binary: Path, data_dir: Path, *args: str, database_url: str | None = None) -> dict:
+    database = ["--database-url", database_url] if database_url else []
+    out = subprocess.run([str(binary), *args, "--data-dir", str(data_dir), *database, "--json"],
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
 
-def create(binary: Path, data_dir: Path, tokens: int, connections: int) -> dict:
-    """Returns the credentials file's content (loadgen and the reference server read it)."""
+def create(binary: Path, data_dir: Path, tokens: int, connections: int,
+           database_url: str | None = None) -> dict:
+    """Returns the credentials file's content (loadgen and the reference server read it). The
+    directory is SQLite in `data_dir`, or PostgreSQL at `database_url` (the master key stays in
+    `data_dir`)."""
+    def keycard(binary, data_dir, *args):
+        return _keycard(binary, data_dir, *args, database_url=database_url)
     demo = keycard(binary, data_dir, "init", "--account", ACCOUNT)
     # NetSuite's standard tier allows 5 concurrent requests per account and answers the rest
     # with 429; a load test measures authentication, not that limit, so lift it above the

@@ -5,6 +5,10 @@ noise hit both alike; the median of each is reported. Redis runs on the generato
 a real deployment it has its own machine). The directory is SQLite in both, so the difference
 is the shared state alone; every run passes the usual audit and success checks.
 
+A third variant is a cluster node as deployed: directory and audit trail on PostgreSQL (the
+project's throwaway instance from scripts/services.sh, moved to the generator's CPUs; it runs
+with fsync off, so its figure is an upper bound for a durable PostgreSQL) and state on Redis.
+
     bench/run --shared      (bench/run builds first, then calls this)
 """
 
@@ -20,7 +24,7 @@ import time
 from pathlib import Path
 
 from . import servers, setup_data
-from .config import BENCH, MODES, SCENARIOS, from_environment
+from .config import BENCH, MODES, REPO, SCENARIOS, from_environment
 from .main import capture_bodies, log, max_run, metadata
 from .measure import Runner
 
@@ -47,6 +51,24 @@ def start_redis(cpus: str, port: int) -> subprocess.Popen:
         time.sleep(0.05)
 
 
+def start_postgres(cpus: str) -> tuple[str, bool]:
+    """A fresh database on the project's throwaway PostgreSQL (started when not running), its
+    processes moved to `cpus`. Returns (URL, whether this call started the server)."""
+    services = REPO / "scripts" / "services.sh"
+    was_running = subprocess.run(["bash", str(services), "status"], capture_output=True,
+                                 text=True).stdout.startswith("PostgreSQL: running")
+    subprocess.run(["bash", str(services), "start"], check=True, capture_output=True)
+    env = dict(line.split("=", 1) for line in
+               (REPO / ".tmp" / "services.env").read_text().split("\n") if "=" in line)
+    admin = env["KEYCARD_TEST_DATABASE_URL"]
+    name = f"kc_bench_{os.getpid()}_{int(time.time())}"
+    subprocess.run(["psql", admin, "-qc", f"CREATE DATABASE {name}"], check=True)
+    for pid in subprocess.run(["pgrep", "-f", "postgres"], capture_output=True,
+                              text=True).stdout.split():
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, pid], capture_output=True)
+    return f"{admin.rsplit('/', 1)[0]}/{name}", not was_running
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keycard", type=Path, required=True)
@@ -64,21 +86,29 @@ def main() -> int:
     paths.creds.write_text(json.dumps(creds))
     redis_port = env.port_base + 30
     redis = start_redis(env.loadgen_cpus, redis_port)
+    redis_url = f"redis://127.0.0.1:{redis_port}/"
+    database_url, started_postgres = start_postgres(env.loadgen_cpus)
+    cluster_node = dataclasses.replace(
+        paths, data_dir=args.work / "data-pg", creds=args.work / "creds-pg.json",
+        database_url=database_url, keycard_args=("--redis-url", redis_url))
+    cluster_node.creds.write_text(json.dumps(setup_data.create(
+        paths.keycard, cluster_node.data_dir, env.tokens, env.connections, database_url)))
     try:
         record_id = capture_bodies(paths, env)
         scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
         variants = {
             "memory": paths,
-            "redis": dataclasses.replace(paths, keycard_args=(
-                "--redis-url", f"redis://127.0.0.1:{redis_port}/")),
+            "redis": dataclasses.replace(paths, keycard_args=("--redis-url", redis_url)),
+            "postgres+redis": cluster_node,
         }
         runs: dict[str, list[dict]] = {name: [] for name in variants}
         problems = []
-        seen = {"keycard": 30_000.0}
+        # The last rate of each variant sizes its next run.
+        seen = {name: {"keycard": 30_000.0} for name in variants}
         for round_ in range(ROUNDS):
             for name, variant in variants.items():
                 runner = Runner(env, variant, record_id)
-                top = max_run(runner, "keycard", scenario, mode, seen)
+                top = max_run(runner, "keycard", scenario, mode, seen[name])
                 problems += runner.problems
                 runs[name].append({
                     "rps": top["steady_rps"] or top["achieved_rps"],
@@ -93,6 +123,9 @@ def main() -> int:
     finally:
         redis.kill()
         redis.wait()
+        if started_postgres:
+            subprocess.run(["bash", str(REPO / "scripts" / "services.sh"), "stop"],
+                           capture_output=True)
     summary = {name: {key: statistics.median(r[key] for r in rs)
                       for key in ("rps", "p50_us", "p99_us", "cpu_us_per_request")}
                for name, rs in runs.items()}
@@ -100,19 +133,23 @@ def main() -> int:
     meta = metadata("shared", env)
     out = BENCH / "results" / f"{meta['date']}-{meta['host']}-shared.json"
     out.write_text(json.dumps({"meta": meta, "runs": runs, "summary": summary, "ratio": ratio,
+                               "cluster_node_ratio": summary["postgres+redis"]["rps"]
+                               / summary["memory"]["rps"],
                                "problems": problems}, indent=1) + "\n")
-    m, r = summary["memory"], summary["redis"]
+    m, r, p = summary["memory"], summary["redis"], summary["postgres+redis"]
     table = "\n".join([
         f"Shared state, {meta['date']}, {meta['host']} ({meta['cpu_model']}), tokeninfo at max "
         f"throughput, server on CPUs {env.server_cpus}, generator and Redis on {env.loadgen_cpus}, "
         f"{env.connections} connections, {env.tokens} tokens, median of {ROUNDS} alternated runs:",
         "",
-        "| state | req/s | p50 | p99 | server CPU/request |",
+        "| state | req/s | p50 | p99 | keycard CPU/request |",
         "|---|---:|---:|---:|---:|",
         f"| in memory (one node) | {m['rps']:,.0f} | {m['p50_us']:.0f} µs | {m['p99_us']:.0f} µs | {m['cpu_us_per_request']:.1f} µs |",
         f"| Redis (any number of nodes) | {r['rps']:,.0f} | {r['p50_us']:.0f} µs | {r['p99_us']:.0f} µs | {r['cpu_us_per_request']:.1f} µs |",
+        f"| PostgreSQL directory and audit + Redis (a cluster node) | {p['rps']:,.0f} | {p['p50_us']:.0f} µs | {p['p99_us']:.0f} µs | {p['cpu_us_per_request']:.1f} µs |",
         "",
-        f"Redis / memory: **{ratio:.2f}×** throughput per node.",
+        f"Redis / memory: **{ratio:.2f}×** throughput per node; a cluster node (PostgreSQL + "
+        f"Redis) / memory: **{p['rps'] / m['rps']:.2f}×**.",
     ])
     out.with_suffix(".md").write_text(table + "\n")
     print(table)
