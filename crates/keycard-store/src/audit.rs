@@ -94,6 +94,9 @@ impl Store {
                     what: "the login audit writer stopped".to_owned(),
                 })?;
         }
+        if let Some(pool) = self.login_pool() {
+            return insert_on_postgres(pool, records).await;
+        }
         let mut tx = self.begin().await?;
         // One prepared statement reused per row: measured faster under load than multi-row
         // INSERTs of varying length through sqlx `Any` (bench, 2026-11-23).
@@ -162,4 +165,38 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A whole batch in one statement and one round trip: each column bound as an array, the rows
+/// rebuilt by `UNNEST` in the batch's order (ids follow it). One INSERT per row cost a round
+/// trip each, which held a node on PostgreSQL to about 10k logins/s.
+async fn insert_on_postgres(
+    pool: &sqlx::PgPool,
+    records: &[keycard_core::LoginRecord],
+) -> Result<(), StoreError> {
+    fn column<'a, T>(
+        records: &'a [keycard_core::LoginRecord],
+        pick: impl Fn(&'a keycard_core::LoginRecord) -> T,
+    ) -> Vec<T> {
+        records.iter().map(pick).collect()
+    }
+    sqlx::query(&format!(
+        "INSERT INTO login_audit ({LOGIN_COLUMNS}) SELECT {LOGIN_COLUMNS} FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[]) WITH ORDINALITY AS batch({LOGIN_COLUMNS}, n) ORDER BY n"
+    ))
+    .bind(column(records, |r| r.at))
+    .bind(column(records, |r| r.request_id.as_str()))
+    .bind(column(records, |r| r.ip.as_str()))
+    .bind(column(records, |r| r.account.as_deref()))
+    .bind(column(records, |r| r.integration.as_deref()))
+    .bind(column(records, |r| r.token_name.as_deref()))
+    .bind(column(records, |r| r.user.as_deref()))
+    .bind(column(records, |r| r.role.as_deref()))
+    .bind(column(records, |r| r.surface.as_str()))
+    .bind(column(records, |r| r.request_uri.as_str()))
+    .bind(column(records, |r| r.status.as_str()))
+    .bind(column(records, |r| r.detail.as_str()))
+    .bind(column(records, |r| r.diagnosis.to_string()))
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -94,6 +94,9 @@ pub struct Store {
     origin: Arc<str>,
     /// PostgreSQL: where change listeners connect. May hold a password: never printed.
     listen_url: Option<Arc<str>>,
+    /// PostgreSQL: a native pool for login records, which go in one array-bound statement
+    /// per batch (the `Any` driver has no arrays).
+    login_pool: Option<sqlx::PgPool>,
 }
 
 impl std::fmt::Debug for Store {
@@ -160,6 +163,15 @@ impl Store {
             clock: system_clock(),
             login_writer: sqlite_path(location).map(|path| LoginWriter::new(&path)),
             origin: origin.into(),
+            login_pool: (backend == Backend::Postgres)
+                .then(|| {
+                    sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(2)
+                        .acquire_timeout(Duration::from_secs(10))
+                        .connect_lazy(&url)
+                })
+                .transpose()
+                .map_err(|source| StoreError::Connect { backend, source })?,
             listen_url: (backend == Backend::Postgres).then(|| url.into()),
         })
     }
@@ -200,6 +212,11 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// The native PostgreSQL pool for login records (`None` on SQLite).
+    pub(crate) fn login_pool(&self) -> Option<&sqlx::PgPool> {
+        self.login_pool.as_ref()
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
