@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::shared::on_redis::RedisState;
-use crate::shared::{SharedState, Unreachable};
+use crate::shared::{SharedState, Unreachable, lock};
 
 /// A request token on its way to becoming an access token.
 #[derive(Clone)]
@@ -76,7 +76,11 @@ impl PendingFlows {
                 let ttl_ms = u64::try_from((pending.expires_at - now).max(1)).unwrap_or(1) * 1000;
                 let sealed = seal(store, token, &pending)?;
                 redis
-                    .put(&redis.hashed_key("flow", token), &sealed, ttl_ms)
+                    .put(
+                        &redis.hashed_key("flow", &[token.as_bytes()]),
+                        &sealed,
+                        ttl_ms,
+                    )
                     .await
             }
         }
@@ -87,7 +91,9 @@ impl PendingFlows {
         match self {
             Self::Local(map) => Ok(lock(map).get(token).filter(|p| p.expires_at > now).cloned()),
             Self::Shared { redis, store } => {
-                let sealed = redis.fetch(&redis.hashed_key("flow", token)).await?;
+                let sealed = redis
+                    .fetch(&redis.hashed_key("flow", &[token.as_bytes()]))
+                    .await?;
                 Ok(sealed
                     .and_then(|sealed| open(store, token, &sealed))
                     .filter(|p| p.expires_at > now))
@@ -112,7 +118,7 @@ impl PendingFlows {
                 _ => false,
             }),
             Self::Shared { redis, store } => {
-                let key = redis.hashed_key("flow", token);
+                let key = redis.hashed_key("flow", &[token.as_bytes()]);
                 let Some(sealed) = redis.fetch(&key).await? else {
                     return Ok(false);
                 };
@@ -137,19 +143,15 @@ impl PendingFlows {
         match self {
             Self::Local(map) => Ok(lock(map).remove(token).filter(|p| p.expires_at > now)),
             Self::Shared { redis, store } => {
-                let sealed = redis.take(&redis.hashed_key("flow", token)).await?;
+                let sealed = redis
+                    .take(&redis.hashed_key("flow", &[token.as_bytes()]))
+                    .await?;
                 Ok(sealed
                     .and_then(|sealed| open(store, token, &sealed))
                     .filter(|p| p.expires_at > now))
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What Redis holds, before sealing.

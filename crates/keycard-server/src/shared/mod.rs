@@ -131,3 +131,11 @@ impl SharedState {
         }
     }
 }
+
+/// A mutex's guard; a poisoned lock only means a panic elsewhere while holding it, and the
+/// maps it guards are still whole.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

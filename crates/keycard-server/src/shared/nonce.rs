@@ -6,6 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
 
+use super::lock;
+
 const SHARDS: usize = 16;
 /// Seconds per bucket.
 const BUCKET: i64 = 10;
@@ -88,9 +90,7 @@ impl NonceStore {
         let Some(shard) = self.shards.get(shard_index) else {
             return false;
         };
-        let mut shard = shard
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shard = lock(shard);
         // Timestamps older than the window are refused before this point; drop their buckets.
         shard.expire((now - self.window).div_euclid(BUCKET) - 1);
         // A replay carries the same timestamp, so it lands in the same bucket.
@@ -105,10 +105,7 @@ impl NonceStore {
     pub fn purge(&self, now: i64) {
         let oldest_live = (now - self.window).div_euclid(BUCKET) - 1;
         for shard in &self.shards {
-            shard
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .expire(oldest_live);
+            lock(shard).expire(oldest_live);
         }
     }
 
@@ -116,14 +113,7 @@ impl NonceStore {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| {
-                s.lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .buckets
-                    .values()
-                    .map(Entries::len)
-                    .sum::<usize>()
-            })
+            .map(|s| lock(s).buckets.values().map(Entries::len).sum::<usize>())
             .sum()
     }
 

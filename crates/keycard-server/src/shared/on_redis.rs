@@ -36,7 +36,7 @@ use redis::{RedisError, Script};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::{Admission, NonceUse, Pool, Slot, Unreachable};
+use super::{Admission, NonceUse, Pool, Slot, Unreachable, lock};
 use crate::config::ServerConfig;
 
 /// KEYS: nonce, epoch, pool (optional). ARGV: nonce ttl (s), request timestamp, window (s),
@@ -131,8 +131,7 @@ impl RedisState {
         let connection = ConnectionManager::new_lazy_with_config(client, manager_config)
             .map_err(|error| anyhow::anyhow!("cannot prepare the Redis connection: {error}"))?;
         let (releases, finished) = mpsc::unbounded_channel();
-        let mut node = [0u8; 8];
-        getrandom::fill(&mut node)
+        let node = keycard_store::crypto::random_hex(8)
             .map_err(|error| anyhow::anyhow!("no randomness for the node id: {error}"))?;
         let state = Arc::new(Self {
             connection,
@@ -141,7 +140,7 @@ impl RedisState {
             window: config.timestamp_window,
             lease_ms: config.slot_lease_ms.max(30),
             deadline,
-            node: hex(&node),
+            node,
             next_lease: AtomicU64::new(0),
             held: Arc::default(),
             releases,
@@ -170,11 +169,15 @@ impl RedisState {
     ) -> Result<Admission, Unreachable> {
         let ttl = (nonce.timestamp + self.window - nonce.now).max(0) + 1;
         let mut call = self.admit.prepare_invoke();
-        call.key(self.nonce_key(nonce))
-            .key(&self.epoch_key)
-            .arg(ttl)
-            .arg(nonce.timestamp)
-            .arg(self.window);
+        let timestamp = nonce.timestamp.to_be_bytes();
+        call.key(self.hashed_key(
+            "n",
+            &[nonce.scope.as_bytes(), nonce.nonce.as_bytes(), &timestamp],
+        ))
+        .key(&self.epoch_key)
+        .arg(ttl)
+        .arg(nonce.timestamp)
+        .arg(self.window);
         let lease = pool.map(|pool| {
             let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
             let key: Arc<str> = format!("{}slots:{}", self.prefix, pool.name).into();
@@ -209,10 +212,15 @@ impl RedisState {
         Ok(())
     }
 
-    /// The key for `(kind, name)` with a client-chosen `name`: hashed, so no client bytes
-    /// end up in key names.
-    pub fn hashed_key(&self, kind: &str, name: &str) -> Vec<u8> {
-        let digest = Sha256::digest(name.as_bytes());
+    /// The key `<prefix><kind>:<16 bytes of SHA-256 over parts>`, each part length-prefixed:
+    /// fixed size, and no client bytes end up in key names.
+    pub fn hashed_key(&self, kind: &str, parts: &[&[u8]]) -> Vec<u8> {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        let digest = hasher.finalize();
         let mut key = Vec::with_capacity(self.prefix.len() + kind.len() + 1 + 16);
         key.extend_from_slice(self.prefix.as_bytes());
         key.extend_from_slice(kind.as_bytes());
@@ -272,21 +280,6 @@ impl RedisState {
         lock(&self.held)
     }
 
-    fn nonce_key(&self, nonce: &NonceUse<'_>) -> Vec<u8> {
-        let mut hasher = Sha256::new();
-        for part in [nonce.scope.as_bytes(), nonce.nonce.as_bytes()] {
-            hasher.update((part.len() as u64).to_be_bytes());
-            hasher.update(part);
-        }
-        hasher.update(nonce.timestamp.to_be_bytes());
-        let digest = hasher.finalize();
-        let mut key = Vec::with_capacity(self.prefix.len() + 2 + 16);
-        key.extend_from_slice(self.prefix.as_bytes());
-        key.extend_from_slice(b"n:");
-        key.extend_from_slice(&digest[..16]);
-        key
-    }
-
     /// Runs a Redis call with this node's deadline; any failure means "unreachable".
     async fn bounded<T>(
         &self,
@@ -307,12 +300,6 @@ fn member(node: &str, id: u64) -> String {
     format!("{node}:{id}")
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// The error without anything from the URL (a password could be there).
 fn describe(error: &RedisError) -> String {
     format!(
@@ -320,14 +307,6 @@ fn describe(error: &RedisError) -> String {
         error.kind(),
         error.detail().unwrap_or("unavailable")
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 /// Removes finished leases, many per round trip. A lease whose removal fails expires on its

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::lock;
+
 #[derive(Default)]
 pub struct Slots {
     pools: Mutex<HashMap<String, Arc<AtomicU32>>>,
@@ -26,10 +28,7 @@ impl Slots {
     /// Takes a slot from `pool` if fewer than `limit` are in use.
     pub fn acquire(&self, pool: &str, limit: u32) -> Option<LocalSlot> {
         let counter = {
-            let mut pools = self
-                .pools
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut pools = lock(&self.pools);
             // Look up before inserting: `entry` would allocate the key on every request.
             match pools.get(pool) {
                 Some(counter) => counter.clone(),
@@ -54,19 +53,14 @@ impl Slots {
     }
 
     pub fn in_use(&self, pool: &str) -> u32 {
-        self.pools
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.pools)
             .get(pool)
             .map_or(0, |c| c.load(Ordering::Acquire))
     }
 
     /// Every pool seen and its slots in use now, for metrics.
     pub fn snapshot(&self) -> Vec<(String, u32)> {
-        let mut pools: Vec<(String, u32)> = self
-            .pools
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let mut pools: Vec<(String, u32)> = lock(&self.pools)
             .iter()
             .map(|(pool, c)| (pool.clone(), c.load(Ordering::Acquire)))
             .collect();
