@@ -246,3 +246,46 @@ fn serve_speaks_https_with_a_certificate() {
     );
     served.stop();
 }
+
+#[test]
+fn serve_refuses_bad_shared_state_settings_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    for (args, message) in [
+        (
+            vec!["--redis-url", "http://127.0.0.1:6379"],
+            "--redis-url must be a redis:// URL",
+        ),
+        (
+            vec!["--slot-lease-ms", "5"],
+            "--slot-lease-ms must be at least 100",
+        ),
+        (vec!["--resync-ms", "1"], "--resync-ms must be at least 10"),
+    ] {
+        let mut all = vec!["serve", "--data-dir", data, "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(&args);
+        let out = keycard(&all, &[]);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+    // A redis:// URL the client library cannot read is refused at start, without echoing it.
+    let out = keycard(
+        &[
+            "serve",
+            "--data-dir",
+            data,
+            "--listen",
+            "127.0.0.1:0",
+            "--redis-url",
+            "redis://:hunter2@[bad",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("the Redis URL is not valid"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the URL's password was printed: {text}"
+    );
+}

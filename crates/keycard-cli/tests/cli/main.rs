@@ -6,22 +6,12 @@ mod sign;
 mod toolkit;
 
 use std::io::{BufRead, BufReader};
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::process::{Child, Command, Output, Stdio};
 
-/// Runs `keycard` with `args` and a clean `KEYCARD_*` environment.
-pub fn keycard(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keycard"));
-    command.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("KEYCARD_") {
-            command.env_remove(name);
-        }
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.output().expect("the keycard binary runs")
-}
+pub use support::{input, keycard, option};
 
 pub fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")

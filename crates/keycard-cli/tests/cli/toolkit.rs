@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{keycard, stderr, stdout};
+use crate::{input, keycard, option, stderr, stdout};
 
 const PASSWORD: &str = "a long demo password";
 
@@ -169,25 +169,6 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
         .iter()
         .find(|(n, _)| n == name)
         .map_or("", |(_, v)| v.as_str())
-}
-
-/// `<input … name="NAME" value="…">`.
-fn input(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-/// The value of the `<option>` whose label is `label`.
-fn option(html: &str, label: &str) -> String {
-    let end = html
-        .find(&format!("\">{label}</option>"))
-        .unwrap_or_else(|| panic!("no option {label} in {html}"));
-    let start = html[..end].rfind("value=\"").unwrap() + "value=\"".len();
-    html[start..end].to_owned()
 }
 
 #[test]

@@ -3,7 +3,8 @@
 
 use keycard_client::{Credentials, Realm, SignRequest, Signer};
 
-use crate::harness::{Cluster, HOST, ONE_AT_A_TIME, form_field, input, nonce, now, option};
+use crate::harness::{Cluster, HOST, ONE_AT_A_TIME, form_field, nonce, now};
+use crate::{input, option};
 
 const CALLBACK: &str = "http://localhost:8910/callback";
 const PAGE: &str = "/app/login/secure/authorizetoken.nl";

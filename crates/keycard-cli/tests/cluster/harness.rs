@@ -399,25 +399,6 @@ pub fn sign(signer: &Signer, method: &str, path_and_query: &str) -> String {
         .authorization
 }
 
-/// `<input … name="NAME" value="…">` of a page.
-pub fn input(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {html}"))
-        + marker.len();
-    html[start..].split('"').next().unwrap().to_owned()
-}
-
-/// The value of the `<option>` whose label is `label`.
-pub fn option(html: &str, label: &str) -> String {
-    let end = html
-        .find(&format!("\">{label}</option>"))
-        .unwrap_or_else(|| panic!("no option {label} in {html}"));
-    let start = html[..end].rfind("value=\"").unwrap() + "value=\"".len();
-    html[start..end].to_owned()
-}
-
 /// `name=value&…` answers (request and access tokens).
 pub fn form_field(body: &str, name: &str) -> String {
     body.split('&')

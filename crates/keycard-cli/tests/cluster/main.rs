@@ -10,19 +10,7 @@ mod propagation;
 mod replay;
 mod restarts;
 
-use std::process::{Command, Output};
+#[path = "../support/mod.rs"]
+mod support;
 
-/// Runs `keycard` with `args` and a clean `KEYCARD_*` environment.
-pub fn keycard(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keycard"));
-    command.args(args);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("KEYCARD_") {
-            command.env_remove(name);
-        }
-    }
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    command.output().expect("the keycard binary runs")
-}
+pub use support::{input, keycard, option};
