@@ -72,6 +72,9 @@ class Env:
     tokens: int
     connections: int
     port_base: int
+    # LOADGEN_SLEEP=1: the generator sleeps in epoll while all its requests are out, instead of
+    # busy-polling (the default since the fourth session; see bench/src/bin/loadgen/engine.rs).
+    loadgen_sleeps: bool = False
 
 
 def cpu_count(cpus: str) -> int:
@@ -90,4 +93,5 @@ def from_environment() -> Env:
         tokens=int(os.environ.get("TOKENS", "100")),
         connections=int(os.environ.get("CONNECTIONS", "16")),
         port_base=int(os.environ.get("BENCH_PORT_BASE", "18910")),
+        loadgen_sleeps=os.environ.get("LOADGEN_SLEEP", "") == "1",
     )

@@ -189,6 +189,7 @@ def metadata(mode: str, env) -> dict:
         "nproc": os.cpu_count(),
         "server_cpus": env.server_cpus, "loadgen_cpus": env.loadgen_cpus,
         "connections": env.connections, "tokens": env.tokens,
+        "loadgen_sleeps": env.loadgen_sleeps,
         "keycard_commit": cmd("git", "rev-parse", "--short", "HEAD"),
         "keycard_dirty": bool(cmd("git", "status", "--porcelain", "--", "crates")),
         "rustc": cmd("rustc", "--version"),

@@ -57,6 +57,8 @@ class Runner:
                "--path", self.path(scenario), "--creds", str(self.paths.creds),
                "--connections", str(self.env.connections), "--warmup", str(warmup),
                "--fail-percent", str(scenario.fail_percent)]
+        if self.env.loadgen_sleeps:
+            cmd.append("--sleep-when-busy")
         if rate is None:
             # Max mode: a request budget sized for `seconds`, with a hard stop at twice that.
             cmd += ["--requests", str(requests), "--max-seconds", str(max(2 * seconds, 2.0))]

@@ -170,7 +170,7 @@ pub async fn render(State(state): State<std::sync::Arc<AppState>>) -> Response {
             "keycard_audit_queue",
             "gauge",
             "Login records waiting for the audit writer.",
-            (state.audit.max_capacity() - state.audit.capacity()) as u64,
+            state.audit.queued() as u64,
         ),
         (
             "keycard_audit_written_total",

@@ -55,7 +55,8 @@ pub fn parse(buf: &[u8]) -> Result<Option<Head>> {
 /// One request on a fresh connection; returns the status and the raw response, for setup
 /// (capturing response bodies, creating records) and sanity checks.
 pub fn one_shot(addr: SocketAddr, request: &[u8]) -> Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
+    let mut stream =
+        TcpStream::connect(addr).with_context(|| format!("cannot connect to {addr}"))?;
     stream.write_all(request)?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -81,7 +82,11 @@ mod tests {
         let r = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
         assert_eq!(
             parse(r).unwrap(),
-            Some(Head { status: 200, total_len: r.len(), close: false })
+            Some(Head {
+                status: 200,
+                total_len: r.len(),
+                close: false
+            })
         );
         assert_eq!(parse(&r[..r.len() - 1]).unwrap(), None);
         let c = b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";

@@ -81,6 +81,10 @@ struct RunArgs {
     /// Generator threads (default: the CPUs this process may run on, at most `connections`).
     #[arg(long)]
     threads: Option<usize>,
+    /// Sleep in epoll while every connection waits for its answer, instead of busy-polling
+    /// (see engine.rs: a sleeping generator costs the server a cross-CPU wakeup per answer).
+    #[arg(long)]
+    sleep_when_busy: bool,
 }
 
 #[derive(Args)]
@@ -156,7 +160,10 @@ fn run(args: &RunArgs) -> Result<()> {
     };
     // Timestamps are signed before the run: keep every run well inside the ±300 s window.
     let run_seconds = args.duration.unwrap_or(args.max_seconds);
-    anyhow::ensure!(run_seconds <= 240.0, "runs are limited to 240 s (timestamp window)");
+    anyhow::ensure!(
+        run_seconds <= 240.0,
+        "runs are limited to 240 s (timestamp window)"
+    );
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = args
         .threads
@@ -188,6 +195,7 @@ fn run(args: &RunArgs) -> Result<()> {
                     let mut engine = Engine::connect(
                         args.target.connect,
                         split(args.connections, threads, t),
+                        args.sleep_when_busy,
                     )?;
                     if barrier.wait().is_leader() {
                         *presign_done.lock().unwrap() = Some(Instant::now());
@@ -204,10 +212,7 @@ fn run(args: &RunArgs) -> Result<()> {
                     barrier.wait();
                     let t0 = start_at.lock().unwrap().context("no start time")?;
                     let (pace, deadline) = match pace_rate {
-                        None => (
-                            Pace::Max,
-                            t0 + Duration::from_secs_f64(args.max_seconds),
-                        ),
+                        None => (Pace::Max, t0 + Duration::from_secs_f64(args.max_seconds)),
                         Some(rate) => (
                             Pace::Open {
                                 t0,
@@ -247,7 +252,11 @@ fn run(args: &RunArgs) -> Result<()> {
     let elapsed = total
         .last_done
         .map_or(0.0, |d| d.saturating_duration_since(t0).as_secs_f64());
-    let rps = if elapsed > 0.0 { total.completed as f64 / elapsed } else { 0.0 };
+    let rps = if elapsed > 0.0 {
+        total.completed as f64 / elapsed
+    } else {
+        0.0
+    };
     let report = json!({
         "mode": if pace_rate.is_some() { "open" } else { "max" },
         "offered_rps": pace_rate,
@@ -255,6 +264,7 @@ fn run(args: &RunArgs) -> Result<()> {
         "threads": threads,
         "planned": measured,
         "fail_percent": args.fail_percent,
+        "sleep_when_busy": args.sleep_when_busy,
         "elapsed_s": elapsed,
         "achieved_rps": rps,
         "steady_rps": stats::steady_rps(&total.timeline),

@@ -25,10 +25,13 @@ pub struct TokenCreds {
 
 impl Creds {
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let creds: Self = serde_json::from_str(&text).context("bad credentials file")?;
-        anyhow::ensure!(!creds.tokens.is_empty(), "the credentials file lists no token");
+        anyhow::ensure!(
+            !creds.tokens.is_empty(),
+            "the credentials file lists no token"
+        );
         Ok(creds)
     }
 }
@@ -161,7 +164,11 @@ pub fn plan(
     for i in 0..measured as u64 {
         let index = base + warmup as u64 + i;
         let kind = if rng.next() % 1_000_000 < fail_ppm {
-            if rng.next() & 1 == 0 { Kind::BadSignature } else { Kind::Replay }
+            if rng.next() & 1 == 0 {
+                Kind::BadSignature
+            } else {
+                Kind::Replay
+            }
         } else {
             Kind::Good
         };

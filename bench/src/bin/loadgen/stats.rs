@@ -68,9 +68,17 @@ impl Outcome {
         }
     }
 
-    pub fn record(&mut self, kind: Kind, status: u16, latency: Duration, done: Instant, t0: Instant) {
-        let bucket = usize::try_from(done.saturating_duration_since(t0).as_millis() / BUCKET.as_millis())
-            .unwrap_or(usize::MAX);
+    pub fn record(
+        &mut self,
+        kind: Kind,
+        status: u16,
+        latency: Duration,
+        done: Instant,
+        t0: Instant,
+    ) {
+        let bucket =
+            usize::try_from(done.saturating_duration_since(t0).as_millis() / BUCKET.as_millis())
+                .unwrap_or(usize::MAX);
         if bucket < 100_000 {
             if self.timeline.len() <= bucket {
                 self.timeline.resize(bucket + 1, 0);
@@ -160,7 +168,10 @@ pub fn steady_rps(timeline: &[u64]) -> Option<f64> {
 /// Requests/s per 100 ms, for the JSON.
 pub fn timeline_rps(timeline: &[u64]) -> Vec<u64> {
     let per = (Duration::from_millis(100).as_millis() / BUCKET.as_millis()) as usize;
-    timeline.chunks(per).map(|c| c.iter().sum::<u64>() * 10).collect()
+    timeline
+        .chunks(per)
+        .map(|c| c.iter().sum::<u64>() * 10)
+        .collect()
 }
 
 fn us(ns: u64) -> f64 {

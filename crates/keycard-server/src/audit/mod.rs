@@ -1,8 +1,10 @@
-//! The login audit writer: requests queue records on a bounded channel (waiting when it is full:
+//! The login audit writer: requests queue records on a bounded queue (waiting when it is full:
 //! back-pressure, never loss) and one writer stores them in batches, in order. On an SQLite
 //! file the writer is a blocking thread with the store's native [`LoginWriter`] (no thread hop
-//! per row); on PostgreSQL it is a task on the pool. On shutdown the channel closes and the
-//! writer drains it before returning.
+//! per row); on PostgreSQL it is a task on the pool. When the last sender is dropped the writer
+//! drains the queue before returning.
+
+mod queue;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -10,11 +12,11 @@ use std::time::Duration;
 
 use keycard_core::LoginRecord;
 use keycard_store::{LoginWriter, Store, StoreError};
-use tokio::sync::mpsc;
 
+use self::queue::{AuditReceiver, Taken};
 use crate::metrics::Metrics;
 
-pub type AuditSender = mpsc::Sender<LoginRecord>;
+pub use self::queue::{AuditSender, WriterGone};
 
 const BATCH: usize = 512;
 /// How long the native writer lets records gather after the first one before writing: fewer,
@@ -28,9 +30,10 @@ pub fn spawn_writer(
     capacity: usize,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(AuditSender, tokio::task::JoinHandle<()>)> {
-    let (sender, receiver) = mpsc::channel::<LoginRecord>(capacity.max(1));
+    let (sender, receiver) = queue::bounded(capacity);
     let task = match store.login_writer() {
         Some(writer) => {
+            let runtime = tokio::runtime::Handle::current();
             // A plain thread, not `spawn_blocking`: a runtime waits for its blocking tasks when
             // it is dropped, and this one only ends once every sender is gone.
             let (done, finished) = tokio::sync::oneshot::channel::<()>();
@@ -38,7 +41,8 @@ pub fn spawn_writer(
                 .name("keycard-audit".into())
                 .spawn(move || {
                     yield_to_requests();
-                    write_natively(&writer, receiver, &metrics);
+                    write_natively(&writer, &receiver, &metrics, &runtime);
+                    drop(receiver);
                     let _ = done.send(());
                 })?;
             tokio::spawn(async move {
@@ -70,21 +74,25 @@ fn yield_to_requests() {
 
 fn write_natively(
     writer: &LoginWriter,
-    mut receiver: mpsc::Receiver<LoginRecord>,
+    receiver: &AuditReceiver,
     metrics: &Metrics,
+    runtime: &tokio::runtime::Handle,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    while let Some(first) = receiver.blocking_recv() {
-        batch.push(first);
-        if receiver.len() < BATCH {
+    loop {
+        match receiver.take(&mut batch, BATCH) {
+            Taken::Closed => return,
+            Taken::Empty => {
+                // Parks this thread until a request queues a record; needs no driver.
+                runtime.block_on(receiver.arrival());
+                continue;
+            }
+            Taken::Records => {}
+        }
+        if batch.len() + receiver.queued() < BATCH {
             std::thread::sleep(LINGER);
         }
-        while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(record) => batch.push(record),
-                Err(_) => break,
-            }
-        }
+        receiver.take_more(&mut batch, BATCH);
         // Retry until written: a record the server answered for must not be lost.
         let mut delay = FIRST_RETRY;
         while let Err(error) = writer.write(&batch) {
@@ -96,13 +104,17 @@ fn write_natively(
     }
 }
 
-async fn write_on_pool(
-    store: Store,
-    mut receiver: mpsc::Receiver<LoginRecord>,
-    metrics: Arc<Metrics>,
-) {
+async fn write_on_pool(store: Store, receiver: AuditReceiver, metrics: Arc<Metrics>) {
     let mut batch = Vec::with_capacity(BATCH);
-    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+    loop {
+        match receiver.take(&mut batch, BATCH) {
+            Taken::Closed => return,
+            Taken::Empty => {
+                receiver.arrival().await;
+                continue;
+            }
+            Taken::Records => {}
+        }
         let mut delay = FIRST_RETRY;
         while let Err(error) = store.insert_login_records(&batch).await {
             warn_retry(&error, batch.len());
