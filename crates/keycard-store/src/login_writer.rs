@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use keycard_core::LoginRecord;
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::StoreError;
 
@@ -74,29 +74,63 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
+/// Rows per INSERT statement: one statement (and one VDBE run) for many rows costs less per
+/// row than a statement per row; the remainder of a batch goes one row per statement. Both
+/// statements are prepared once and cached.
+const ROWS_PER_STATEMENT: usize = 32;
+const COLUMNS: usize = 13;
+
 fn insert(connection: &mut Connection, records: &[LoginRecord]) -> rusqlite::Result<()> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
-        let mut statement = tx.prepare_cached(&format!(
-            "INSERT INTO login_audit ({LOGIN_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-        ))?;
-        for r in records {
-            statement.execute(params![
-                r.at,
-                r.request_id,
-                r.ip,
-                r.account,
-                r.integration,
-                r.token_name,
-                r.user,
-                r.role,
-                r.surface,
-                r.request_uri,
-                r.status,
-                r.detail,
-                r.diagnosis.to_string(),
-            ])?;
+        let mut chunks = records.chunks_exact(ROWS_PER_STATEMENT);
+        if chunks.len() > 0 {
+            let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_STATEMENT))?;
+            for chunk in &mut chunks {
+                bind_rows(&mut many, chunk)?;
+                many.raw_execute()?;
+            }
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut one = tx.prepare_cached(&insert_sql(1))?;
+            for record in rest {
+                bind_rows(&mut one, std::slice::from_ref(record))?;
+                one.raw_execute()?;
+            }
         }
     }
     tx.commit()
+}
+
+fn insert_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; COLUMNS].join(", "));
+    format!(
+        "INSERT INTO login_audit ({LOGIN_COLUMNS}) VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// Binds `records` to consecutive parameters, in the column order of [`LOGIN_COLUMNS`].
+fn bind_rows(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    records: &[LoginRecord],
+) -> rusqlite::Result<()> {
+    for (i, r) in records.iter().enumerate() {
+        let at = i * COLUMNS;
+        statement.raw_bind_parameter(at + 1, r.at)?;
+        statement.raw_bind_parameter(at + 2, &r.request_id)?;
+        statement.raw_bind_parameter(at + 3, &r.ip)?;
+        statement.raw_bind_parameter(at + 4, &r.account)?;
+        statement.raw_bind_parameter(at + 5, &r.integration)?;
+        statement.raw_bind_parameter(at + 6, &r.token_name)?;
+        statement.raw_bind_parameter(at + 7, &r.user)?;
+        statement.raw_bind_parameter(at + 8, &r.role)?;
+        statement.raw_bind_parameter(at + 9, &r.surface)?;
+        statement.raw_bind_parameter(at + 10, &r.request_uri)?;
+        statement.raw_bind_parameter(at + 11, &r.status)?;
+        statement.raw_bind_parameter(at + 12, &r.detail)?;
+        statement.raw_bind_parameter(at + 13, r.diagnosis.to_string())?;
+    }
+    Ok(())
 }

@@ -269,6 +269,7 @@ fn run(args: &RunArgs) -> Result<()> {
         "achieved_rps": rps,
         "steady_rps": stats::steady_rps(&total.timeline),
         "timeline_rps": stats::timeline_rps(&total.timeline),
+        "timeline_slowest_us": stats::timeline_slowest_us(&total.slowest),
         "sent": total.sent,
         "completed": total.completed,
         "unsent": total.unsent,

@@ -40,6 +40,8 @@ pub struct Outcome {
     /// Answers per 10 ms since the phase's start: shows warm-up effects and stalls, and gives
     /// the steady-state rate.
     pub timeline: Vec<u64>,
+    /// The slowest answer (ns) per timeline bucket: shows whether slow answers come in stalls.
+    pub slowest: Vec<u64>,
 }
 
 /// Width of a timeline bucket.
@@ -65,6 +67,7 @@ impl Outcome {
             first_send: None,
             last_done: None,
             timeline: Vec::new(),
+            slowest: Vec::new(),
         }
     }
 
@@ -79,13 +82,15 @@ impl Outcome {
         let bucket =
             usize::try_from(done.saturating_duration_since(t0).as_millis() / BUCKET.as_millis())
                 .unwrap_or(usize::MAX);
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         if bucket < 100_000 {
             if self.timeline.len() <= bucket {
                 self.timeline.resize(bucket + 1, 0);
+                self.slowest.resize(bucket + 1, 0);
             }
             self.timeline[bucket] += 1;
+            self.slowest[bucket] = self.slowest[bucket].max(ns);
         }
-        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
         let ok = (200..300).contains(&status);
         *self.statuses.entry(status).or_default() += 1;
         self.completed += 1;
@@ -136,6 +141,12 @@ impl Outcome {
         for (mine, theirs) in self.timeline.iter_mut().zip(&other.timeline) {
             *mine += theirs;
         }
+        if self.slowest.len() < other.slowest.len() {
+            self.slowest.resize(other.slowest.len(), 0);
+        }
+        for (mine, theirs) in self.slowest.iter_mut().zip(&other.slowest) {
+            *mine = (*mine).max(*theirs);
+        }
         self.first_send = match (self.first_send, other.first_send) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -171,6 +182,15 @@ pub fn timeline_rps(timeline: &[u64]) -> Vec<u64> {
     timeline
         .chunks(per)
         .map(|c| c.iter().sum::<u64>() * 10)
+        .collect()
+}
+
+/// The slowest answer per 100 ms, in µs, for the JSON.
+pub fn timeline_slowest_us(slowest: &[u64]) -> Vec<f64> {
+    let per = (Duration::from_millis(100).as_millis() / BUCKET.as_millis()) as usize;
+    slowest
+        .chunks(per)
+        .map(|c| us(c.iter().copied().max().unwrap_or(0)))
         .collect()
 }
 

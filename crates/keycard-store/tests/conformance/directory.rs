@@ -797,6 +797,8 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
         newest_first
     );
     assert_eq!(all[0], records[149]);
+    // Every column of every row, in both the multi-row statements and the remainder.
+    assert_eq!(all.iter().rev().cloned().collect::<Vec<_>>(), records);
     let failures = h
         .store
         .login_records(&keycard_store::audit::LoginQuery {
