@@ -23,6 +23,9 @@ pub(crate) const LOGIN_COLUMNS: &str = "at, request_id, ip, account_id, integrat
 pub struct LoginWriter {
     path: Arc<PathBuf>,
     connection: Arc<Mutex<Option<Connection>>>,
+    /// A second connection for [`checkpoint`](Self::checkpoint), so that it never waits on
+    /// (or holds up) the writing one.
+    checkpointer: Arc<Mutex<Option<Connection>>>,
 }
 
 impl std::fmt::Debug for LoginWriter {
@@ -40,6 +43,7 @@ impl LoginWriter {
         Self {
             path: Arc::new(path.to_path_buf()),
             connection: Arc::default(),
+            checkpointer: Arc::default(),
         }
     }
 
@@ -61,7 +65,31 @@ impl LoginWriter {
         }
         result.map_err(StoreError::Sqlite)
     }
+
+    /// Copies what the write-ahead log holds into the database file (a passive checkpoint: it
+    /// neither waits for nor blocks the writer). The writing connection checkpoints only when
+    /// the log passes [`WAL_SAFETY_PAGES`]: the server calls this from a thread of its own, at
+    /// a lower priority than request handling, so the copy and its fsync stay off the writer.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let mut slot = self
+            .checkpointer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let connection = match &mut *slot {
+            Some(connection) => connection,
+            empty => empty.insert(open(&self.path)?),
+        };
+        let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if result.is_err() {
+            *slot = None;
+        }
+        result.map_err(StoreError::Sqlite)
+    }
 }
+
+/// The writing connection's own checkpoint threshold (32 MiB of log): a safety net for when
+/// [`LoginWriter::checkpoint`] is not called often enough; SQLite's default is 1,000 pages.
+const WAL_SAFETY_PAGES: u32 = 8192;
 
 fn open(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(StoreError::Sqlite)?;
@@ -70,6 +98,9 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
             // A 64 MiB page cache keeps the trail's index pages in memory between batches.
             "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
         )
+        .map_err(StoreError::Sqlite)?;
+    connection
+        .pragma_update(None, "wal_autocheckpoint", WAL_SAFETY_PAGES)
         .map_err(StoreError::Sqlite)?;
     Ok(connection)
 }

@@ -40,7 +40,9 @@ pub fn spawn_writer(
             std::thread::Builder::new()
                 .name("keycard-audit".into())
                 .spawn(move || {
+                    let checkpoints = Checkpoints::start(&writer);
                     write_natively(&writer, &receiver, &metrics, &runtime);
+                    drop(checkpoints);
                     drop(receiver);
                     let _ = done.send(());
                 })?;
@@ -73,6 +75,45 @@ const CHUNK: usize = 64;
 const BEHIND: usize = 4 * CHUNK;
 /// ...and below which it counts as caught up again.
 const CAUGHT_UP: usize = CHUNK;
+
+/// The thread that checkpoints the SQLite log in the idle class, every [`CHECKPOINT_EVERY`],
+/// so the copy into the database file and its fsync happen when requests leave the core free
+/// rather than inside a commit of the writer (a checkpoint there held the core for
+/// milliseconds). Stops when dropped.
+struct Checkpoints {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+}
+
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+impl Checkpoints {
+    fn start(writer: &LoginWriter) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let writer = writer.clone();
+        let started = std::thread::Builder::new()
+            .name("keycard-checkpoint".into())
+            .spawn(move || {
+                set_pace(Pace::Idle);
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(error) = writer.checkpoint() {
+                        tracing::debug!(%error, "login audit checkpoint failed; the writer's own threshold still applies");
+                    }
+                }
+            });
+        if let Err(error) = started {
+            tracing::warn!(%error, "no checkpoint thread; the audit writer checkpoints on its own");
+        }
+        Self { stop: Some(stop) }
+    }
+}
+
+impl Drop for Checkpoints {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+    }
+}
 
 /// The pace to switch to with `queued` records waiting, if it changes (with hysteresis, so the
 /// writer does not flip on every batch).

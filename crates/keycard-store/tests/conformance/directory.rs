@@ -832,7 +832,10 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
                 })
                 .collect();
             writer.write(&more[..2]).unwrap();
+            // A checkpoint from the second connection, between two writes, loses nothing.
+            writer.checkpoint().unwrap();
             writer.write(&more[2..]).unwrap();
+            writer.checkpoint().unwrap();
             let all = h
                 .store
                 .login_records(&keycard_store::audit::LoginQuery::default())
