@@ -77,8 +77,8 @@ const BEHIND: usize = 4 * CHUNK;
 const CAUGHT_UP: usize = CHUNK;
 
 /// The thread that checkpoints the SQLite log in the idle class, every [`CHECKPOINT_EVERY`],
-/// so the copy into the database file and its fsync happen when requests leave the core free
-/// rather than inside a commit of the writer (a checkpoint there held the core for
+/// so most of the copying into the database file happens when requests leave the core free
+/// rather than inside the writer's commits (a checkpoint there holds the core for
 /// milliseconds). Stops when dropped.
 struct Checkpoints {
     stop: Option<std::sync::mpsc::Sender<()>>,
