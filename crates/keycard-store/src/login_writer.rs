@@ -50,20 +50,7 @@ impl LoginWriter {
     /// Writes the records in one transaction, in order. Blocks (the SQLite write lock waits
     /// up to 5 s for another writer): call it from a thread that may block.
     pub fn write(&self, records: &[LoginRecord]) -> Result<(), StoreError> {
-        let mut slot = self
-            .connection
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let connection = match &mut *slot {
-            Some(connection) => connection,
-            empty => empty.insert(open(&self.path)?),
-        };
-        let result = insert(connection, records);
-        if result.is_err() {
-            // Start from a fresh connection next time rather than reuse one in an unknown state.
-            *slot = None;
-        }
-        result.map_err(StoreError::Sqlite)
+        self.on(&self.connection, |connection| insert(connection, records))
     }
 
     /// Copies what the write-ahead log holds into the database file (a passive checkpoint: it
@@ -71,15 +58,25 @@ impl LoginWriter {
     /// own, at a lower priority than request handling, so most of the copying stays out of the
     /// writer's commits; the writing connection still checkpoints at [`WAL_SAFETY_PAGES`].
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let mut slot = self
-            .checkpointer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        self.on(&self.checkpointer, |connection| {
+            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        })
+    }
+
+    /// Runs `work` on the connection in `slot`, opened on first use; after a failure the slot
+    /// is emptied, so the next call starts from a fresh connection rather than one in an
+    /// unknown state.
+    fn on<T>(
+        &self,
+        slot: &Mutex<Option<Connection>>,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
         let connection = match &mut *slot {
             Some(connection) => connection,
             empty => empty.insert(open(&self.path)?),
         };
-        let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        let result = work(connection);
         if result.is_err() {
             *slot = None;
         }

@@ -146,7 +146,7 @@ pub struct Cluster {
 impl Cluster {
     /// `extra` goes to every `keycard serve` (e.g. a short slot lease).
     pub async fn start(extra: &[&str]) -> Self {
-        let database_url = fresh_database().await;
+        let database_url = keycard_testkit::fresh_postgres_database().await;
         let dir = tempfile::tempdir().unwrap();
         let mut cluster = Self {
             nodes: Vec::new(),
@@ -326,25 +326,6 @@ impl Cluster {
             .await
             .0
     }
-}
-
-/// A new database on the test PostgreSQL server.
-async fn fresh_database() -> String {
-    let admin_url = std::env::var("KEYCARD_TEST_DATABASE_URL").expect(
-        "KEYCARD_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL",
-    );
-    let name = format!("kc_cluster_{}", &nonce()[..12].to_ascii_lowercase());
-    sqlx::any::install_default_drivers();
-    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
-    sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(base, _)| base);
-    format!("{base}/{name}")
 }
 
 /// 32 random alphanumerics.

@@ -273,24 +273,9 @@ impl Harness {
     }
 }
 
-/// A fresh database on the test PostgreSQL server (`KEYCARD_TEST_DATABASE_URL`, which
-/// `scripts/test` starts); its URL.
+/// A fresh database on the test PostgreSQL server; its URL.
 pub async fn fresh_postgres_url() -> String {
-    let admin_url = std::env::var("KEYCARD_TEST_DATABASE_URL").expect(
-        "KEYCARD_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL",
-    );
-    let name = format!("kc_{}", keycard_store::crypto::random_hex(8).unwrap());
-    sqlx::any::install_default_drivers();
-    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
-    sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(base, _)| base);
-    format!("{base}/{name}")
+    keycard_testkit::fresh_postgres_database().await
 }
 
 pub fn fresh_nonce() -> String {

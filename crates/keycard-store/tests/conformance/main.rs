@@ -80,21 +80,7 @@ pub async fn sqlite() -> Harness {
 
 /// A fresh database on the test PostgreSQL server.
 pub async fn postgres() -> Harness {
-    let admin_url = std::env::var("KEYCARD_TEST_DATABASE_URL").expect(
-        "KEYCARD_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL",
-    );
-    let name = format!("kc_{}", keycard_store::crypto::random_hex(8).unwrap());
-    sqlx::any::install_default_drivers();
-    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .unwrap();
-    sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let base = admin_url
-        .rsplit_once('/')
-        .map_or(admin_url.as_str(), |(base, _)| base);
-    let url = format!("{base}/{name}");
+    let url = keycard_testkit::fresh_postgres_database().await;
     finish(Location::Url(url.clone()), None, Some(url)).await
 }
 
