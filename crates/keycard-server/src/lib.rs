@@ -9,6 +9,7 @@ pub mod config;
 pub mod flow;
 pub mod metrics;
 pub mod pipeline;
+pub mod request_id;
 pub mod respond;
 pub mod routing;
 pub mod shared;

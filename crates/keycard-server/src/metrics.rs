@@ -102,20 +102,28 @@ impl Metrics {
         }
     }
 
-    /// Counts a batch of login records (called by the audit writer).
+    /// Counts a batch of login records (called by the audit writer). Consecutive records with
+    /// the same labels (the common case: a run of successes) are counted together, so the
+    /// labels are copied once per run rather than once per record.
     pub fn count_logins(&self, records: &[keycard_core::LoginRecord]) {
+        let same_labels = |a: &keycard_core::LoginRecord, b: &keycard_core::LoginRecord| {
+            a.surface == b.surface && a.status == b.status && a.detail == b.detail
+        };
         let mut logins = self
             .logins
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for r in records {
+        let mut rest = records;
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|r| same_labels(first, r)).count();
             *logins
                 .entry((
-                    r.surface.clone(),
-                    r.status.to_ascii_lowercase(),
-                    r.detail.clone(),
+                    first.surface.clone(),
+                    first.status.to_ascii_lowercase(),
+                    first.detail.clone(),
                 ))
-                .or_default() += 1;
+                .or_default() += run as u64;
+            rest = rest.get(run..).unwrap_or_default();
         }
     }
 }
@@ -127,8 +135,9 @@ pub async fn track(
     next: Next,
 ) -> Response {
     let surface = surface_of(request.uri().path());
-    // The path only: a query may carry OAuth parameters.
-    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    // The path only: a query may carry OAuth parameters. Copied only when the line is logged.
+    let logged = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
     let started = Instant::now();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
@@ -136,7 +145,9 @@ pub async fn track(
     state
         .metrics
         .observe(surface, status, elapsed.as_secs_f64());
-    tracing::debug!(%method, path, status, micros = elapsed.as_micros(), request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), "request");
+    if let Some((method, path)) = logged {
+        tracing::debug!(%method, path, status, micros = elapsed.as_micros(), request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), "request");
+    }
     response
 }
 
@@ -277,5 +288,49 @@ impl Metrics {
                 label(detail)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    fn record(status: &str, detail: &str) -> keycard_core::LoginRecord {
+        keycard_core::LoginRecord {
+            at: 0,
+            request_id: String::new(),
+            ip: String::new(),
+            account: None,
+            integration: None,
+            token_name: None,
+            user: None,
+            role: None,
+            surface: "token".into(),
+            request_uri: String::new(),
+            status: status.into(),
+            detail: detail.into(),
+            diagnosis: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn logins_are_counted_by_labels_across_runs() {
+        let metrics = Metrics::default();
+        let batch = [
+            record("Success", ""),
+            record("Success", ""),
+            record("Failure", "InvalidSignature"),
+            record("Success", ""),
+        ];
+        metrics.count_logins(&batch);
+        metrics.count_logins(&batch[2..]);
+        let mut out = String::new();
+        metrics.write_logins(&mut out);
+        assert!(out.contains(
+            "keycard_logins_total{surface=\"token\",outcome=\"success\",detail=\"\"} 4\n"
+        ));
+        assert!(out.contains(
+            "keycard_logins_total{surface=\"token\",outcome=\"failure\",detail=\"InvalidSignature\"} 2\n"
+        ));
     }
 }

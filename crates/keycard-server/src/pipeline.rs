@@ -26,13 +26,14 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::cache::{IntegrationEntry, TokenEntry};
 use crate::flow::Stage;
+use crate::request_id::RequestId;
 use crate::respond::{ClientError, Surface, error_response};
 use crate::routing::{HostRoute, realm_hint, route_host};
 use crate::shared::{Admission, NonceUse, Pool, Slot, Unreachable};
 
 /// What arrived, as the HTTP layer read it.
 pub struct RequestFacts<'a> {
-    pub request_id: String,
+    pub request_id: RequestId,
     pub method: &'a str,
     /// The scheme the client used (configured, or from a trusted proxy).
     pub scheme: &'a str,
@@ -76,7 +77,7 @@ pub struct Principal {
     pub account: Arc<Account>,
     pub integration: Arc<IntegrationEntry>,
     pub token: Arc<TokenEntry>,
-    pub request_id: String,
+    pub request_id: RequestId,
     _slot: Slot,
 }
 
@@ -130,7 +131,7 @@ pub async fn authenticate(
         }
         Err(refusal) => Err(refusal),
     };
-    finish(state, facts, &known, outcome).await
+    finish(state, facts, known, outcome).await
 }
 
 /// The same pipeline for credentials the request carries elsewhere (a SOAP `tokenPassport`).
@@ -145,34 +146,40 @@ pub async fn authenticate_presented(
         ..Known::default()
     };
     let outcome = run(state, facts, presented, need, &mut known).await;
-    finish(state, facts, &known, outcome).await
+    finish(state, facts, known, outcome).await
 }
 
-/// Logs and audits the attempt, then answers a refusal in the surface's shape.
+/// Logs and audits the attempt, then answers a refusal in the surface's shape. Takes what the
+/// pipeline learnt by value: its names move into the record.
 async fn finish<T>(
     state: &AppState,
     facts: &RequestFacts<'_>,
-    known: &Known,
-    outcome: Result<T, Refusal>,
+    known: Known,
+    mut outcome: Result<T, Refusal>,
 ) -> Result<T, Response> {
-    let (status, detail, diagnosis) = match &outcome {
+    let (status, detail, diagnosis) = match &mut outcome {
         Ok(_) => ("Success", "", Value::Null),
-        Err(refusal) => ("Failure", refusal.detail, refusal.diagnosis.clone()),
+        Err(refusal) => ("Failure", refusal.detail, refusal.diagnosis.take()),
     };
     if outcome.is_ok() {
         tracing::debug!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), "login accepted");
     } else {
         tracing::info!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), token = known.token.as_deref(), detail, "login refused");
     }
+    // The realm a refusal names: the account's id when known, else what the client sent.
+    let realm = match &outcome {
+        Ok(_) => None,
+        Err(_) => known.account.clone().or_else(|| known.realm.clone()),
+    };
     let record = LoginRecord {
         at: state.now(),
-        request_id: facts.request_id.clone(),
+        request_id: facts.request_id.to_string(),
         ip: facts.peer.to_string(),
-        account: known.account.clone(),
-        integration: known.integration.clone(),
-        token_name: known.token.clone(),
-        user: known.user.clone(),
-        role: known.role.clone(),
+        account: known.account,
+        integration: known.integration,
+        token_name: known.token,
+        user: known.user,
+        role: known.role,
         surface: facts.surface.as_str().to_owned(),
         request_uri: facts.uri(),
         status: status.to_owned(),
@@ -189,8 +196,12 @@ async fn finish<T>(
         ));
     }
     outcome.map_err(|refusal| {
-        let realm = known.account.as_deref().or(known.realm.as_deref());
-        error_response(facts.surface, refusal.error, realm, &facts.request_id)
+        error_response(
+            facts.surface,
+            refusal.error,
+            realm.as_deref(),
+            &facts.request_id,
+        )
     })
 }
 
@@ -300,7 +311,7 @@ fn named_account(
 ) -> Option<AccountId> {
     let host = crate::routing::host_without_port(facts.authority);
     match route_host(&state.config, host) {
-        HostRoute::Account { slug } => AccountId::from_host_slug(&slug).ok(),
+        HostRoute::Account { slug } => AccountId::from_host_slug(slug).ok(),
         HostRoute::Shared => realm.and_then(|realm| {
             AccountId::parse(realm)
                 .or_else(|_| AccountId::from_host_slug(realm))
@@ -659,7 +670,7 @@ async fn run(
         account,
         integration,
         token,
-        request_id: facts.request_id.clone(),
+        request_id: facts.request_id,
         _slot: slot,
     })
 }
@@ -781,7 +792,7 @@ pub struct RequestTokenGrant {
     pub account: Arc<Account>,
     pub integration: Arc<IntegrationEntry>,
     pub callback: String,
-    pub request_id: String,
+    pub request_id: RequestId,
 }
 
 /// What the access-token step established: the pending request, now consumed.
@@ -790,7 +801,7 @@ pub struct AccessTokenGrant {
     pub integration: Arc<IntegrationEntry>,
     pub user_id: i64,
     pub role_id: i64,
-    pub request_id: String,
+    pub request_id: RequestId,
 }
 
 /// The integration for a three-step request: known, in the account the host or realm names
@@ -880,11 +891,11 @@ pub async fn authenticate_request_token(
             account,
             integration,
             callback,
-            request_id: facts.request_id.clone(),
+            request_id: facts.request_id,
         })
     }
     .await;
-    finish(state, facts, &known, outcome).await
+    finish(state, facts, known, outcome).await
 }
 
 /// `/rest/accesstoken`: the request token, its secret and the verifier the callback carried.
@@ -948,7 +959,7 @@ pub async fn authenticate_access_token(
                     integration,
                     user_id,
                     role_id,
-                    request_id: facts.request_id.clone(),
+                    request_id: facts.request_id,
                 })
             }
             Stage::Denied => Err(login_failed(
@@ -966,5 +977,5 @@ pub async fn authenticate_access_token(
         }
     }
     .await;
-    finish(state, facts, &known, outcome).await
+    finish(state, facts, known, outcome).await
 }

@@ -8,31 +8,44 @@ use crate::config::ServerConfig;
 
 /// What the host name says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostRoute {
-    /// An account-specific host; the slug as written in the host (`1234567-sb1`).
-    Account { slug: String },
+pub enum HostRoute<'a> {
+    /// An account-specific host; the slug as written in the host (`1234567-SB1`: any case).
+    Account { slug: &'a str },
     /// A shared host: the account comes from the request.
     Shared,
 }
 
 const SERVICES: [&str; 4] = ["restlets.api", "suitetalk.api", "app", "extforms"];
 
-/// Reads the host part of a `Host` header (without port) against the configured domains.
-pub fn route_host(config: &ServerConfig, host: &str) -> HostRoute {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
+/// Reads the host part of a `Host` header (without port) against the configured domains,
+/// ignoring letter case. Runs on every request: it compares in place rather than building
+/// lower-cased copies and suffix strings.
+pub fn route_host<'a>(config: &ServerConfig, host: &'a str) -> HostRoute<'a> {
+    let host = host.trim_end_matches('.');
     for domain in &config.domains {
+        let Some(services) = strip_label_suffix(host, domain) else {
+            continue;
+        };
         for service in SERVICES {
-            let suffix = format!(".{service}.{domain}");
-            if let Some(slug) = host.strip_suffix(&suffix) {
+            if let Some(slug) = strip_label_suffix(services, service) {
                 if !slug.is_empty() && !slug.contains('.') {
-                    return HostRoute::Account {
-                        slug: slug.to_owned(),
-                    };
+                    return HostRoute::Account { slug };
                 }
             }
         }
     }
     HostRoute::Shared
+}
+
+/// `name` without `.{suffix}` at its end (letter case ignored), if it ends so.
+fn strip_label_suffix<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
+    let split = name.len().checked_sub(suffix.len())?;
+    let (head, tail) = (name.get(..split)?, name.get(split..)?);
+    if tail.eq_ignore_ascii_case(suffix) {
+        head.strip_suffix('.')
+    } else {
+        None
+    }
 }
 
 /// The host name without a port (IPv6 brackets kept).
@@ -77,16 +90,25 @@ mod tests {
         assert_eq!(
             route_host(&config, "1234567-SB1.restlets.api.netsuite.com"),
             HostRoute::Account {
-                slug: "1234567-sb1".into()
+                slug: "1234567-SB1"
             }
         );
         assert_eq!(
             route_host(&config, "1234567.suitetalk.api.localhost"),
-            HostRoute::Account {
-                slug: "1234567".into()
-            }
+            HostRoute::Account { slug: "1234567" }
+        );
+        assert_eq!(
+            route_host(&config, "1234567.App.NetSuite.COM."),
+            HostRoute::Account { slug: "1234567" }
         );
         assert_eq!(route_host(&config, "localhost"), HostRoute::Shared);
+        assert_eq!(route_host(&config, "app.localhost"), HostRoute::Shared);
+        assert_eq!(route_host(&config, ".app.localhost"), HostRoute::Shared);
+        assert_eq!(route_host(&config, "xapp.localhost"), HostRoute::Shared);
+        assert_eq!(
+            route_host(&config, "é.app.localhost"),
+            HostRoute::Account { slug: "é" }
+        );
         assert_eq!(
             route_host(&config, "a.b.restlets.api.netsuite.com"),
             HostRoute::Shared

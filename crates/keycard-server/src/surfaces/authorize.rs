@@ -323,7 +323,7 @@ async fn token_roles(state: &AppState, pending: &Pending, user: &User) -> Vec<Ro
 }
 
 pub async fn page_handler(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
-    let id = incoming.request_id.clone();
+    let id = incoming.request_id;
     let fields = if incoming.method == Method::POST {
         form_fields(&incoming.body)
     } else {

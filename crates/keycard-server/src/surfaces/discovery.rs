@@ -91,7 +91,7 @@ fn account_type(account: &Account) -> &'static str {
 pub async fn roles(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
     let mut record = incoming.login_record(&state, Surface::Token);
     let outcome = list_roles(&state, &incoming, &mut record).await;
-    let id = incoming.request_id.clone();
+    let id = incoming.request_id;
     if !audit_outcome(&state, record, &outcome).await {
         return error_response(Surface::Token, ClientError::Unavailable, None, &id);
     }

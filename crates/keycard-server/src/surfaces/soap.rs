@@ -304,7 +304,7 @@ pub async fn handle(
     Path(port): Path<String>,
     incoming: Incoming,
 ) -> Response {
-    let id = incoming.request_id.clone();
+    let id = incoming.request_id;
     let Some(version) = port_version(&port).map(str::to_owned) else {
         return error_response(Surface::Soap, ClientError::NotFound, None, &id);
     };

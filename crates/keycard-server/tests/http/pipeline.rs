@@ -18,6 +18,29 @@ async fn a_signed_call_succeeds_and_is_audited() {
     assert_eq!(info["companyId"], ACCOUNT);
     assert_eq!(info["entityEmail"], "sync@example.com");
     assert_eq!(info["roleName"], "Integrator");
+    assert_eq!(info["integrationName"], "Order Sync");
+    assert!(info["entityId"].is_i64() && info["roleId"].is_i64());
+    let names: Vec<&str> = info
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "applicationId",
+            "companyId",
+            "companyName",
+            "entityEmail",
+            "entityId",
+            "entityName",
+            "integrationName",
+            "roleId",
+            "roleName",
+            "tokenName"
+        ]
+    );
     let audit = h.audit().await;
     assert_eq!(audit.len(), 1);
     let record = &audit[0];

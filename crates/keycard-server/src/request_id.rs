@@ -1,0 +1,88 @@
+//! Request ids: the `x-request-id` header, the SOAP `nsId` and the audit trail's key for one
+//! attempt.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// 16 lower-case hex characters, unique in this process: a per-process random prefix (24 bits,
+/// read once) and a counter (40 bits), so no system call per request. Ids of one process sort
+/// in issue order, which keeps the audit trail's request-id index appending at one place
+/// instead of touching a random page per row (the load benchmark measured that). Inline and
+/// `Copy`: every request carries one through several layers.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestId([u8; 16]);
+
+impl RequestId {
+    /// The next id.
+    pub fn next() -> Self {
+        static PREFIX: LazyLock<u64> = LazyLock::new(|| {
+            let mut bytes = [0u8; 8];
+            // Without the OS generator ids are still unique in this process.
+            let _ = getrandom::fill(&mut bytes);
+            u64::from_le_bytes(bytes) & 0xff_ffff
+        });
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff_ffff;
+        Self::from_value((*PREFIX << 40) | n)
+    }
+
+    fn from_value(value: u64) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 16];
+        for (i, byte) in text.iter_mut().enumerate() {
+            let nibble = (value >> (60 - 4 * i)) & 0xf;
+            *byte = HEX
+                .get(usize::try_from(nibble).unwrap_or(0))
+                .copied()
+                .unwrap_or(b'0');
+        }
+        Self(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits only, so always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl Deref for RequestId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestId;
+
+    #[test]
+    fn ids_are_unique_ordered_hex() {
+        let ids: Vec<RequestId> = (0..100_000).map(|_| RequestId::next()).collect();
+        assert!(ids.iter().all(|id| {
+            id.len() == 16
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        }));
+        assert!(ids.windows(2).all(|w| w[0].as_str() < w[1].as_str()));
+        assert_eq!(
+            RequestId::from_value(0x0123_4567_89ab_cdef).as_str(),
+            "0123456789abcdef"
+        );
+    }
+}
