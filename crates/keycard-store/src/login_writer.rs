@@ -50,7 +50,22 @@ impl LoginWriter {
     /// Writes the records in one transaction, in order. Blocks (the SQLite write lock waits
     /// up to 5 s for another writer): call it from a thread that may block.
     pub fn write(&self, records: &[LoginRecord]) -> Result<(), StoreError> {
-        self.on(&self.connection, |connection| insert(connection, records))
+        self.write_pausing(records, || {})
+    }
+
+    /// [`write`](Self::write), calling `pause` between the transaction's statements (every
+    /// [`ROWS_PER_STATEMENT`] rows). A writer that shares its core with request handling yields
+    /// there, so a large transaction never holds the core for long. Large transactions are
+    /// what make the trail cheap: each commit rewrites the partly filled last pages of the
+    /// table and its indexes into the log, whatever the number of rows.
+    pub fn write_pausing(
+        &self,
+        records: &[LoginRecord],
+        pause: impl FnMut(),
+    ) -> Result<(), StoreError> {
+        self.on(&self.connection, |connection| {
+            insert(connection, records, pause)
+        })
     }
 
     /// Copies what the write-ahead log holds into the database file (a passive checkpoint: it
@@ -112,7 +127,11 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 const ROWS_PER_STATEMENT: usize = 32;
 const COLUMNS: usize = 13;
 
-fn insert(connection: &mut Connection, records: &[LoginRecord]) -> rusqlite::Result<()> {
+fn insert(
+    connection: &mut Connection,
+    records: &[LoginRecord],
+    mut pause: impl FnMut(),
+) -> rusqlite::Result<()> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
         let mut chunks = records.chunks_exact(ROWS_PER_STATEMENT);
@@ -121,6 +140,7 @@ fn insert(connection: &mut Connection, records: &[LoginRecord]) -> rusqlite::Res
             for chunk in &mut chunks {
                 bind_rows(&mut many, chunk)?;
                 many.raw_execute()?;
+                pause();
             }
         }
         let rest = chunks.remainder();

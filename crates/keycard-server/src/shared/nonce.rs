@@ -8,7 +8,12 @@ use std::sync::Mutex;
 
 use super::lock;
 
-const SHARDS: usize = 16;
+/// Many shards, so that their tables, filling at the same rate, do not all double at once:
+/// with 16 the doublings of one bucket's tables fell within a few tens of milliseconds (a
+/// burst of rehashing that showed as millisecond stalls at 80% load); with 256 each shard
+/// fills slowly enough that the random differences between them spread the doublings over
+/// about a second, and each moves a sixteenth as much.
+const SHARDS: usize = 256;
 /// Seconds per bucket.
 const BUCKET: i64 = 10;
 
@@ -41,6 +46,27 @@ impl Default for Shard {
 }
 
 impl Shard {
+    /// The bucket's entries. The current time's bucket is made as large as the largest live
+    /// one: a table that grows doubles, moving every entry, and all shards fill at the same
+    /// rate, so they would double within the same few milliseconds (under steady load that
+    /// measured as a 5 ms stall, once per doubling of every new bucket). Sized from the last
+    /// one, it does not grow at all while the rate holds. Buckets of other times (clients
+    /// with skewed clocks) start small, so a few such requests never cost a full table.
+    fn bucket(&mut self, bucket: i64, current: bool) -> &mut Entries {
+        if !self.buckets.contains_key(&bucket) {
+            let expected = if current {
+                self.buckets.values().map(Entries::len).max().unwrap_or(0)
+            } else {
+                0
+            };
+            self.buckets.insert(
+                bucket,
+                Entries::with_capacity_and_hasher(expected, BuildHasherDefault::default()),
+            );
+        }
+        self.buckets.entry(bucket).or_default()
+    }
+
     /// Drops the buckets older than `oldest_live` (only when that moved: once per bucket).
     fn expire(&mut self, oldest_live: i64) {
         if oldest_live > self.oldest_live {
@@ -84,7 +110,7 @@ impl NonceStore {
     /// so unauthenticated traffic cannot fill the store or burn a client's nonces.
     pub fn consume(&self, token: &str, nonce: &str, timestamp: i64, now: i64) -> bool {
         let key = self.key.hash_one((token, nonce, timestamp));
-        // Bits 32..36 pick the shard: the table itself uses the low bits (slot) and the top 7
+        // Bits 32..40 pick the shard: the table itself uses the low bits (slot) and the top 7
         // (tag), so a shard's keys still vary in both.
         let shard_index = usize::try_from((key >> 32) % SHARDS as u64).unwrap_or(0);
         let Some(shard) = self.shards.get(shard_index) else {
@@ -94,10 +120,9 @@ impl NonceStore {
         // Timestamps older than the window are refused before this point; drop their buckets.
         shard.expire((now - self.window).div_euclid(BUCKET) - 1);
         // A replay carries the same timestamp, so it lands in the same bucket.
+        let bucket = timestamp.div_euclid(BUCKET);
         shard
-            .buckets
-            .entry(timestamp.div_euclid(BUCKET))
-            .or_default()
+            .bucket(bucket, bucket == now.div_euclid(BUCKET))
             .insert(key)
     }
 
@@ -143,5 +168,23 @@ mod tests {
         assert!(store.consume("t", "other", 5000, 5000));
         store.purge(5000);
         assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_new_bucket_starts_as_large_as_the_largest_live_one() {
+        let mut shard = Shard::default();
+        for key in 0..1000 {
+            assert!(shard.bucket(5, true).insert(key));
+        }
+        assert!(shard.bucket(6, true).is_empty());
+        assert!(shard.bucket(6, true).capacity() >= 1000);
+        assert!(
+            shard.bucket(20, false).capacity() < 1000,
+            "a skewed clock's bucket starts small"
+        );
+        assert!(
+            !shard.bucket(5, false).insert(7),
+            "the old bucket keeps its entries"
+        );
     }
 }

@@ -836,12 +836,31 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
             writer.checkpoint().unwrap();
             writer.write(&more[2..]).unwrap();
             writer.checkpoint().unwrap();
+            // A pausing write stops between its 32-row statements, inside one transaction.
+            let many: Vec<_> = records
+                .iter()
+                .take(70)
+                .cloned()
+                .map(|mut r| {
+                    r.request_id.insert_str(0, "paused-");
+                    r
+                })
+                .collect();
+            let mut pauses = 0;
+            writer.write_pausing(&many, || pauses += 1).unwrap();
+            assert_eq!(pauses, 2, "after rows 32 and 64; the last 6 go one by one");
             let all = h
                 .store
                 .login_records(&keycard_store::audit::LoginQuery::default())
                 .await
                 .unwrap();
-            assert_eq!(all.len(), 153);
+            assert_eq!(all.len(), 223);
+            assert!(
+                all.iter()
+                    .take(70)
+                    .all(|r| r.request_id.starts_with("paused-"))
+            );
+            let all: Vec<_> = all.into_iter().skip(70).collect();
             assert_eq!(
                 all.iter()
                     .take(3)
