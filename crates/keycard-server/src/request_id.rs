@@ -31,12 +31,9 @@ impl RequestId {
     fn from_value(value: u64) -> Self {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 16];
-        for (i, byte) in text.iter_mut().enumerate() {
-            let nibble = (value >> (60 - 4 * i)) & 0xf;
-            *byte = HEX
-                .get(usize::try_from(nibble).unwrap_or(0))
-                .copied()
-                .unwrap_or(b'0');
+        for (pair, byte) in text.chunks_exact_mut(2).zip(value.to_be_bytes()) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
         }
         Self(text)
     }

@@ -8,11 +8,11 @@ use std::sync::Mutex;
 
 use super::lock;
 
-/// Many shards, so that their tables, filling at the same rate, do not all double at once:
-/// with 16 the doublings of one bucket's tables fell within a few tens of milliseconds (a
-/// burst of rehashing that showed as millisecond stalls at 80% load); with 256 each shard
-/// fills slowly enough that the random differences between them spread the doublings over
-/// about a second, and each moves a sixteenth as much.
+/// Many shards, so that their tables, filling at the same rate, do not all double at once: with
+/// 16, one bucket's tables double within tens of milliseconds of each other (a burst of
+/// rehashing on the request path); with 256 each moves a sixteenth as much, and the random
+/// differences between shards spread the doublings out. (A suspected cause of millisecond
+/// stalls at 80% load; the load benchmark did not show a clear change either way.)
 const SHARDS: usize = 256;
 /// Seconds per bucket.
 const BUCKET: i64 = 10;
@@ -47,24 +47,19 @@ impl Default for Shard {
 
 impl Shard {
     /// The bucket's entries. The current time's bucket is made as large as the largest live
-    /// one: a table that grows doubles, moving every entry, and all shards fill at the same
-    /// rate, so they would double within the same few milliseconds (under steady load that
-    /// measured as a 5 ms stall, once per doubling of every new bucket). Sized from the last
-    /// one, it does not grow at all while the rate holds. Buckets of other times (clients
-    /// with skewed clocks) start small, so a few such requests never cost a full table.
+    /// one: a table that grows doubles, moving every entry on the request path, and all shards
+    /// would double together. Sized from the last one, it does not grow at all while the rate
+    /// holds. Buckets of other times (clients with skewed clocks) start small, so a few such
+    /// requests never cost a full table.
     fn bucket(&mut self, bucket: i64, current: bool) -> &mut Entries {
-        if !self.buckets.contains_key(&bucket) {
-            let expected = if current {
-                self.buckets.values().map(Entries::len).max().unwrap_or(0)
-            } else {
-                0
-            };
-            self.buckets.insert(
-                bucket,
-                Entries::with_capacity_and_hasher(expected, BuildHasherDefault::default()),
-            );
-        }
-        self.buckets.entry(bucket).or_default()
+        let capacity = if current && !self.buckets.contains_key(&bucket) {
+            self.buckets.values().map(Entries::len).max().unwrap_or(0)
+        } else {
+            0
+        };
+        self.buckets.entry(bucket).or_insert_with(|| {
+            Entries::with_capacity_and_hasher(capacity, BuildHasherDefault::default())
+        })
     }
 
     /// Drops the buckets older than `oldest_live` (only when that moved: once per bucket).
