@@ -77,7 +77,7 @@ pub fn start(
         "https".clone_into(&mut config.public_scheme);
     }
     let metrics = Arc::new(metrics::Metrics::default());
-    let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue, metrics.clone())?;
+    let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue, metrics.clone());
     let shared = shared::SharedState::from_config(&config)?;
     let flows = flow::PendingFlows::new(&shared, &store);
     let state = Arc::new(AppState {

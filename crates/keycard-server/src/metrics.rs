@@ -43,6 +43,8 @@ pub struct Metrics {
     /// (surface, outcome, detail) → attempts; written by the audit writer only.
     logins: Mutex<BTreeMap<(String, String, String), u64>>,
     pub audit_written: AtomicU64,
+    /// Requests that reached the router: the audit writer watches it to give way to traffic.
+    pub arrivals: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -52,6 +54,7 @@ impl Default for Metrics {
             responses: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             logins: Mutex::new(BTreeMap::new()),
             audit_written: AtomicU64::new(0),
+            arrivals: AtomicU64::new(0),
         }
     }
 }
@@ -134,6 +137,7 @@ pub async fn track(
     request: Request,
     next: Next,
 ) -> Response {
+    state.metrics.arrivals.fetch_add(1, Ordering::Relaxed);
     let surface = surface_of(request.uri().path());
     // The path only: a query may carry OAuth parameters. Copied only when the line is logged.
     let logged = tracing::enabled!(tracing::Level::DEBUG)

@@ -36,7 +36,7 @@ use tokio::sync::broadcast;
 pub use crate::changes::{ChangeListener, Remote};
 pub use crate::crypto::{KeyRing, KeySource};
 pub use crate::error::StoreError;
-pub use crate::login_writer::LoginWriter;
+pub use crate::login_writer::{LoginWriter, OpenLoginBatch};
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,15 +3,18 @@
 //! On SQLite the records go through a dedicated native connection (rusqlite) with one cached
 //! prepared statement: sqlx runs each SQLite statement on its own worker thread and pays a
 //! thread hop per row, which the load benchmark measured as most of the server's CPU. A
-//! [`LoginWriter`] is synchronous on purpose: the server's audit writer owns it on its own
-//! thread and hands it whole batches. On PostgreSQL there is no such writer; records go
-//! through the pool ([`Store::insert_login_records`](crate::Store::insert_login_records)).
+//! [`LoginWriter`] is synchronous on purpose, and never waits for the write lock in
+//! [`begin`](LoginWriter::begin): the server's audit writer runs it on the request runtime in
+//! short steps ([`OpenLoginBatch`]: one statement each, yielding in between), so the steps
+//! must not block. On PostgreSQL there is no such writer; records go through the pool
+//! ([`Store::insert_login_records`](crate::Store::insert_login_records)).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use keycard_core::LoginRecord;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use crate::StoreError;
 
@@ -47,49 +50,83 @@ impl LoginWriter {
         }
     }
 
-    /// Writes the records in one transaction, in order. Blocks (the SQLite write lock waits
-    /// up to 5 s for another writer): call it from a thread that may block.
+    /// Writes the records in one transaction, in order. Blocks: waits up to [`BUSY_WAIT`] for
+    /// another connection's write lock, so call it from a thread that may block.
     pub fn write(&self, records: &[LoginRecord]) -> Result<(), StoreError> {
-        self.write_pausing(records, || {})
+        let deadline = Instant::now() + BUSY_WAIT;
+        let mut batch = loop {
+            if let Some(batch) = self.begin()? {
+                break batch;
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some("another connection held the write lock for too long".to_owned()),
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        batch.insert(records)?;
+        batch.commit()
     }
 
-    /// [`write`](Self::write), calling `pause` between the transaction's statements (every
-    /// [`ROWS_PER_STATEMENT`] rows). A writer that shares its core with request handling yields
-    /// there, so a large transaction never holds the core for long. Large transactions are
-    /// what make the trail cheap: each commit rewrites the partly filled last pages of the
-    /// table and its indexes into the log, whatever the number of rows.
-    pub fn write_pausing(
-        &self,
-        records: &[LoginRecord],
-        pause: impl FnMut(),
-    ) -> Result<(), StoreError> {
-        self.on(&self.connection, |connection| {
-            insert(connection, records, pause)
-        })
+    /// Opens a transaction on the writing connection, to fill with [`OpenLoginBatch::insert`]
+    /// and end with [`OpenLoginBatch::commit`]. Never waits: `Ok(None)` when another
+    /// connection holds the write lock (try again later). The batch owns the connection until
+    /// it is committed or dropped (rolled back), so the server's writer can keep it across
+    /// `.await`s and let requests run between statements.
+    pub fn begin(&self) -> Result<Option<OpenLoginBatch>, StoreError> {
+        let connection = match lock(&self.connection).take() {
+            Some(connection) => connection,
+            None => open(&self.path, Duration::ZERO)?,
+        };
+        match connection.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => Ok(Some(OpenLoginBatch {
+                home: self.connection.clone(),
+                connection: Some(connection),
+            })),
+            Err(error) if error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {
+                *lock(&self.connection) = Some(connection);
+                Ok(None)
+            }
+            // The connection is dropped: the next batch starts from a fresh one.
+            Err(error) => Err(StoreError::Sqlite(error)),
+        }
     }
 
-    /// Copies what the write-ahead log holds into the database file (a passive checkpoint: it
-    /// neither waits for nor blocks the writer). The server calls this from a thread of its
-    /// own, at a lower priority than request handling, so most of the copying stays out of the
-    /// writer's commits; the writing connection still checkpoints at [`WAL_SAFETY_PAGES`].
+    /// Copies what the write-ahead log holds into the database file, on a connection of its
+    /// own, and restarts the log once it has grown past [`WAL_RESTART_PAGES`]. Call it often
+    /// from a thread that may block (the server: every 50 ms): the writing connection leaves
+    /// checkpoints to this method until the log reaches [`WAL_SAFETY_PAGES`], so that its
+    /// commits, which run on the request runtime, never copy pages or wait for the disk.
+    ///
+    /// The copying is a passive checkpoint: it neither waits for nor blocks the writer. But a
+    /// log written every few milliseconds is never wholly copied at the moment a passive
+    /// checkpoint ends, and SQLite starts the log over only then; so past the threshold the
+    /// checkpoint is a RESTART one, which waits for the writer's transaction to end and holds
+    /// off the next one (whose [`begin`](Self::begin) answers busy) until the log is copied.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.on(&self.checkpointer, |connection| {
-            connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        self.on_checkpointer(|connection| {
+            let log_pages: i64 =
+                connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
+            if log_pages >= i64::from(WAL_RESTART_PAGES) {
+                connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
+            }
+            Ok(())
         })
     }
 
-    /// Runs `work` on the connection in `slot`, opened on first use; after a failure the slot
-    /// is emptied, so the next call starts from a fresh connection rather than one in an
-    /// unknown state.
-    fn on<T>(
+    /// Runs `work` on the checkpointing connection, opened on first use; after a failure it is
+    /// dropped, so the next call starts from a fresh connection rather than one in an unknown
+    /// state.
+    fn on_checkpointer<T>(
         &self,
-        slot: &Mutex<Option<Connection>>,
         work: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
-        let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slot = lock(&self.checkpointer);
         let connection = match &mut *slot {
             Some(connection) => connection,
-            empty => empty.insert(open(&self.path)?),
+            empty => empty.insert(open(&self.path, BUSY_WAIT)?),
         };
         let result = work(connection);
         if result.is_err() {
@@ -99,20 +136,94 @@ impl LoginWriter {
     }
 }
 
-/// The writing connection's own checkpoint threshold, SQLite's default (about 4 MiB of log).
-/// With [`LoginWriter::checkpoint`] called often, the frames are mostly copied already when
-/// it is reached, so the writer's checkpoint is short and lets the log restart from the
-/// beginning (a passive checkpointer alone never catches a log that is written every few ms).
-/// When request handling leaves no idle time for the checkpointer (full load), the writer
-/// does the copying, in steps of this size: a larger threshold measured 30-60 ms stalls.
-const WAL_SAFETY_PAGES: u32 = 1000;
+/// A transaction of login records in progress (from [`LoginWriter::begin`]). Dropped without
+/// [`commit`](Self::commit), it rolls back and nothing of it is stored.
+pub struct OpenLoginBatch {
+    /// Where the connection goes back after a commit.
+    home: Arc<Mutex<Option<Connection>>>,
+    /// `None` once an insert failed: the connection was closed, which rolled it back.
+    connection: Option<Connection>,
+}
 
-fn open(path: &Path) -> Result<Connection, StoreError> {
+impl std::fmt::Debug for OpenLoginBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenLoginBatch")
+            .field("spoiled", &self.connection.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenLoginBatch {
+    /// Rows per statement: [`insert`](Self::insert) runs one statement per this many records,
+    /// so a writer that inserts this many at a time can yield between statements.
+    pub const STATEMENT_ROWS: usize = ROWS_PER_STATEMENT;
+
+    /// Inserts the records after those already in the batch, in order. A failure spoils the
+    /// batch (it is rolled back; committing it fails too): drop it and begin again.
+    pub fn insert(&mut self, records: &[LoginRecord]) -> Result<(), StoreError> {
+        let connection = self.connection.as_mut().ok_or_else(spoiled)?;
+        let result = insert(connection, records);
+        if result.is_err() {
+            self.connection = None;
+        }
+        result.map_err(StoreError::Sqlite)
+    }
+
+    /// Commits the batch: every record in it is stored, in order.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let connection = self.connection.take().ok_or_else(spoiled)?;
+        // On failure the connection is dropped, which rolls the transaction back.
+        connection
+            .execute_batch("COMMIT")
+            .map_err(StoreError::Sqlite)?;
+        *lock(&self.home) = Some(connection);
+        Ok(())
+    }
+}
+
+impl Drop for OpenLoginBatch {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            // Abandoned: roll back and keep the connection, or drop it if even that fails.
+            if connection.execute_batch("ROLLBACK").is_ok() {
+                *lock(&self.home) = Some(connection);
+            }
+        }
+    }
+}
+
+fn spoiled() -> StoreError {
+    StoreError::Conflict {
+        what: "a login batch whose insert failed was used again; begin a new one".to_owned(),
+    }
+}
+
+fn lock(slot: &Mutex<Option<Connection>>) -> std::sync::MutexGuard<'_, Option<Connection>> {
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// How long a blocking write (and the checkpointer) waits for another connection's write lock.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// The log size (pages) past which [`LoginWriter::checkpoint`] restarts the log: SQLite's
+/// default checkpoint threshold (about 4 MiB).
+const WAL_RESTART_PAGES: u32 = 1000;
+
+/// The writing connection's own checkpoint threshold, a safety net for when nothing calls
+/// [`LoginWriter::checkpoint`] (or it cannot keep up): ten times the restart threshold, so that
+/// while the checkpointer runs, the writer never checkpoints (a checkpoint inside a commit
+/// held the request runtime for up to 3.6 ms at 60k req/s).
+const WAL_SAFETY_PAGES: u32 = 10 * WAL_RESTART_PAGES;
+
+/// Opens a connection that waits up to `busy` for another connection's lock (zero: fails at
+/// once with `SQLITE_BUSY`).
+fn open(path: &Path, busy: Duration) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(StoreError::Sqlite)?;
+    connection.busy_timeout(busy).map_err(StoreError::Sqlite)?;
     connection
         .execute_batch(
             // A 64 MiB page cache keeps the trail's index pages in memory between batches.
-            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536;",
         )
         .map_err(StoreError::Sqlite)?;
     connection
@@ -127,32 +238,24 @@ fn open(path: &Path) -> Result<Connection, StoreError> {
 const ROWS_PER_STATEMENT: usize = 32;
 const COLUMNS: usize = 13;
 
-fn insert(
-    connection: &mut Connection,
-    records: &[LoginRecord],
-    mut pause: impl FnMut(),
-) -> rusqlite::Result<()> {
-    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut chunks = records.chunks_exact(ROWS_PER_STATEMENT);
-        if chunks.len() > 0 {
-            let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_STATEMENT))?;
-            for chunk in &mut chunks {
-                bind_rows(&mut many, chunk)?;
-                many.raw_execute()?;
-                pause();
-            }
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut one = tx.prepare_cached(&insert_sql(1))?;
-            for record in rest {
-                bind_rows(&mut one, std::slice::from_ref(record))?;
-                one.raw_execute()?;
-            }
+fn insert(connection: &Connection, records: &[LoginRecord]) -> rusqlite::Result<()> {
+    let mut chunks = records.chunks_exact(ROWS_PER_STATEMENT);
+    if chunks.len() > 0 {
+        let mut many = connection.prepare_cached(&insert_sql(ROWS_PER_STATEMENT))?;
+        for chunk in &mut chunks {
+            bind_rows(&mut many, chunk)?;
+            many.raw_execute()?;
         }
     }
-    tx.commit()
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut one = connection.prepare_cached(&insert_sql(1))?;
+        for record in rest {
+            bind_rows(&mut one, std::slice::from_ref(record))?;
+            one.raw_execute()?;
+        }
+    }
+    Ok(())
 }
 
 fn insert_sql(rows: usize) -> String {

@@ -1,8 +1,9 @@
 //! The login audit writer: requests queue records on a bounded queue (waiting when it is full:
-//! back-pressure, never loss) and one writer stores them in batches, in order. On an SQLite
-//! file the writer is a blocking thread with the store's native [`LoginWriter`] (no thread hop
-//! per row); on PostgreSQL it is a task on the pool. When the last sender is dropped the writer
-//! drains the queue before returning.
+//! back-pressure, never loss) and one writer task stores them in batches, in order. On an
+//! SQLite file it writes through the store's native [`LoginWriter`] (no thread hop per row) on
+//! the request runtime itself, a statement at a time with a yield in between; on PostgreSQL it
+//! goes through the pool. When the last sender is dropped the writer drains the queue before
+//! returning.
 
 mod queue;
 
@@ -11,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keycard_core::LoginRecord;
-use keycard_store::{LoginWriter, Store, StoreError};
+use keycard_store::{LoginWriter, OpenLoginBatch, Store, StoreError};
 
 use self::queue::{AuditReceiver, Taken};
 use crate::metrics::Metrics;
@@ -29,60 +30,111 @@ pub fn spawn_writer(
     store: Store,
     capacity: usize,
     metrics: Arc<Metrics>,
-) -> std::io::Result<(AuditSender, tokio::task::JoinHandle<()>)> {
+) -> (AuditSender, tokio::task::JoinHandle<()>) {
     let (sender, receiver) = queue::bounded(capacity);
     let task = match store.login_writer() {
-        Some(writer) => {
-            let runtime = tokio::runtime::Handle::current();
-            // A plain thread, not `spawn_blocking`: a runtime waits for its blocking tasks when
-            // it is dropped, and this one only ends once every sender is gone.
-            let (done, finished) = tokio::sync::oneshot::channel::<()>();
-            std::thread::Builder::new()
-                .name("keycard-audit".into())
-                .spawn(move || {
-                    let checkpoints = Checkpoints::start(&writer);
-                    write_natively(&writer, &receiver, &metrics, &runtime);
-                    drop(checkpoints);
-                    drop(receiver);
-                    let _ = done.send(());
-                })?;
-            tokio::spawn(async move {
-                let _ = finished.await;
-            })
-        }
+        Some(writer) => tokio::spawn(write_natively(writer, receiver, metrics)),
         None => tokio::spawn(write_on_pool(store, receiver, metrics)),
     };
-    Ok((sender, task))
+    (sender, task)
 }
 
-/// The writer's scheduling class. While it keeps up it is in the idle class: it runs only when
-/// request handling leaves the core free, so a batch never delays a response (the best p99 at
-/// low and moderate load). But an idle-class thread is preempted by every arriving request, and
-/// under sustained load (measured from about 75% of the core) those slivers cost so much in
-/// switches and cold caches that it falls behind for good: the queue fills and every request
-/// waits on back-pressure (p99 14 ms at 57k req/s). So once it is behind it takes normal
-/// priority and yields the core before each transaction and between its statements (every 32
-/// rows, about 80 µs of work: a request waits at most that long); it drops back to idle once
-/// caught up. Transactions stay large ([`BATCH`]) either way: 64-row ones, as this writer first
-/// had, spent a fifth of the core on rewriting the same last pages into the log at each
-/// commit (512: 69-72k tokeninfo/s became 77-81k, and p99 at 56k/s went from 3 ms to 0.9).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Pace {
-    Idle,
-    CatchingUp,
+/// How the native writer shares the core with request handling. It is a task on the request
+/// runtime and runs one INSERT statement ([`OpenLoginBatch::STATEMENT_ROWS`] rows, about
+/// 60 µs) at a time. Before each statement it gives way ([`give_way`]): it yields, and yields
+/// again while requests keep arriving, so a burst is answered before the trail is written;
+/// once it is [`BEHIND`] it takes a statement per turn of the runtime, so it keeps up at full
+/// load. A response waits for at most one statement or commit.
+///
+/// It first ran on a thread of its own, in the idle scheduling class while keeping up and at
+/// normal priority once behind. But a thread the kernel switches to keeps the core for up to a
+/// time slice: 1-4 ms runs, measured with `perf sched` at 60k req/s, were the load benchmark's
+/// p99 from about 75% load. Transactions stay large ([`BATCH`]): 64-row ones spent a fifth of
+/// the core on rewriting the same last pages into the log at each commit. No step waits for
+/// the SQLite write lock ([`LoginWriter::begin`] says when it is taken): another connection's
+/// transaction may itself be waiting for this runtime.
+async fn write_natively(writer: LoginWriter, receiver: AuditReceiver, metrics: Arc<Metrics>) {
+    let checkpoints = Checkpoints::start(&writer);
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        match receiver.take(&mut batch, BATCH) {
+            Taken::Closed => break,
+            Taken::Empty => {
+                receiver.arrival().await;
+                continue;
+            }
+            Taken::Records => {}
+        }
+        if batch.len() + receiver.queued() < BATCH {
+            tokio::time::sleep(LINGER).await;
+        }
+        receiver.take_more(&mut batch, BATCH);
+        // Retry until written: a record the server answered for must not be lost.
+        let mut delay = FIRST_RETRY;
+        while let Err(error) = write_in_steps(&writer, &batch, &receiver, &metrics).await {
+            warn_retry(&error, batch.len());
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_RETRY);
+        }
+        written(&metrics, &mut batch);
+    }
+    drop(checkpoints);
 }
 
-/// Queued records past which the writer counts as behind...
+/// Queued records past which the native writer stops giving way to arriving requests.
 const BEHIND: usize = 256;
-/// ...and below which it counts as caught up again.
-const CAUGHT_UP: usize = 64;
+/// The longest the native writer gives way before a statement: requests that queue no record
+/// (metrics scrapes, say) must not hold the trail back for good.
+const MOST_GIVEN_WAY: Duration = Duration::from_millis(50);
+/// How long the native writer waits before trying again for a write lock another connection
+/// holds (the directory's own writes: rare and short).
+const LOCKED_RETRY: Duration = Duration::from_millis(1);
 
-/// The thread that checkpoints the SQLite log every [`CHECKPOINT_EVERY`], so that the copying
-/// into the database file happens in small steps (about 50 ms of records each) rather than
-/// inside the writer's commits, where the log's 1,000 pages are copied at once and hold the
-/// core for milliseconds. It runs at normal priority: in the idle class it starved from about
-/// 80% load, leaving the whole copy to the writer (8 ms stalls every few hundred ms at 63k
-/// tokeninfo/s). Stops when dropped.
+/// Writes `records` in one transaction, giving way to requests before each statement.
+async fn write_in_steps(
+    writer: &LoginWriter,
+    records: &[LoginRecord],
+    receiver: &AuditReceiver,
+    metrics: &Metrics,
+) -> Result<(), StoreError> {
+    give_way(receiver, metrics).await;
+    let mut open = loop {
+        match writer.begin()? {
+            Some(open) => break open,
+            None => tokio::time::sleep(LOCKED_RETRY).await,
+        }
+    };
+    for (i, statement) in records.chunks(OpenLoginBatch::STATEMENT_ROWS).enumerate() {
+        if i > 0 {
+            give_way(receiver, metrics).await;
+        }
+        open.insert(statement)?;
+    }
+    open.commit()
+}
+
+/// Yields to the runtime, and again for as long as each turn saw a request arrive, unless the
+/// writer is behind (or has given way for [`MOST_GIVEN_WAY`]). A turn of a single-worker
+/// runtime runs every task that is ready and polls the sockets, so a turn without arrivals
+/// is the core's idle moment: the idle scheduling class at task grain, without a switch.
+async fn give_way(receiver: &AuditReceiver, metrics: &Metrics) {
+    let started = tokio::time::Instant::now();
+    loop {
+        let arrivals = metrics.arrivals.load(Ordering::Relaxed);
+        tokio::task::yield_now().await;
+        let quiet = metrics.arrivals.load(Ordering::Relaxed) == arrivals;
+        if quiet || receiver.is_behind(BEHIND) || started.elapsed() >= MOST_GIVEN_WAY {
+            return;
+        }
+    }
+}
+
+/// The thread that checkpoints the SQLite log every [`CHECKPOINT_EVERY`]
+/// ([`LoginWriter::checkpoint`]), so that the copying into the database file happens in small
+/// steps on a thread that may block, never inside the writer's commits on the runtime (a
+/// checkpoint in a commit held the runtime for up to 3.6 ms at 60k req/s, and for 65-75 ms
+/// when the log had grown to the writer's own threshold). It runs at normal priority: in the
+/// idle class it starved from about 80% load. Stops when dropped.
 struct Checkpoints {
     stop: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -114,91 +166,6 @@ impl Checkpoints {
 impl Drop for Checkpoints {
     fn drop(&mut self) {
         drop(self.stop.take());
-    }
-}
-
-/// The pace to switch to with `queued` records waiting, if it changes (with hysteresis, so the
-/// writer does not flip on every batch).
-fn change_of_pace(pace: Pace, queued: usize) -> Option<Pace> {
-    match pace {
-        Pace::Idle if queued > BEHIND => Some(Pace::CatchingUp),
-        Pace::CatchingUp if queued < CAUGHT_UP => Some(Pace::Idle),
-        _ => None,
-    }
-}
-
-fn set_pace(pace: Pace) {
-    use thread_priority::unix::{
-        NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
-        thread_native_id,
-    };
-    use thread_priority::{ThreadPriority, ThreadPriorityOsValue};
-    let (policy, priority) = match pace {
-        Pace::Idle => (NormalThreadSchedulePolicy::Idle, ThreadPriority::Min),
-        // Nice 0, as request handling: `Min` would be nice 19, which still falls behind.
-        Pace::CatchingUp => (
-            NormalThreadSchedulePolicy::Other,
-            ThreadPriority::Os(ThreadPriorityOsValue::default()),
-        ),
-    };
-    if let Err(error) = set_thread_priority_and_policy(
-        thread_native_id(),
-        priority,
-        ThreadSchedulePolicy::Normal(policy),
-    ) {
-        tracing::debug!(
-            ?error,
-            ?pace,
-            "the audit writer's scheduling class was not changed"
-        );
-    }
-}
-
-fn write_natively(
-    writer: &LoginWriter,
-    receiver: &AuditReceiver,
-    metrics: &Metrics,
-    runtime: &tokio::runtime::Handle,
-) {
-    let mut pace = Pace::Idle;
-    set_pace(pace);
-    let mut batch = Vec::with_capacity(BATCH);
-    loop {
-        if let Some(next) = change_of_pace(pace, receiver.queued()) {
-            pace = next;
-            set_pace(pace);
-        }
-        let catching_up = pace == Pace::CatchingUp;
-        if catching_up {
-            // Lets waiting request handling run between transactions.
-            std::thread::yield_now();
-        }
-        match receiver.take(&mut batch, BATCH) {
-            Taken::Closed => return,
-            Taken::Empty => {
-                // Parks this thread until a request queues a record; needs no driver.
-                runtime.block_on(receiver.arrival());
-                continue;
-            }
-            Taken::Records => {}
-        }
-        if batch.len() + receiver.queued() < BATCH {
-            std::thread::sleep(LINGER);
-        }
-        receiver.take_more(&mut batch, BATCH);
-        let pause = || {
-            if catching_up {
-                std::thread::yield_now();
-            }
-        };
-        // Retry until written: a record the server answered for must not be lost.
-        let mut delay = FIRST_RETRY;
-        while let Err(error) = writer.write_pausing(&batch, pause) {
-            warn_retry(&error, batch.len());
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(MAX_RETRY);
-        }
-        written(metrics, &mut batch);
     }
 }
 
@@ -238,20 +205,46 @@ fn written(metrics: &Metrics, batch: &mut Vec<LoginRecord>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
 
-    #[test]
-    fn the_writer_speeds_up_only_when_behind_and_slows_down_only_when_caught_up() {
-        assert_eq!(change_of_pace(Pace::Idle, BEHIND), None);
-        assert_eq!(
-            change_of_pace(Pace::Idle, BEHIND + 1),
-            Some(Pace::CatchingUp)
-        );
-        assert_eq!(change_of_pace(Pace::CatchingUp, CAUGHT_UP), None);
-        assert_eq!(change_of_pace(Pace::CatchingUp, BEHIND + 1), None);
-        assert_eq!(
-            change_of_pace(Pace::CatchingUp, CAUGHT_UP - 1),
-            Some(Pace::Idle)
-        );
-        assert_eq!(change_of_pace(Pace::Idle, 0), None);
+    #[tokio::test]
+    async fn the_writer_goes_on_after_a_turn_without_arrivals() {
+        let (_sender, receiver) = queue::bounded(1000);
+        let metrics = Metrics::default();
+        // Nothing else runs on this runtime: the first turn is quiet.
+        tokio::time::timeout(Duration::from_secs(5), give_way(&receiver, &metrics))
+            .await
+            .expect("a quiet turn ends the wait");
+    }
+
+    // Paused time: the bound on giving way (a clock) cannot end the wait on a slow machine.
+    #[tokio::test(start_paused = true)]
+    async fn the_writer_gives_way_while_requests_arrive_until_it_is_behind() {
+        let (sender, receiver) = queue::bounded(10_000);
+        let metrics = Arc::new(Metrics::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        // Traffic: a request arrives at every turn of this single-threaded runtime; after 20
+        // turns the requests have queued more records than the writer may leave waiting.
+        let traffic = tokio::spawn({
+            let (metrics, stop) = (metrics.clone(), stop.clone());
+            async move {
+                let mut turns = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    metrics.arrivals.fetch_add(1, Ordering::Relaxed);
+                    turns += 1;
+                    if turns == 20 {
+                        for n in 0..=BEHIND {
+                            sender.send(queue::tests::record(n)).await.unwrap();
+                        }
+                    }
+                    tokio::task::yield_now().await;
+                }
+                turns
+            }
+        });
+        give_way(&receiver, &metrics).await;
+        stop.store(true, Ordering::Relaxed);
+        assert!(receiver.is_behind(BEHIND), "it went on only once behind");
+        assert!(traffic.await.unwrap() >= 20);
     }
 }

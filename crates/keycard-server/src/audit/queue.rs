@@ -185,6 +185,13 @@ impl AuditReceiver {
         self.queue.lock().records.len()
     }
 
+    /// Whether the writer has fallen behind: more than `threshold` records queued, or the
+    /// queue half full (a small queue fills before any fixed threshold is reached).
+    pub(super) fn is_behind(&self, threshold: usize) -> bool {
+        let queued = self.queued();
+        queued > threshold || queued * 2 >= self.queue.capacity
+    }
+
     /// Resolves when a record arrives after [`take`](Self::take) answered `Empty` (or at once if
     /// one already did, or when the last sender is dropped).
     pub(super) async fn arrival(&self) {
@@ -203,12 +210,12 @@ impl Drop for AuditReceiver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use super::*;
 
-    fn record(n: usize) -> LoginRecord {
+    pub(in crate::audit) fn record(n: usize) -> LoginRecord {
         LoginRecord {
             at: 0,
             request_id: n.to_string(),
@@ -234,6 +241,21 @@ mod tests {
         tokio::time::timeout(Duration::from_millis(50), future)
             .await
             .is_err()
+    }
+
+    #[tokio::test]
+    async fn the_writer_is_behind_past_the_threshold_or_at_half_the_queue() {
+        let (sender, receiver) = bounded(10);
+        for n in 0..4 {
+            sender.send(record(n)).await.unwrap();
+        }
+        assert!(
+            !receiver.is_behind(4),
+            "4 queued: not past 4, under half of 10"
+        );
+        assert!(receiver.is_behind(3), "past the threshold");
+        sender.send(record(4)).await.unwrap();
+        assert!(receiver.is_behind(100), "half of a small queue");
     }
 
     #[tokio::test]

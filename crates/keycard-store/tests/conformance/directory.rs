@@ -836,19 +836,28 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
             writer.checkpoint().unwrap();
             writer.write(&more[2..]).unwrap();
             writer.checkpoint().unwrap();
-            // A pausing write stops between its 32-row statements, inside one transaction.
+            // A batch abandoned before its commit leaves nothing.
+            let mut abandoned = writer.begin().unwrap().expect("nothing else is writing");
+            abandoned.insert(&more).unwrap();
+            drop(abandoned);
+            // A batch written a statement at a time, as the server's writer does: one
+            // transaction, during which the write lock is the batch's. A second begin (on a
+            // second connection) says so at once rather than waiting.
             let many: Vec<_> = records
                 .iter()
                 .take(70)
                 .cloned()
                 .map(|mut r| {
-                    r.request_id.insert_str(0, "paused-");
+                    r.request_id.insert_str(0, "stepped-");
                     r
                 })
                 .collect();
-            let mut pauses = 0;
-            writer.write_pausing(&many, || pauses += 1).unwrap();
-            assert_eq!(pauses, 2, "after rows 32 and 64; the last 6 go one by one");
+            let mut open = writer.begin().unwrap().expect("nothing else is writing");
+            for statement in many.chunks(keycard_store::OpenLoginBatch::STATEMENT_ROWS) {
+                open.insert(statement).unwrap();
+                assert!(writer.begin().unwrap().is_none(), "the lock is taken");
+            }
+            open.commit().unwrap();
             let all = h
                 .store
                 .login_records(&keycard_store::audit::LoginQuery::default())
@@ -858,7 +867,7 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
             assert!(
                 all.iter()
                     .take(70)
-                    .all(|r| r.request_id.starts_with("paused-"))
+                    .all(|r| r.request_id.starts_with("stepped-"))
             );
             let all: Vec<_> = all.into_iter().skip(70).collect();
             assert_eq!(
