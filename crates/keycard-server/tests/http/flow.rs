@@ -1,6 +1,6 @@
 //! The three-step flow over HTTP, driving the authorize page's forms as a browser would
-//! (without JavaScript, which the page does not need). The browser test in `tools/browser`
-//! drives the same pages in Chromium.
+//! (without JavaScript, which the page does not need). `browser.rs` drives the same pages in
+//! Chromium.
 
 use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
 use reqwest::redirect::Policy;
@@ -10,7 +10,7 @@ use crate::{ACCOUNT, Harness, body, fresh_nonce};
 const CALLBACK: &str = "http://localhost:5555/callback?from=app";
 
 /// Parses `a=1&b=2` into pairs.
-fn pairs(text: &str) -> Vec<(String, String)> {
+pub(crate) fn pairs(text: &str) -> Vec<(String, String)> {
     text.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
@@ -28,7 +28,7 @@ fn pairs(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn get<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
+pub(crate) fn get<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
     pairs
         .iter()
         .find(|(k, _)| k == name)
@@ -85,7 +85,7 @@ impl Harness {
         .authorization
     }
 
-    async fn request_token(&self, callback: &str) -> reqwest::Response {
+    pub(crate) async fn request_token(&self, callback: &str) -> reqwest::Response {
         let url = self.url("/rest/requesttoken");
         self.http
             .post(&url)
@@ -98,7 +98,12 @@ impl Harness {
             .unwrap()
     }
 
-    async fn access_token(&self, token: &str, secret: &str, verifier: &str) -> reqwest::Response {
+    pub(crate) async fn access_token(
+        &self,
+        token: &str,
+        secret: &str,
+        verifier: &str,
+    ) -> reqwest::Response {
         let url = self.url("/rest/accesstoken");
         self.http
             .post(&url)

@@ -9,6 +9,7 @@
     clippy::too_many_lines
 )]
 
+mod browser;
 mod clients;
 mod flow;
 mod invalidation;
