@@ -1,12 +1,10 @@
 //! The bounded queue between requests and the audit writer.
 //!
 //! Why not a tokio `mpsc` channel: its receiver frees room one record at a time, and each freed
-//! place wakes a waiting request from the writer's thread, which wakes the runtime (an eventfd
-//! write) and, with the writer in the idle scheduling class, hands the core back at once. Under
-//! full load that was two context switches per record (the load benchmark measured about a
-//! third of the server's CPU there). Here the writer takes a whole batch under one lock and
-//! wakes the runtime once: a relay task on the runtime then releases every waiting request with
-//! local wakes. Requests wake the writer only when it sleeps for want of records.
+//! place wakes a waiting request. Here the writer takes a whole batch under one lock and, when
+//! requests found the queue full, wakes them all at once; requests wake the writer only when it
+//! sleeps for want of records. (When the writer had a thread of its own, a wake per record was
+//! two context switches per record: about a third of the server's CPU under full load.)
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -34,9 +32,7 @@ struct Queue {
     state: Mutex<State>,
     /// Wakes the writer when records arrive while it waits for them.
     arrived: Notify,
-    /// Wakes the relay task after the writer took records while requests waited for room.
-    freed: Notify,
-    /// Waiting requests; notified by the relay, on the runtime.
+    /// Requests waiting for room; woken together when the writer takes records.
     room: Notify,
 }
 
@@ -50,8 +46,7 @@ struct State {
     writer_gone: bool,
 }
 
-/// A queue for `capacity` records, its receiving end, and the relay task (spawned on the
-/// current runtime) that wakes requests waiting for room. The relay ends with the receiver.
+/// A queue for `capacity` records and its receiving end.
 pub(super) fn bounded(capacity: usize) -> (AuditSender, AuditReceiver) {
     let queue = Arc::new(Queue {
         capacity: capacity.max(1),
@@ -63,18 +58,7 @@ pub(super) fn bounded(capacity: usize) -> (AuditSender, AuditReceiver) {
             writer_gone: false,
         }),
         arrived: Notify::new(),
-        freed: Notify::new(),
         room: Notify::new(),
-    });
-    let relay = queue.clone();
-    tokio::spawn(async move {
-        loop {
-            relay.freed.notified().await;
-            relay.room.notify_waiters();
-            if relay.lock().writer_gone {
-                return;
-            }
-        }
     });
     (
         AuditSender {
@@ -171,12 +155,12 @@ impl AuditReceiver {
         self.move_out(&mut state, batch, max);
     }
 
-    /// When requests waited for room, wakes them through the relay: one wake for the batch.
+    /// When requests waited for room, wakes them all: one pass for the batch.
     fn move_out(&self, state: &mut State, batch: &mut Vec<LoginRecord>, max: usize) {
         let n = state.records.len().min(max.saturating_sub(batch.len()));
         batch.extend(state.records.drain(..n));
         if n > 0 && std::mem::take(&mut state.full_seen) {
-            self.queue.freed.notify_one();
+            self.queue.room.notify_waiters();
         }
     }
 
@@ -200,11 +184,10 @@ impl AuditReceiver {
 }
 
 impl Drop for AuditReceiver {
-    /// The writer stopped (drained, or its thread died): requests waiting for room, and any
+    /// The writer stopped (drained, or its task died): requests waiting for room, and any
     /// later ones, get [`WriterGone`] rather than wait forever.
     fn drop(&mut self) {
         self.queue.lock().writer_gone = true;
-        self.queue.freed.notify_one();
         self.queue.room.notify_waiters();
     }
 }
@@ -285,7 +268,7 @@ pub(super) mod tests {
         );
         let mut batch = Vec::new();
         receiver.take(&mut batch, 1);
-        // Woken through the relay task, not by polling.
+        // Woken by the take, not by polling.
         tokio::time::timeout(Duration::from_secs(5), third)
             .await
             .expect("the waiting request must be released once room is made")
