@@ -21,28 +21,13 @@ from .measure import Runner
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=MODES, default="full")
-    ap.add_argument("--keycard", type=Path, required=True)
-    ap.add_argument("--bare", type=Path, required=True)
-    ap.add_argument("--loadgen", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True, help="raw files of this run")
-    args = ap.parse_args()
-    # A stopped run must stop its servers too: turn SIGTERM into an exit, which runs the
-    # `finally` blocks that stop them.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    args, paths = start("--mode")
     mode, env = MODES[args.mode], from_environment()
-    args.work.mkdir(parents=True, exist_ok=True)
-    paths = servers.Paths(keycard=args.keycard, bare=args.bare, loadgen=args.loadgen,
-                          venv=BENCH / ".venv", data_dir=args.work / "data",
-                          creds=args.work / "creds.json", work=args.work)
-
     # Taken now, right after bench/run's build: the commit that was built and measured (the
     # repository may move on during a run).
     meta = metadata(args.mode, env)
     log(f"setup: directory with {env.tokens} tokens in {paths.data_dir}")
-    creds = setup_data.create(paths.keycard, paths.data_dir, env.tokens, env.connections)
-    paths.creds.write_text(json.dumps(creds))
+    create_directory(paths, env)
     record_id = capture_bodies(paths, env)
     runner = Runner(env, paths, record_id)
 
@@ -83,12 +68,47 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=1) + "\n")
     table = report.markdown(summary, runs, meta)
-    out.with_suffix(".md").write_text(table + "\n")
     (args.work / "results-path").write_text(str(out))  # for bench/run's plot step
+    return publish(out, table, runner.problems)
+
+
+def start(*options: str) -> tuple[argparse.Namespace, servers.Paths]:
+    """The arguments every harness entry point takes from bench/run (the binaries and this
+    run's raw directory, plus `--mode` when named in `options`), and the paths of the run."""
+    ap = argparse.ArgumentParser()
+    if "--mode" in options:
+        ap.add_argument("--mode", choices=MODES, default="full")
+    ap.add_argument("--keycard", type=Path, required=True)
+    ap.add_argument("--bare", type=Path, required=True)
+    ap.add_argument("--loadgen", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True, help="raw files of this run")
+    args = ap.parse_args()
+    # A stopped run must stop its servers too: turn SIGTERM into an exit, which runs the
+    # `finally` blocks that stop them.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    args.work.mkdir(parents=True, exist_ok=True)
+    paths = servers.Paths(keycard=args.keycard, bare=args.bare, loadgen=args.loadgen,
+                          venv=BENCH / ".venv", data_dir=args.work / "data",
+                          creds=args.work / "creds.json", work=args.work)
+    return args, paths
+
+
+def create_directory(paths: servers.Paths, env) -> None:
+    """A fresh directory (account, integration, env.tokens tokens) at paths; the tokens'
+    credentials go to paths.creds for the generator."""
+    creds = setup_data.create(paths.keycard, paths.data_dir, env.tokens, env.connections,
+                              paths.database_url)
+    paths.creds.write_text(json.dumps(creds))
+
+
+def publish(out: Path, table: str, problems: list[str]) -> int:
+    """Writes the markdown table next to the JSON results at `out`, prints it, and turns
+    failed checks into a non-zero exit."""
+    out.with_suffix(".md").write_text(table + "\n")
     print(table)
     print(f"\nresults: {out.relative_to(REPO)}")
-    if runner.problems:
-        print("\nCHECKS FAILED:\n- " + "\n- ".join(runner.problems), file=sys.stderr)
+    if problems:
+        print("\nCHECKS FAILED:\n- " + "\n- ".join(problems), file=sys.stderr)
         return 1
     return 0
 

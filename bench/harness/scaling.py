@@ -6,37 +6,23 @@ benchmark (audit and success counts) hold on every keycard run.
     bench/run --scaling      (bench/run builds first, then calls this)
 """
 
-import argparse
 import dataclasses
 import json
 import os
 import sys
-from pathlib import Path
 
-from . import setup_data
 from .config import BENCH, MODES, SCENARIOS, from_environment
-from .main import capture_bodies, log, max_run, metadata
+from .main import capture_bodies, create_directory, log, max_run, metadata, publish, start
 from .measure import Runner
-from . import servers
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--keycard", type=Path, required=True)
-    ap.add_argument("--bare", type=Path, required=True)
-    ap.add_argument("--loadgen", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True)
-    args = ap.parse_args()
+    _, paths = start()
     mode = MODES["quick"]
     base = from_environment()
     nproc = os.cpu_count() or 2
     cores = [int(c) for c in os.environ.get("SCALING_CORES", "1,2").split(",")]
-    args.work.mkdir(parents=True, exist_ok=True)
-    paths = servers.Paths(keycard=args.keycard, bare=args.bare, loadgen=args.loadgen,
-                          venv=BENCH / ".venv", data_dir=args.work / "data",
-                          creds=args.work / "creds.json", work=args.work)
-    creds = setup_data.create(paths.keycard, paths.data_dir, base.tokens, base.connections)
-    paths.creds.write_text(json.dumps(creds))
+    create_directory(paths, base)
     scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
     rows, problems = [], []
     for n in cores:
@@ -78,13 +64,7 @@ def main() -> int:
     for r in rows:
         lines.append(f"| {r['server_cores']}{' (shared with the generator)' if r['shared_with_generator'] else ''} | {r['keycard']['rps']:,.0f} | {r['bare']['rps']:,.0f} "
                      f"| {r['ratio']:.2f}× | {r['keycard']['rps'] / r['server_cores']:,.0f} |")
-    table = "\n".join(lines)
-    out.with_suffix(".md").write_text(table + "\n")
-    print(table)
-    if problems:
-        print("\nCHECKS FAILED:\n- " + "\n- ".join(problems), file=sys.stderr)
-        return 1
-    return 0
+    return publish(out, "\n".join(lines), problems)
 
 
 if __name__ == "__main__":

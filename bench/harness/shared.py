@@ -12,7 +12,6 @@ with fsync off, so its figure is an upper bound for a durable PostgreSQL) and st
     bench/run --shared      (bench/run builds first, then calls this)
 """
 
-import argparse
 import dataclasses
 import json
 import os
@@ -21,11 +20,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from . import servers, setup_data
 from .config import BENCH, MODES, REPO, SCENARIOS, from_environment
-from .main import capture_bodies, log, max_run, metadata
+from .main import capture_bodies, create_directory, log, max_run, metadata, publish, start
 from .measure import Runner
 
 ROUNDS = 3
@@ -70,20 +67,10 @@ def start_postgres(cpus: str) -> tuple[str, bool]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--keycard", type=Path, required=True)
-    ap.add_argument("--bare", type=Path, required=True)
-    ap.add_argument("--loadgen", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True)
-    args = ap.parse_args()
+    args, paths = start()
     mode = MODES["full"]
     env = from_environment()
-    args.work.mkdir(parents=True, exist_ok=True)
-    paths = servers.Paths(keycard=args.keycard, bare=args.bare, loadgen=args.loadgen,
-                          venv=BENCH / ".venv", data_dir=args.work / "data",
-                          creds=args.work / "creds.json", work=args.work)
-    creds = setup_data.create(paths.keycard, paths.data_dir, env.tokens, env.connections)
-    paths.creds.write_text(json.dumps(creds))
+    create_directory(paths, env)
     redis_port = env.port_base + 30
     redis = start_redis(env.loadgen_cpus, redis_port)
     redis_url = f"redis://127.0.0.1:{redis_port}/"
@@ -91,8 +78,7 @@ def main() -> int:
     cluster_node = dataclasses.replace(
         paths, data_dir=args.work / "data-pg", creds=args.work / "creds-pg.json",
         database_url=database_url, keycard_args=("--redis-url", redis_url))
-    cluster_node.creds.write_text(json.dumps(setup_data.create(
-        paths.keycard, cluster_node.data_dir, env.tokens, env.connections, database_url)))
+    create_directory(cluster_node, env)
     try:
         record_id = capture_bodies(paths, env)
         scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
@@ -151,12 +137,7 @@ def main() -> int:
         f"Redis / memory: **{ratio:.2f}×** throughput per node; a cluster node (PostgreSQL + "
         f"Redis) / memory: **{p['rps'] / m['rps']:.2f}×**.",
     ])
-    out.with_suffix(".md").write_text(table + "\n")
-    print(table)
-    if problems:
-        print("\nCHECKS FAILED:\n- " + "\n- ".join(problems), file=sys.stderr)
-        return 1
-    return 0
+    return publish(out, table, problems)
 
 
 if __name__ == "__main__":
