@@ -100,6 +100,11 @@ async fn drive(options: Value) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
+/// What a page showed, as the browser rendered it.
+fn text(page: &Value) -> &str {
+    page["text"].as_str().unwrap_or_default()
+}
+
 fn page<'a>(report: &'a Value, step: &str) -> &'a Value {
     report["pages"]
         .as_array()
@@ -140,29 +145,17 @@ async fn chromium_allows_on_the_authorize_page_and_the_token_works() {
     let login = page(&report, "login");
     assert_eq!(login["status"], 200, "{report}");
     assert_eq!(login["title"], "Log in · keycard");
-    assert!(
-        login["text"].as_str().unwrap().contains("Order Sync"),
-        "{report}"
-    );
+    assert!(text(login).contains("Order Sync"), "{report}");
     let wrong = page(&report, "wrong-password");
     assert_eq!(wrong["status"], 401, "{report}");
     assert!(
-        wrong["text"]
-            .as_str()
-            .unwrap()
-            .contains("You entered an invalid email or password."),
+        text(wrong).contains("You entered an invalid email or password."),
         "{report}"
     );
     let consent = page(&report, "consent");
     assert_eq!(consent["status"], 200, "{report}");
     assert_eq!(consent["title"], "Allow access? · keycard");
-    assert!(
-        consent["text"]
-            .as_str()
-            .unwrap()
-            .contains("as sync@example.com"),
-        "{report}"
-    );
+    assert!(text(consent).contains("as sync@example.com"), "{report}");
     let back = page(&report, "callback");
     assert_eq!(back["status"], 200, "{report}");
     assert_eq!(back["title"], "Back in the app");
