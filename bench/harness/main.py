@@ -21,7 +21,7 @@ from .measure import Runner
 
 
 def main() -> int:
-    args, paths = start("--mode")
+    args, paths = start(with_mode=True)
     mode, env = MODES[args.mode], from_environment()
     # Taken now, right after bench/run's build: the commit that was built and measured (the
     # repository may move on during a run).
@@ -72,11 +72,11 @@ def main() -> int:
     return publish(out, table, runner.problems)
 
 
-def start(*options: str) -> tuple[argparse.Namespace, servers.Paths]:
+def start(with_mode: bool = False) -> tuple[argparse.Namespace, servers.Paths]:
     """The arguments every harness entry point takes from bench/run (the binaries and this
-    run's raw directory, plus `--mode` when named in `options`), and the paths of the run."""
+    run's raw directory, plus `--mode` for the main benchmark), and the paths of the run."""
     ap = argparse.ArgumentParser()
-    if "--mode" in options:
+    if with_mode:
         ap.add_argument("--mode", choices=MODES, default="full")
     ap.add_argument("--keycard", type=Path, required=True)
     ap.add_argument("--bare", type=Path, required=True)
