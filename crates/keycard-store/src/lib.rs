@@ -19,6 +19,7 @@ mod changes;
 pub mod integrations;
 pub mod keys;
 mod login_writer;
+mod record_reader;
 pub mod records;
 pub mod roles;
 pub mod tokens;
@@ -90,6 +91,8 @@ pub struct Store {
     clock: Clock,
     /// SQLite on a file: the native writer for login records.
     login_writer: Option<LoginWriter>,
+    /// SQLite on a file: native read-only connections for record reads.
+    record_reader: Option<record_reader::RecordReader>,
     /// Names this process's store in change notifications, so its listener skips its own.
     origin: Arc<str>,
     /// PostgreSQL: where change listeners connect. May hold a password: never printed.
@@ -162,6 +165,8 @@ impl Store {
             local_changes: Arc::default(),
             clock: system_clock(),
             login_writer: sqlite_path(location).map(|path| LoginWriter::new(&path)),
+            record_reader: sqlite_path(location)
+                .map(|path| record_reader::RecordReader::new(&path)),
             origin: origin.into(),
             login_pool: (backend == Backend::Postgres)
                 .then(|| {

@@ -4,6 +4,7 @@ use keycard_core::AccountId;
 use serde_json::Value;
 use sqlx::Row;
 
+use crate::record_reader::Read;
 use crate::{Store, StoreError};
 
 impl Store {
@@ -35,19 +36,26 @@ impl Store {
             .map(|row| {
                 Ok((
                     row.try_get("id")?,
-                    serde_json::from_str(&row.try_get::<String, _>("body")?).unwrap_or(Value::Null),
+                    parse_body(&row.try_get::<String, _>("body")?),
                 ))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok((items, total))
     }
 
+    /// One record, or `None`. On SQLite it is read inline on a native connection (see
+    /// `record_reader`), through the pool only when that finds the database locked.
     pub async fn rest_record(
         &self,
         account: &AccountId,
         record_type: &str,
         id: i64,
     ) -> Result<Option<Value>, StoreError> {
+        if let Some(reader) = &self.record_reader {
+            if let Read::Done(body) = reader.rest_record(account.as_str(), record_type, id)? {
+                return Ok(body.map(|b| parse_body(&b)));
+            }
+        }
         let row = sqlx::query(
             "SELECT body FROM records WHERE account_id = $1 AND record_type = $2 AND id = $3",
         )
@@ -57,10 +65,7 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         Ok(row
-            .map(|r| {
-                r.try_get::<String, _>("body")
-                    .map(|b| serde_json::from_str(&b).unwrap_or(Value::Null))
-            })
+            .map(|r| r.try_get::<String, _>("body").map(|b| parse_body(&b)))
             .transpose()?)
     }
 
@@ -101,8 +106,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else { return Ok(false) };
-        let mut current: Value =
-            serde_json::from_str(&row.try_get::<String, _>("body")?).unwrap_or(Value::Null);
+        let mut current = parse_body(&row.try_get::<String, _>("body")?);
         match (merge, &mut current, body) {
             (true, Value::Object(existing), Value::Object(changes)) => {
                 for (key, value) in changes {
@@ -137,4 +141,10 @@ impl Store {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+}
+
+/// A stored body: JSON text written by this module from a `Value`, so it always parses; `Null`
+/// should it ever not.
+fn parse_body(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
 }

@@ -25,6 +25,7 @@ on_both_backends!(
     changes_are_published_after_commit,
     login_records_are_written_in_batches_in_order,
     tokens_are_created_in_bulk_all_or_none,
+    rest_records_read_back_every_committed_change,
 );
 
 fn integration(name: &str) -> NewIntegration {
@@ -943,5 +944,56 @@ async fn tokens_are_created_in_bulk_all_or_none(h: Harness) {
             .filter(|e| e.action == keycard_core::AdminAction::TokenCreated)
             .count(),
         3
+    );
+}
+
+async fn rest_records_read_back_every_committed_change(h: Harness) {
+    let s = &h.store;
+    let acme = serde_json::json!({ "companyName": "Acme", "email": "ap@acme.example" });
+    let id = s
+        .create_rest_record(&account(), "customer", &acme)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.rest_record(&account(), "customer", id).await.unwrap(),
+        Some(acme)
+    );
+    // The id belongs to one account and one record type.
+    let sandbox = keycard_core::AccountId::parse("1234567_SB1").unwrap();
+    assert_eq!(s.rest_record(&sandbox, "customer", id).await.unwrap(), None);
+    assert_eq!(s.rest_record(&account(), "vendor", id).await.unwrap(), None);
+    // Each change is visible to the next read (on SQLite, a read on another connection).
+    let change = serde_json::json!({ "email": "billing@acme.example" });
+    assert!(
+        s.update_rest_record(&account(), "customer", id, &change, true)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.rest_record(&account(), "customer", id).await.unwrap(),
+        Some(serde_json::json!({ "companyName": "Acme", "email": "billing@acme.example" }))
+    );
+    assert!(
+        s.update_rest_record(&account(), "customer", id, &change, false)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.rest_record(&account(), "customer", id).await.unwrap(),
+        Some(change)
+    );
+    assert!(
+        s.delete_rest_record(&account(), "customer", id)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.rest_record(&account(), "customer", id).await.unwrap(),
+        None
+    );
+    assert!(
+        !s.delete_rest_record(&account(), "customer", id)
+            .await
+            .unwrap()
     );
 }
