@@ -4,8 +4,10 @@
 //
 //   node authorize.mjs '{"chromium": "/usr/bin/chromium", "url": "...", "email": "...",
 //                        "password": "...", "wrongPassword": "...", "role": "Integrator",
-//                        "action": "allow", "screenshots": "/tmp/shots"}'
+//                        "action": "allow", "screenshots": "/tmp/shots"}' [URL]
 //
+// A URL after the options replaces theirs: so the script can stand as a `BROWSER` command, to
+// which a program such as `keycard login` appends the URL it wants opened.
 // Prints one JSON object: each page seen ({step, status, url, title, text}), the final URL,
 // and everything the browser complained about (console errors, page errors, failed or
 // blocked requests: a Content-Security-Policy violation shows there). The Rust test
@@ -15,6 +17,9 @@ import { mkdirSync } from "node:fs";
 import puppeteer from "puppeteer-core";
 
 const options = JSON.parse(process.argv[2] ?? "{}");
+if (process.argv[3]) {
+  options.url = process.argv[3];
+}
 for (const name of ["chromium", "url", "email", "password", "action"]) {
   if (!options[name]) {
     console.error(`authorize.mjs: missing "${name}" in the options`);

@@ -127,8 +127,11 @@ pub async fn run(args: LoginArgs) -> Result<()> {
     );
     eprintln!("Step 2 of 3: log in and choose Allow on the authorize page:");
     eprintln!("  {authorize}");
-    if !args.no_browser && open_browser(&authorize) {
-        eprintln!("(opened in your browser)");
+    if !args.no_browser {
+        match open_browser(&authorize, std::env::var("BROWSER").ok().as_deref()) {
+            Ok(program) => eprintln!("(opened in your browser with {program})"),
+            Err(why) => eprintln!("(no browser opened: {why}; open the URL yourself)"),
+        }
     }
     let deadline = Duration::from_secs(args.timeout);
     eprintln!(
@@ -204,17 +207,80 @@ fn offer_reuse(store: &ProfileStore, args: &LoginArgs) -> Result<Option<Profile>
     store.get(chosen).map(Some)
 }
 
-/// `xdg-open` or `open`, when present; false when neither could be started.
-fn open_browser(url: &str) -> bool {
-    ["xdg-open", "open"].iter().any(|program| {
-        std::process::Command::new(program)
-            .arg(url)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .is_ok()
-    })
+/// Starts a browser on `url` and says which program it started. `$BROWSER` comes first, as
+/// Python's `webbrowser`, git and `xdg-open` read it: a `:`-separated list of commands, each
+/// split like a shell's words, with `%s` standing for the URL (appended when absent) and `%%`
+/// for `%`; the first that starts wins. Then `xdg-open` (Linux, BSD) and `open` (macOS). The
+/// browser is not waited for: the callback listener hears when the person is done.
+fn open_browser(url: &str, browser_variable: Option<&str>) -> Result<String, String> {
+    let mut tried = Vec::new();
+    let from_variable = browser_variable
+        .unwrap_or_default()
+        .split(':')
+        .filter(|command| !command.trim().is_empty());
+    for command in from_variable {
+        let Some(words) = browser_words(command, url) else {
+            tried.push(format!("`{command}` from $BROWSER (unbalanced quotes)"));
+            continue;
+        };
+        if start(&words) {
+            return Ok(words.first().cloned().unwrap_or_default());
+        }
+        tried.push(format!("`{command}` from $BROWSER"));
+    }
+    for program in ["xdg-open", "open"] {
+        if start(&[program.to_owned(), url.to_owned()]) {
+            return Ok(program.to_owned());
+        }
+        tried.push(program.to_owned());
+    }
+    Err(format!("could not start {}", tried.join(", ")))
+}
+
+/// One `$BROWSER` command as program and arguments, the URL in place of `%s`.
+fn browser_words(command: &str, url: &str) -> Option<Vec<String>> {
+    let mut words = shlex::split(command)?;
+    if words.is_empty() {
+        return None;
+    }
+    let mut placed = false;
+    for word in &mut words {
+        let mut out = String::with_capacity(word.len());
+        let mut chars = word.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, chars.peek()) {
+                ('%', Some('s')) => {
+                    chars.next();
+                    out.push_str(url);
+                    placed = true;
+                }
+                ('%', Some('%')) => {
+                    chars.next();
+                    out.push('%');
+                }
+                _ => out.push(c),
+            }
+        }
+        *word = out;
+    }
+    if !placed {
+        words.push(url.to_owned());
+    }
+    Some(words)
+}
+
+/// Starts `words` (program, arguments) detached from this terminal; false if it cannot start.
+fn start(words: &[String]) -> bool {
+    let Some((program, arguments)) = words.split_first() else {
+        return false;
+    };
+    std::process::Command::new(program)
+        .args(arguments)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
 }
 
 async fn wait_for_callback(listener: &TcpListener, token: &str, limit: Duration) -> Result<Answer> {
@@ -314,9 +380,11 @@ async fn handle(mut stream: TcpStream, token: &str) -> Option<Result<Answer>> {
     }
 }
 
+/// Answers the browser with a small page. Its empty inline icon keeps the browser from asking
+/// for `/favicon.ico` after the page, by when the listener is gone.
 async fn reply(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
     let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><link rel=\"icon\" href=\"data:,\"><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"
     );
     let response = format!(
         "HTTP/1.1 {status} {title}\r\ncontent-type: text/html; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -324,4 +392,37 @@ async fn reply(stream: &mut TcpStream, status: u16, title: &str, text: &str) {
     );
     let _ = stream.write_all(response.as_bytes()).await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{browser_words, open_browser};
+
+    const URL: &str = "http://h/app/login/secure/authorizetoken.nl?oauth_token=a%2Bb";
+
+    #[test]
+    fn browser_commands_take_the_url_in_place_of_percent_s_or_at_the_end() {
+        assert_eq!(browser_words("firefox", URL).unwrap(), ["firefox", URL]);
+        assert_eq!(
+            browser_words("chromium --new-window %s --x", URL).unwrap(),
+            ["chromium", "--new-window", URL, "--x"]
+        );
+        assert_eq!(
+            browser_words("'/opt/My Browser/run' --flag=100%% url=%s", URL).unwrap(),
+            ["/opt/My Browser/run", "--flag=100%", &format!("url={URL}")]
+        );
+        assert_eq!(browser_words("open 'unbalanced", URL), None);
+        assert_eq!(browser_words("   ", URL), None);
+    }
+
+    #[test]
+    fn browser_variable_entries_are_tried_in_order() {
+        // `true` ignores its arguments and always starts: the first entry that starts wins.
+        assert_eq!(
+            open_browser(URL, Some("/nonexistent/browser %s:true:false")).unwrap(),
+            "true"
+        );
+    }
 }

@@ -464,9 +464,19 @@ fn concurrency_rejections_from_the_server_are_retried_then_reported() {
 
 /// Starts `keycard login`, returns the child, the authorize URL and the rest of its stderr.
 fn start_login(s: &Server, args: &[&str]) -> (Child, String, mpsc::Receiver<String>) {
+    start_login_with(s, args, &[])
+}
+
+/// [`start_login`] with more environment (`BROWSER`: a browser command the CLI starts).
+fn start_login_with(
+    s: &Server,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Child, String, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keycard"))
         .arg("login")
         .args(args)
+        .envs(env.iter().copied())
         .env("KEYCARD_CONFIG_DIR", &s.config)
         .env("KEYCARD_CONSUMER_KEY", s.cred("consumer_key"))
         .env("KEYCARD_CONSUMER_SECRET", s.cred("consumer_secret"))
@@ -637,6 +647,73 @@ fn login_follows_the_authorize_page_and_saves_the_token() {
     assert!(err.contains("choose Allow"), "{err}");
     let missing = s.run(&["profile", "show", "web2"], &[]);
     assert!(!missing.status.success());
+}
+
+/// The whole flow as an integrator meets it: `keycard login` starts the browser itself (here
+/// `BROWSER`, pointed at Chromium driven by `tools/browser/authorize.mjs`), the person logs in
+/// and allows, the authorize page redirects to the CLI's own listener, and the CLI saves a
+/// working token.
+#[test]
+fn login_opens_the_browser_which_brings_the_answer_back() {
+    let s = start("1234567");
+    let browser = keycard_testkit::browser::BrowserCommand::new(&serde_json::json!({
+        "email": "admin@example.com",
+        "password": PASSWORD,
+        "role": "Integration Role",
+        "action": "allow",
+    }));
+    let server = s.url();
+    let (child, url, lines) = start_login_with(
+        &s,
+        &[
+            "--auth-id",
+            "chromium",
+            "--server",
+            &server,
+            "--account",
+            "1234567",
+            "--timeout",
+            "60",
+        ],
+        &[("BROWSER", browser.command().as_os_str())],
+    );
+    let (success, err) = finish(child, &lines);
+    let report = browser.report(Duration::from_secs(60));
+    assert!(success, "{err}\n{report}");
+    assert!(
+        err.contains(&format!(
+            "(opened in your browser with {})",
+            browser.command().display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("Saved profile `chromium`"), "{err}");
+    // The browser was given the URL the CLI printed, and ended on the CLI's own page.
+    let pages = report["pages"].as_array().unwrap();
+    let steps: Vec<&str> = pages.iter().map(|p| p["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["login", "consent", "callback"], "{report}");
+    assert_eq!(pages[0]["url"], url.as_str(), "{report}");
+    let callback = &pages[2];
+    assert_eq!(callback["status"], 200, "{report}");
+    assert!(
+        callback["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://localhost:"),
+        "{report}"
+    );
+    assert!(
+        callback["text"]
+            .as_str()
+            .unwrap()
+            .contains("You can close this window"),
+        "{report}"
+    );
+    assert_eq!(report["complaints"], serde_json::json!([]), "{report}");
+    ok(&s.run(
+        &["call", "--auth-id", "chromium", "GET", "/rest/tokeninfo"],
+        &[],
+    ));
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The authorize page in a real browser: Chromium (Debian's, found through
 //! `KEYCARD_TEST_CHROMIUM`, which `scripts/test` sets after `tools/browser/setup.sh`), driven by
-//! `tools/browser/authorize.mjs` with puppeteer-core. What a form-posting test cannot see is
+//! `tools/browser/authorize.mjs` with puppeteer-core (`keycard_testkit::browser`). What a form-posting test cannot see is
 //! checked here: the page's Content-Security-Policy lets its own forms and the redirect to the
 //! application through, the buttons submit what the server expects, and the browser reports
 //! no errors on the way.
@@ -70,34 +70,12 @@ impl CallbackApp {
     }
 }
 
-/// Runs `tools/browser/authorize.mjs` with `options` (the Chromium path added) and returns its
-/// report. It runs on a blocking thread: the server answers the browser on this runtime.
+/// Runs `tools/browser/authorize.mjs` with `options` and returns its report. It runs on a
+/// blocking thread: the server answers the browser on this runtime.
 async fn drive(options: Value) -> Value {
-    let chromium = std::env::var("KEYCARD_TEST_CHROMIUM").expect(
-        "KEYCARD_TEST_CHROMIUM is not set: run the tests with scripts/test, which installs Chromium and puppeteer-core (tools/browser/setup.sh)",
-    );
-    let mut options = options;
-    options["chromium"] = json!(chromium);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tools/browser/authorize.mjs"
-    );
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("node")
-            .arg(script)
-            .arg(options.to_string())
-            .output()
-            .expect("node runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "authorize.mjs failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    tokio::task::spawn_blocking(move || keycard_testkit::browser::drive_authorize_page(&options))
+        .await
+        .unwrap()
 }
 
 /// What a page showed, as the browser rendered it.
