@@ -63,19 +63,22 @@ impl RunningServer {
     }
 }
 
-/// Starts the server on `listener` (use `127.0.0.1:0` in tests).
-pub fn start(
-    mut config: ServerConfig,
+/// The application without a listener: the router over a fresh state, and the audit writer's
+/// task. [`start`] serves it; the in-process benchmark (`benches/request.rs`) calls the router
+/// directly.
+pub struct Application {
+    pub router: axum::Router,
+    pub state: Arc<AppState>,
+    /// Ends once the last clone of the state is dropped and the audit queue is drained.
+    pub writer: tokio::task::JoinHandle<()>,
+}
+
+/// Builds the [`Application`]; spawns its audit writer on the current runtime.
+pub fn application(
+    config: ServerConfig,
     store: Store,
-    listener: TcpListener,
     clock: Clock,
-) -> anyhow::Result<RunningServer> {
-    let addr = listener.local_addr()?;
-    let tls = config.tls.as_ref().map(tls::load).transpose()?;
-    if tls.is_some() {
-        // Clients reach this listener over HTTPS: that is the URL they sign.
-        "https".clone_into(&mut config.public_scheme);
-    }
+) -> anyhow::Result<Application> {
     let metrics = Arc::new(metrics::Metrics::default());
     let (audit, writer) = audit::spawn_writer(store.clone(), config.audit_queue, metrics.clone());
     let shared = shared::SharedState::from_config(&config)?;
@@ -93,7 +96,31 @@ pub fn start(
         flows,
         clock,
     });
-    let app = surfaces::router(state.clone());
+    Ok(Application {
+        router: surfaces::router(state.clone()),
+        state,
+        writer,
+    })
+}
+
+/// Starts the server on `listener` (use `127.0.0.1:0` in tests).
+pub fn start(
+    mut config: ServerConfig,
+    store: Store,
+    listener: TcpListener,
+    clock: Clock,
+) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr()?;
+    let tls = config.tls.as_ref().map(tls::load).transpose()?;
+    if tls.is_some() {
+        // Clients reach this listener over HTTPS: that is the URL they sign.
+        "https".clone_into(&mut config.public_scheme);
+    }
+    let Application {
+        router: app,
+        state,
+        writer,
+    } = application(config, store, clock)?;
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();

@@ -1,0 +1,221 @@
+//! One request through keycard in process: the router, the pipeline, the handler and the audit
+//! trail (a SQLite directory in a temporary folder), without sockets. On a shared VM the load
+//! benchmark (`bench/run`) moves by ±10% from one minute to the next, which hides changes of a
+//! few percent; here the noise is the machine's, not the network stack's, and every group has
+//! its floor measured in the same run: `healthz` goes through the same router and metrics
+//! layer with no authentication.
+//!
+//! Everything runs on one current-thread runtime, as `keycard serve` does on one pinned core:
+//! the audit writer takes its turns when the queue fills. Each request is signed ahead of the
+//! timed loop with its own nonce, so every one is fully verified and audited.
+//!
+//!   cargo bench -p keycard-server --bench request
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode};
+use criterion::{Criterion, criterion_group, criterion_main};
+use keycard_core::{AccountId, IntegrationFlags, Level, SetupPermission};
+use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
+use keycard_server::{Application, ServerConfig};
+use keycard_store::accounts::NewAccount;
+use keycard_store::crypto::{KeyRing, MasterKey};
+use keycard_store::integrations::NewIntegration;
+use keycard_store::roles::NewRole;
+use keycard_store::tokens::{Creator, NewToken};
+use keycard_store::users::NewUser;
+use keycard_store::{Location, Store};
+use tower::ServiceExt as _;
+
+const ACCOUNT: &str = "1234567";
+const HOST: &str = "localhost:8910";
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    app: Application,
+    consumer_key: String,
+    consumer_secret: String,
+    token_id: String,
+    token_secret: String,
+    record_path: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::DataDir(dir.path().to_owned());
+        let (app, consumer, token, record) = runtime.block_on(async {
+            let store = Store::open(&location, KeyRing::new(MasterKey::generate().unwrap()))
+                .await
+                .unwrap();
+            let account = AccountId::parse(ACCOUNT).unwrap();
+            store
+                .create_account("bench", NewAccount::new(account.clone(), "Acme"))
+                .await
+                .unwrap();
+            let flags = IntegrationFlags {
+                tba: true,
+                ..IntegrationFlags::default()
+            };
+            let (_, consumer) = store
+                .create_integration(
+                    "bench",
+                    &account,
+                    NewIntegration {
+                        name: "Order Sync".into(),
+                        description: String::new(),
+                        flags,
+                        concurrency_limit: None,
+                        auto_installed: false,
+                    },
+                )
+                .await
+                .unwrap();
+            let role = NewRole {
+                name: "Integrator".into(),
+                setup: [
+                    SetupPermission::LogInUsingAccessTokens,
+                    SetupPermission::RestWebServices,
+                ]
+                .into(),
+                records: [("customer".to_owned(), Level::View)].into(),
+                ..NewRole::default()
+            };
+            store.create_role("bench", &account, role).await.unwrap();
+            let user = NewUser {
+                email: "sync@example.com".into(),
+                name: "Sync".into(),
+                password: None,
+                roles: vec!["Integrator".into()],
+            };
+            store.create_user("bench", &account, user).await.unwrap();
+            let new_token = NewToken {
+                integration: "Order Sync".into(),
+                user: "sync@example.com".into(),
+                role: "Integrator".into(),
+                name: None,
+                expires_at: None,
+            };
+            let (_, token) = store
+                .create_token("bench", &account, &Creator::Operator, new_token)
+                .await
+                .unwrap();
+            let customer = serde_json::json!({ "companyName": "Acme", "email": "ap@acme.example" });
+            let record = store
+                .create_rest_record(&account, "customer", &customer)
+                .await
+                .unwrap();
+            let app = keycard_server::application(
+                ServerConfig::default(),
+                store,
+                keycard_server::system_clock(),
+            )
+            .unwrap();
+            (app, consumer, token, record)
+        });
+        Self {
+            runtime,
+            app,
+            consumer_key: consumer.consumer_key,
+            consumer_secret: consumer.consumer_secret.expose().to_owned(),
+            token_id: token.token_id,
+            token_secret: token.token_secret.expose().to_owned(),
+            record_path: format!("/services/rest/record/v1/customer/{record}"),
+            _dir: dir,
+        }
+    }
+
+    /// `count` requests for `path`, each signed with a nonce of its own (`signed: false`: none
+    /// carries an Authorization header).
+    fn requests(&self, path: &str, count: u64, signed: bool) -> Vec<Request<Body>> {
+        static BATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let batch = BATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let timestamp = keycard_server::system_clock()().to_string();
+        let url = format!("http://{HOST}{path}");
+        (0..count)
+            .map(|i| {
+                let mut request = Request::get(path).header("host", HOST);
+                if signed {
+                    let nonce = format!("{batch:08x}{i:012x}");
+                    let mut options = SignOptions::new(&nonce, &timestamp);
+                    options.realm = Some(ACCOUNT);
+                    let header = sign(
+                        &ClientRequest {
+                            method: "GET",
+                            url: &url,
+                            form_body: None,
+                        },
+                        &Credentials {
+                            consumer_key: &self.consumer_key,
+                            consumer_secret: &self.consumer_secret,
+                            token: Some(&self.token_id),
+                            token_secret: &self.token_secret,
+                        },
+                        &options,
+                    )
+                    .unwrap()
+                    .authorization;
+                    request = request.header("authorization", header);
+                }
+                let mut request = request.body(Body::empty()).unwrap();
+                request
+                    .extensions_mut()
+                    .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+                request
+            })
+            .collect()
+    }
+
+    /// Sends the requests one after another, reading each answer whole; the time taken.
+    fn send(&self, requests: Vec<Request<Body>>) -> Duration {
+        let router = self.app.router.clone();
+        self.runtime.block_on(async move {
+            let started = Instant::now();
+            for request in requests {
+                let response = router.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+            }
+            started.elapsed()
+        })
+    }
+}
+
+fn requests(c: &mut Criterion) {
+    let fixture = Fixture::new();
+    // The first request loads the credentials into the cache.
+    fixture.send(fixture.requests("/rest/tokeninfo", 1, true));
+    let mut group = c.benchmark_group("request");
+    let cases = [
+        ("healthz (router floor)", "/healthz", false),
+        ("tokeninfo", "/rest/tokeninfo", true),
+        ("record GET", fixture.record_path.as_str(), true),
+    ];
+    for (name, path, signed) in cases {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| fixture.send(fixture.requests(path, iters, signed)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = requests
+}
+criterion_main!(benches);
