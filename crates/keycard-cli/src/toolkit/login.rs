@@ -208,7 +208,8 @@ fn offer_reuse(store: &ProfileStore, args: &LoginArgs) -> Result<Option<Profile>
 }
 
 /// Starts a browser on `url` and says which program it started. `$BROWSER` comes first, as
-/// Python's `webbrowser`, git and `xdg-open` read it: a `:`-separated list of commands, each
+/// Python's `webbrowser`, git and `xdg-open` read it: a list of commands separated like `PATH`
+/// (`:`, on Windows `;`), each
 /// split like a shell's words, with `%s` standing for the URL (appended when absent) and `%%`
 /// for `%`; the first that starts wins. Then `xdg-open` (Linux, BSD) and `open` (macOS). The
 /// browser is not waited for: the callback listener hears when the person is done.
@@ -216,7 +217,7 @@ fn open_browser(url: &str, browser_variable: Option<&str>) -> Result<String, Str
     let mut tried = Vec::new();
     let from_variable = browser_variable
         .unwrap_or_default()
-        .split(':')
+        .split(if cfg!(windows) { ';' } else { ':' })
         .filter(|command| !command.trim().is_empty());
     for command in from_variable {
         let Some(words) = browser_words(command, url) else {
