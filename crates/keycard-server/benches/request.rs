@@ -31,6 +31,11 @@ use keycard_store::users::NewUser;
 use keycard_store::{Location, Store};
 use tower::ServiceExt as _;
 
+/// The `keycard` binary's allocator (`crates/keycard-cli/src/main.rs`): the figures are the
+/// server's only with it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ACCOUNT: &str = "1234567";
 const HOST: &str = "localhost:8910";
 

@@ -4,18 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::header;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::AppState;
 
@@ -135,99 +131,28 @@ impl Metrics {
     }
 }
 
-/// The layer that times every request, around each route. Written out rather than
-/// `axum::middleware::from_fn`, which per request clones the route behind a box and boxes its
-/// own future.
-#[derive(Clone)]
-pub struct TrackLayer {
-    metrics: Arc<Metrics>,
-}
-
-impl TrackLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+/// The middleware that times every request.
+pub async fn track(
+    State(state): State<std::sync::Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    state.metrics.arrivals.fetch_add(1, Ordering::Relaxed);
+    let surface = surface_of(request.uri().path());
+    // The path only: a query may carry OAuth parameters. Copied only when the line is logged.
+    let logged = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().path().to_owned()));
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe(surface, status, elapsed.as_secs_f64());
+    if let Some((method, path)) = logged {
+        tracing::debug!(%method, path, status, micros = elapsed.as_micros(), request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), "request");
     }
-}
-
-impl<S> Layer<S> for TrackLayer {
-    type Service = Track<S>;
-
-    fn layer(&self, inner: S) -> Track<S> {
-        Track {
-            inner,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-/// A route with [`TrackLayer`] around it.
-#[derive(Clone)]
-pub struct Track<S> {
-    inner: S,
-    metrics: Arc<Metrics>,
-}
-
-impl<S> Service<Request> for Track<S>
-where
-    S: Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Tracked<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        self.metrics.arrivals.fetch_add(1, Ordering::Relaxed);
-        let surface = surface_of(request.uri().path());
-        // The path only: a query may carry OAuth parameters. Copied only when the line is logged.
-        let logged = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (request.method().clone(), request.uri().path().to_owned()));
-        Tracked {
-            inner: self.inner.call(request),
-            metrics: self.metrics.clone(),
-            surface,
-            logged,
-            started: Instant::now(),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request's response on its way, and what [`Track`] records when it is ready.
-    pub struct Tracked<F> {
-        #[pin]
-        inner: F,
-        metrics: Arc<Metrics>,
-        // Index of the surface's counters (`surface_of`).
-        surface: usize,
-        logged: Option<(axum::http::Method, String)>,
-        started: Instant,
-    }
-}
-
-impl<F, E> Future for Tracked<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let result = std::task::ready!(this.inner.poll(cx));
-        let elapsed = this.started.elapsed();
-        if let Ok(response) = &result {
-            let status = response.status().as_u16();
-            this.metrics
-                .observe(*this.surface, status, elapsed.as_secs_f64());
-            if let Some((method, path)) = this.logged.take() {
-                tracing::debug!(%method, path, status, micros = elapsed.as_micros(), request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), "request");
-            }
-        }
-        Poll::Ready(result)
-    }
+    response
 }
 
 /// Label values are ours or NetSuite's codes, but escape anyway: the format demands it.

@@ -48,7 +48,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             any(rest::governance_limits),
         )
         .fallback(not_found)
-        .layer(crate::metrics::TrackLayer::new(state.metrics.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         // After the layer: scrapes are not counted as traffic.
         .route("/metrics", get(crate::metrics::render))
         .route("/readyz", get(readyz))
