@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::{Clock, OsRandom, Randomness, SystemClock};
 use crate::error::{ApiError, Error};
+use crate::hosts::service_base;
 use crate::retry::RetryPolicy;
 use crate::signer::{SignRequest, Signer};
 use crate::{Credentials, Realm};
@@ -314,8 +315,9 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// `base_url` is the server, e.g. `https://1234567.restlets.api.netsuite.com` or
-    /// `http://localhost:8910`; defaults: HMAC-SHA256, no realm, the system clock, the OS
+    /// `base_url` is the server, e.g. `https://1234567.restlets.api.netsuite.com` (any of the
+    /// account's NetSuite hosts: each call goes to its service's) or `http://localhost:8910`;
+    /// defaults: HMAC-SHA256, no realm, the system clock, the OS
     /// random source, [`RetryPolicy::default`], 60 s per attempt.
     pub fn builder(base_url: impl Into<String>, credentials: Credentials) -> ClientBuilder {
         ClientBuilder {
@@ -357,14 +359,18 @@ impl Client {
         client
     }
 
-    /// The absolute URL `call` goes to, as it is sent and signed.
+    /// The absolute URL `call` goes to, as it is sent and signed. A path on a NetSuite account
+    /// host goes to the host of its service ([`service_base`]).
     pub fn url(&self, call: &Call) -> Result<String, Error> {
         let mut url = if call.path.starts_with("http://") || call.path.starts_with("https://") {
             call.path.clone()
-        } else if call.path.starts_with('/') {
-            format!("{}{}", self.base_url, call.path)
         } else {
-            format!("{}/{}", self.base_url, call.path)
+            let path = if call.path.starts_with('/') {
+                std::borrow::Cow::Borrowed(call.path.as_str())
+            } else {
+                std::borrow::Cow::Owned(format!("/{}", call.path))
+            };
+            format!("{}{path}", service_base(&self.base_url, &path))
         };
         for (i, (name, value)) in call.query.iter().enumerate() {
             let separator = if i == 0 && !url.contains('?') {
@@ -703,6 +709,29 @@ mod tests {
             c.url(&Call::get("https://other.example/y").query("k", "v"))
                 .unwrap(),
             "https://other.example/y?k=v"
+        );
+    }
+
+    #[test]
+    fn calls_on_a_netsuite_account_host_go_to_their_service_and_are_signed_there() {
+        let c = Client::builder(
+            "https://1234567.restlets.api.netsuite.com",
+            Credentials::new("ck", "cs").with_token("tk", "ts"),
+        )
+        .build()
+        .unwrap();
+        let record = Call::get("/services/rest/record/v1/customer").query("limit", "1");
+        assert_eq!(
+            c.url(&record).unwrap(),
+            "https://1234567.suitetalk.api.netsuite.com/services/rest/record/v1/customer?limit=1"
+        );
+        assert_eq!(
+            c.explain(&record).unwrap().base_uri,
+            "https://1234567.suitetalk.api.netsuite.com/services/rest/record/v1/customer"
+        );
+        assert_eq!(
+            c.url(&Call::get("rest/tokeninfo")).unwrap(),
+            "https://1234567.restlets.api.netsuite.com/rest/tokeninfo"
         );
     }
 

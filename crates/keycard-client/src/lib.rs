@@ -34,6 +34,7 @@ mod client;
 mod clock;
 mod credentials;
 mod error;
+mod hosts;
 mod retry;
 mod signer;
 
@@ -43,6 +44,7 @@ pub use client::{
 pub use clock::{Clock, OsRandom, Randomness, SystemClock};
 pub use credentials::{Credentials, Realm};
 pub use error::{ApiError, Error};
+pub use hosts::service_base;
 pub use keycard_oauth1::client::Signed;
 pub use keycard_oauth1::{Explanation, SignatureMethod};
 pub use retry::RetryPolicy;

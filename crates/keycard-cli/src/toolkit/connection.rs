@@ -32,16 +32,18 @@ pub async fn run(args: ConnectionArgs) -> Result<()> {
     let store = ProfileStore::open(&args.config)?;
     let profile = store.resolve(args.auth.auth_id.as_deref())?;
     let client = client_for(&profile, &store.credentials(&profile)?)?;
-    eprintln!("Calling {}/rest/tokeninfo…", profile.server);
+    let tokeninfo = Call::get("/rest/tokeninfo");
+    eprintln!("Calling {}…", client.url(&tokeninfo)?);
     let info = client
-        .send(&Call::get("/rest/tokeninfo"))
+        .send(&tokeninfo)
         .await
         .map_err(|e| explain(&e, &profile, "tokeninfo (GET /rest/tokeninfo)"))?;
     let json = info.json()?;
     let path = format!("/services/rest/record/v1/{}", args.record);
-    eprintln!("Calling {}{path}?limit=1…", profile.server);
+    let listing = Call::get(&path).query("limit", "1");
+    eprintln!("Calling {}…", client.url(&listing)?);
     let rest = client
-        .send(&Call::get(&path).query("limit", "1"))
+        .send(&listing)
         .await
         .map_err(|e| explain(&e, &profile, &format!("the REST call (GET {path}?limit=1)")))?;
     let rest_json = rest.json().unwrap_or_default();

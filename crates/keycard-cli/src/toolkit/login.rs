@@ -120,9 +120,11 @@ pub async fn run(args: LoginArgs) -> Result<()> {
         };
         anyhow!("{}{hint}", explain(&e, &profile, "the request-token step (POST /rest/requesttoken)"))
     })?;
+    // On NetSuite the page is on the account's `app` host, whichever host the profile names.
+    let page = "/app/login/secure/authorizetoken.nl";
     let authorize = format!(
-        "{}/app/login/secure/authorizetoken.nl?oauth_token={}",
-        profile.server,
+        "{}{page}?oauth_token={}",
+        keycard_client::service_base(&profile.server, page),
         keycard_oauth1::encode::percent_encode(&request_token.token)
     );
     eprintln!("Step 2 of 3: log in and choose Allow on the authorize page:");
