@@ -19,16 +19,14 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use criterion::{Criterion, criterion_group, criterion_main};
-use keycard_core::{AccountId, IntegrationFlags, Level, SetupPermission};
+use keycard_core::AccountId;
 use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
 use keycard_server::{Application, ServerConfig};
 use keycard_store::accounts::NewAccount;
 use keycard_store::crypto::{KeyRing, MasterKey};
-use keycard_store::integrations::NewIntegration;
-use keycard_store::roles::NewRole;
-use keycard_store::tokens::{Creator, NewToken};
-use keycard_store::users::NewUser;
+use keycard_store::tokens::Creator;
 use keycard_store::{Location, Store};
+use keycard_testkit::directory;
 use tower::ServiceExt as _;
 
 /// The `keycard` binary's allocator (`crates/keycard-cli/src/main.rs`): the figures are the
@@ -67,51 +65,16 @@ impl Fixture {
                 .create_account("bench", NewAccount::new(account.clone(), "Acme"))
                 .await
                 .unwrap();
-            let flags = IntegrationFlags {
-                tba: true,
-                ..IntegrationFlags::default()
-            };
-            let (_, consumer) = store
-                .create_integration(
-                    "bench",
-                    &account,
-                    NewIntegration {
-                        name: "Order Sync".into(),
-                        description: String::new(),
-                        flags,
-                        concurrency_limit: None,
-                        auto_installed: false,
-                    },
-                )
+            let consumer = directory::tba_integration(&store, "bench", &account)
                 .await
                 .unwrap();
-            let role = NewRole {
-                name: "Integrator".into(),
-                setup: [
-                    SetupPermission::LogInUsingAccessTokens,
-                    SetupPermission::RestWebServices,
-                ]
-                .into(),
-                records: [("customer".to_owned(), Level::View)].into(),
-                ..NewRole::default()
-            };
-            store.create_role("bench", &account, role).await.unwrap();
-            let user = NewUser {
-                email: "sync@example.com".into(),
-                name: "Sync".into(),
-                password: None,
-                roles: vec!["Integrator".into()],
-            };
-            store.create_user("bench", &account, user).await.unwrap();
-            let new_token = NewToken {
-                integration: "Order Sync".into(),
-                user: "sync@example.com".into(),
-                role: "Integrator".into(),
-                name: None,
-                expires_at: None,
-            };
             let (_, token) = store
-                .create_token("bench", &account, &Creator::Operator, new_token)
+                .create_token(
+                    "bench",
+                    &account,
+                    &Creator::Operator,
+                    directory::new_token(None),
+                )
                 .await
                 .unwrap();
             let customer = serde_json::json!({ "companyName": "Acme", "email": "ap@acme.example" });

@@ -13,18 +13,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use keycard_core::{AccountId, IntegrationFlags, Level, SetupPermission};
+use keycard_core::AccountId;
 use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
 use keycard_server::ServerConfig;
 use keycard_server::cache::CredentialCache;
 use keycard_server::shared::nonce::NonceStore;
 use keycard_store::accounts::NewAccount;
 use keycard_store::crypto::{KeyRing, MasterKey};
-use keycard_store::integrations::NewIntegration;
-use keycard_store::roles::NewRole;
 use keycard_store::tokens::{Creator, NewToken};
-use keycard_store::users::NewUser;
 use keycard_store::{Location, Store};
+use keycard_testkit::directory;
 use serde::{Deserialize, Serialize};
 
 const ACCOUNT: &str = "1234567";
@@ -182,7 +180,8 @@ async fn first_request(addr: std::net::SocketAddr, saved: &Saved) -> Result<u16>
     Ok(response.status().as_u16())
 }
 
-/// Makes the directory: one account, integration, role and user, and `tokens` tokens.
+/// Makes the directory: one account, the integration, role and user of
+/// `keycard_testkit::directory`, and `tokens` tokens.
 async fn populate(dir: &Path, tokens: usize) -> Result<()> {
     let master = MasterKey::generate()?;
     let ring = KeyRing::new(master);
@@ -192,60 +191,14 @@ async fn populate(dir: &Path, tokens: usize) -> Result<()> {
     let mut new_account = NewAccount::new(account.clone(), "Scale Co");
     new_account.concurrency_limit_override = Some(1000);
     store.create_account(ACTOR, new_account).await?;
-    store
-        .create_role(
-            ACTOR,
-            &account,
-            NewRole {
-                name: "Integration Role".into(),
-                setup: [
-                    SetupPermission::LogInUsingAccessTokens,
-                    SetupPermission::RestWebServices,
-                ]
-                .into(),
-                records: [("customer".to_owned(), Level::Full)].into(),
-                ..NewRole::default()
-            },
-        )
-        .await?;
-    store
-        .create_user(
-            ACTOR,
-            &account,
-            NewUser {
-                email: "scale@example.com".into(),
-                name: "Scale User".into(),
-                password: None,
-                roles: vec!["Integration Role".into()],
-            },
-        )
-        .await?;
-    let (_, consumer) = store
-        .create_integration(
-            ACTOR,
-            &account,
-            NewIntegration {
-                name: "Scale Integration".into(),
-                description: String::new(),
-                flags: IntegrationFlags::tba_only(),
-                concurrency_limit: None,
-                auto_installed: false,
-            },
-        )
-        .await?;
+    let consumer = directory::tba_integration(&store, ACTOR, &account).await?;
     let started = Instant::now();
     let mut first = None;
     let mut ids = std::io::BufWriter::new(std::fs::File::create(dir.join("token-ids.txt"))?);
     // Ten thousand tokens per transaction: one per token would take the better part of an hour.
     for chunk_start in (0..tokens).step_by(10_000) {
         let chunk: Vec<NewToken> = (chunk_start..tokens.min(chunk_start + 10_000))
-            .map(|i| NewToken {
-                integration: "Scale Integration".into(),
-                user: "scale@example.com".into(),
-                role: "Integration Role".into(),
-                name: Some(format!("scale-{i:07}")),
-                expires_at: None,
-            })
+            .map(|i| directory::new_token(Some(format!("scale-{i:07}"))))
             .collect();
         let made = store
             .create_tokens(ACTOR, &account, &Creator::Operator, chunk)

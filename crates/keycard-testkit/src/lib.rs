@@ -1,8 +1,10 @@
 //! Helpers for the workspace's test binaries: the store's conformance suite, the server's HTTP
 //! tests and the CLI's cluster tests all need a fresh PostgreSQL database of their own; the
-//! server's and the CLI's browser tests drive Chromium ([`browser`]).
+//! server's and the CLI's browser tests drive Chromium ([`browser`]); the benchmarks seed a
+//! directory with [`directory`].
 
 pub mod browser;
+pub mod directory;
 
 /// Creates a new, empty database on the test PostgreSQL server (`KEYCARD_TEST_DATABASE_URL`,
 /// which `scripts/test` starts) and returns its URL. Panics with a hint when the variable is
