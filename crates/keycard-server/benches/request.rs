@@ -13,12 +13,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group};
 use keycard_core::AccountId;
 use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
 use keycard_server::{Application, ServerConfig};
@@ -143,11 +144,20 @@ impl Fixture {
             .collect()
     }
 
-    /// Sends the requests one after another, reading each answer whole; the time taken.
+    /// Sends the requests one after another, reading each answer whole, and waits until the
+    /// audit trail holds a record of each signed one; the time taken. (The requests do not
+    /// yield, so without the wait the writer would run only once the queue filled: the timing
+    /// would count the trail's writes for some iteration counts and not for others.)
     fn send(&self, requests: Vec<Request<Body>>) -> Duration {
         let router = self.app.router.clone();
+        let written = &self.app.state.metrics.audit_written;
+        let audited = requests
+            .iter()
+            .filter(|r| r.headers().contains_key("authorization"))
+            .count() as u64;
         self.runtime.block_on(async move {
             let started = Instant::now();
+            let target = written.load(Ordering::Relaxed) + audited;
             for request in requests {
                 let response = router.clone().oneshot(request).await.unwrap();
                 assert_eq!(response.status(), StatusCode::OK);
@@ -155,9 +165,21 @@ impl Fixture {
                     .await
                     .unwrap();
             }
+            while written.load(Ordering::Relaxed) < target {
+                tokio::time::sleep(Duration::from_micros(100)).await;
+            }
             started.elapsed()
         })
     }
+}
+
+/// The cases: name, path, signed.
+fn cases(fixture: &Fixture) -> [(&'static str, &str, bool); 3] {
+    [
+        ("healthz (router floor)", "/healthz", false),
+        ("tokeninfo", "/rest/tokeninfo", true),
+        ("record GET", fixture.record_path.as_str(), true),
+    ]
 }
 
 fn requests(c: &mut Criterion) {
@@ -165,17 +187,28 @@ fn requests(c: &mut Criterion) {
     // The first request loads the credentials into the cache.
     fixture.send(fixture.requests("/rest/tokeninfo", 1, true));
     let mut group = c.benchmark_group("request");
-    let cases = [
-        ("healthz (router floor)", "/healthz", false),
-        ("tokeninfo", "/rest/tokeninfo", true),
-        ("record GET", fixture.record_path.as_str(), true),
-    ];
-    for (name, path, signed) in cases {
+    // The estimate is the slope over samples of growing size: each sample's constant part
+    // (the writer's linger before its last batch) is not charged to the requests.
+    group.sampling_mode(SamplingMode::Linear);
+    for (name, path, signed) in cases(&fixture) {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| fixture.send(fixture.requests(path, iters, signed)));
         });
     }
     group.finish();
+}
+
+/// `REQUESTS=N CASE=tokeninfo`: exactly N requests of one case, untimed, for counting
+/// instructions under valgrind (`callgrind --toggle-collect='*Fixture::send*'`): a count does
+/// not drift with the VM's speed as wall time does, so it can tell changes of a percent apart.
+fn counted(count: u64, case: &str) {
+    let fixture = Fixture::new();
+    fixture.send(fixture.requests("/rest/tokeninfo", 1, true));
+    let (_, path, signed) = cases(&fixture)
+        .into_iter()
+        .find(|(name, _, _)| name.starts_with(case))
+        .expect("CASE names one of the cases");
+    fixture.send(fixture.requests(path, count, signed));
 }
 
 criterion_group! {
@@ -186,4 +219,13 @@ criterion_group! {
         .measurement_time(Duration::from_secs(4));
     targets = requests
 }
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(count) = std::env::var("REQUESTS") {
+        let case = std::env::var("CASE").unwrap_or_else(|_| "tokeninfo".to_owned());
+        counted(count.parse().expect("REQUESTS is a number"), &case);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -173,8 +173,8 @@ async fn finish<T>(
     };
     let record = LoginRecord {
         at: state.now(),
-        request_id: facts.request_id.to_string(),
-        ip: facts.peer.to_string(),
+        request_id: facts.request_id.as_str().to_owned(),
+        ip: crate::respond::ip_text(facts.peer),
         account: known.account,
         integration: known.integration,
         token_name: known.token,

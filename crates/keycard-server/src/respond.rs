@@ -1,7 +1,9 @@
 //! Answers in NetSuite's shapes, per surface. Clients learn little ("Invalid login attempt");
 //! the account owner reads the reason in the login audit trail.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use std::net::IpAddr;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -249,8 +251,54 @@ fn soap_fault(error: ClientError) -> Response {
 }
 
 pub fn with_request_id(mut response: Response, request_id: &str) -> Response {
+    const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(X_REQUEST_ID, value);
     }
     response
+}
+
+/// The peer's address as the audit trail stores it. `Ipv4Addr`'s `Display` goes through the
+/// formatting machinery, about 1,300 instructions on every request (callgrind, in the
+/// in-process benchmark); the four numbers written directly cost a tenth of that.
+pub fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::ip_text;
+
+    #[test]
+    fn ip_text_writes_what_display_writes() {
+        for value in [0u8, 1, 9, 10, 42, 99, 100, 101, 110, 199, 200, 250, 255] {
+            for ip in [
+                Ipv4Addr::new(value, 0, 0, 1),
+                Ipv4Addr::new(127, value, 10, value),
+                Ipv4Addr::new(255, 255, value, 255),
+            ] {
+                assert_eq!(ip_text(IpAddr::V4(ip)), ip.to_string());
+            }
+        }
+        let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+        assert_eq!(ip_text(v6), "2001:db8::1");
+    }
 }

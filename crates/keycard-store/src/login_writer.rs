@@ -285,7 +285,11 @@ fn bind_rows(
         statement.raw_bind_parameter(at + 10, &r.request_uri)?;
         statement.raw_bind_parameter(at + 11, &r.status)?;
         statement.raw_bind_parameter(at + 12, &r.detail)?;
-        statement.raw_bind_parameter(at + 13, r.diagnosis.to_string())?;
+        // Most attempts succeed and carry no diagnosis: no serializing for those.
+        match &r.diagnosis {
+            serde_json::Value::Null => statement.raw_bind_parameter(at + 13, "null")?,
+            diagnosis => statement.raw_bind_parameter(at + 13, diagnosis.to_string())?,
+        }
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
@@ -67,7 +67,6 @@ async fn healthz() -> &'static str {
 /// concurrency state (Redis, when configured) answers. 503 with the reason otherwise; a node
 /// that is not ready refuses logins anyway, so taking it out of rotation loses nothing.
 async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
-    use axum::http::StatusCode;
     let deadline = std::time::Duration::from_secs(1);
     let directory = match tokio::time::timeout(deadline, state.store.directory_version()).await {
         Ok(Ok(_)) => Ok(()),
@@ -188,8 +187,8 @@ impl Incoming {
     pub fn login_record(&self, state: &AppState, surface: Surface) -> keycard_core::LoginRecord {
         keycard_core::LoginRecord {
             at: state.now(),
-            request_id: self.request_id.to_string(),
-            ip: self.peer.to_string(),
+            request_id: self.request_id.as_str().to_owned(),
+            ip: crate::respond::ip_text(self.peer),
             account: None,
             integration: None,
             token_name: None,
@@ -253,9 +252,23 @@ impl axum::extract::FromRequest<Arc<AppState>> for Incoming {
     }
 }
 
-/// JSON with the request id header.
+/// JSON with the request id header. Serialized into a buffer that fits a typical answer
+/// (`axum::Json` starts at 128 bytes and grows: tokeninfo's answer took two reallocations).
 pub fn json_response(value: &impl serde::Serialize, request_id: &str) -> Response {
-    with_request_id(axum::Json(value).into_response(), request_id)
+    let mut body = Vec::with_capacity(512);
+    let response = match serde_json::to_writer(&mut body, value) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        // Keycard's own types only fail with a map whose keys are not strings: a bug.
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    };
+    with_request_id(response, request_id)
 }
 
 /// A refusal outside the OAuth pipeline (NLAuth endpoints, SOAP pre-checks): what the
