@@ -10,6 +10,10 @@
 //! timed loop with its own nonce, so every one is fully verified and audited.
 //!
 //!   cargo bench -p keycard-server --bench request
+//!
+//! Timed figures drift with the VM; instruction counts do not. `REQUESTS=N CASE=tokeninfo`
+//! runs exactly N requests untimed, for `valgrind --tool=callgrind
+//! --toggle-collect='request::Fixture::send'` (`docs/benchmarks.md`, eighth session).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
