@@ -256,18 +256,26 @@ impl axum::extract::FromRequest<Arc<AppState>> for Incoming {
 /// (`axum::Json` starts at 128 bytes and grows: tokeninfo's answer took two reallocations).
 pub fn json_response(value: &impl serde::Serialize, request_id: &str) -> Response {
     let mut body = Vec::with_capacity(512);
-    let response = match serde_json::to_writer(&mut body, value) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response(),
+    match serde_json::to_writer(&mut body, value) {
+        Ok(()) => json_bytes_response(body, request_id),
         // Keycard's own types only fail with a map whose keys are not strings: a bug.
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
-    };
+        Err(error) => with_request_id(
+            (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+            request_id,
+        ),
+    }
+}
+
+/// JSON already written, with its content type and the request id header.
+pub fn json_bytes_response(body: Vec<u8>, request_id: &str) -> Response {
+    let response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response();
     with_request_id(response, request_id)
 }
 

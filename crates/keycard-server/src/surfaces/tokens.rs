@@ -11,7 +11,7 @@ use keycard_oauth1::NlAuthHeader;
 use keycard_store::tokens::{Creator, NewToken};
 use serde_json::json;
 
-use super::{Incoming, Refusal, audit_outcome, json_response};
+use super::{Incoming, Refusal, audit_outcome, json_bytes_response, json_response};
 use crate::AppState;
 use crate::pipeline::{Need, authenticate};
 use crate::respond::{ClientError, Surface, error_response, with_request_id};
@@ -35,15 +35,7 @@ pub async fn tokeninfo(State(state): State<Arc<AppState>>, incoming: Incoming) -
         role_name: &t.role.name,
         token_name: &t.token.name,
     };
-    let response = (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        info.to_json(),
-    )
-        .into_response();
-    with_request_id(response, &principal.request_id)
+    json_bytes_response(info.to_json(), &principal.request_id)
 }
 
 /// tokeninfo's answer, written straight from the cached entries (it is the busiest answer).
