@@ -43,6 +43,9 @@ NOISY = 0.05
 TARGET_LOAD = 0.8
 
 
+SERVERS = ("keycard", "bare", "reference")
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -52,6 +55,11 @@ class Scenario:
     fail_percent: float = 0.0
     # Offered loads (fractions of max) besides the max run; the sweep for tokeninfo.
     sweep_from_mode: bool = False
+    # The servers measured; the reference has nothing to say about an unauthenticated path.
+    servers: tuple = SERVERS
+    # Whether keycard authenticates (and so audits) these requests; if not, the check is that
+    # the run wrote no login records at all.
+    authenticated: bool = True
 
 
 SCENARIOS = (
@@ -60,9 +68,14 @@ SCENARIOS = (
              "/services/rest/record/v1/customer/{record_id}"),
     Scenario("mix", "tokeninfo, 1% failures (bad signature, replay)", "/rest/tokeninfo",
              fail_percent=1.0),
+    # keycard's floor: the same server, connections and signed requests, on a route that reads
+    # none of it. keycard/bare here is what keycard's HTTP layer (router, middleware, response
+    # building) costs before any authentication; the step from this ratio down to tokeninfo's
+    # is what authentication and the audit trail cost.
+    Scenario("floor", "GET /healthz, unauthenticated (keycard's HTTP floor)", "/healthz",
+             servers=("keycard", "bare"), authenticated=False),
 )
 
-SERVERS = ("keycard", "bare", "reference")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from . import report, servers, setup_data
-from .config import (BENCH, MODES, NOISY, REPO, SCENARIOS, SERVERS, TARGET_LOAD, cpu_count,
+from .config import (BENCH, MODES, NOISY, REPO, SCENARIOS, TARGET_LOAD, cpu_count,
                      from_environment)
 from .measure import Runner
 
@@ -37,7 +37,7 @@ def main() -> int:
     runs = []
     for sc in SCENARIOS:
         fractions = mode.sweep if sc.sweep_from_mode else (TARGET_LOAD,)
-        for kind in SERVERS:
+        for kind in sc.servers:
             top = least_noisy(mode, lambda: max_run(runner, kind, sc, mode, rate_seen))
             top["fraction"] = None
             runs.append(top)
@@ -182,6 +182,9 @@ def capture_bodies(paths: servers.Paths, env) -> int:
         [got] = probe("--path", f"/services/rest/record/v1/customer/{record_id}")
         expect(got["status"] == 200, "record get", got)
         (paths.work / "body-record.json").write_text(got["body"])
+        [floor] = probe("--path", "/healthz")
+        expect(floor["status"] == 200, "healthz", floor)
+        (paths.work / "body-floor.json").write_text(floor["body"])
         return record_id
     finally:
         servers.stop(server)

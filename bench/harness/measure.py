@@ -79,7 +79,7 @@ class Runner:
             self.problems.append(f"{where}: {result['unexpected_status']} unexpected statuses "
                                  f"{result['statuses']}")
         if kind == "keycard":
-            check = audit.check(before, self.audit_counts(), result)
+            check = audit.check(before, self.audit_counts(), result, scenario.authenticated)
             result["audit"] = check
             if not check["ok"]:
                 self.problems.append(f"{where}: login audit mismatch {check}")
