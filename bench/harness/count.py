@@ -1,0 +1,114 @@
+"""Instructions per request of the whole server process, counted rather than timed: on a
+shared VM a timed comparison cannot see a change of a few percent (the same binary's rate moves
+15–40% within minutes), and an instruction count does not drift.
+
+Each server (keycard and bare) runs under valgrind's callgrind, twice per scenario: once for
+N measured requests from loadgen, once for 2N. The difference of the two totals, divided by N,
+is the user-space instructions one request costs the server: hyper, tokio, axum, the pipeline,
+the audit trail's writes, everything in the process except the kernel's share (sockets), and
+with startup, setup and the warm-up cancelled out. keycard's audit check still applies: the
+rows written must match the requests answered.
+
+One caveat: under valgrind the `sha2` crate cannot use the CPU's SHA extensions and runs its
+portable code, about 21,000 more instructions per signed request than the real run spends.
+
+    bench/run --count       (bench/run builds first, then calls this; REQUESTS sets N)
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+
+from . import audit, servers
+from .config import BENCH, SCENARIOS, from_environment
+from .main import capture_bodies, create_directory, log, metadata, publish, start
+
+# The scenarios counted: failures (mix) are drawn at random, so their count is not repeatable.
+COUNTED = ("tokeninfo", "record", "floor")
+WARMUP = 200
+CONNECTIONS = 4
+
+
+def collected(kind: str, paths, port_base: int, scenario, record_id: int, requests: int) -> int:
+    """Instructions callgrind collected in the server for `requests` measured requests."""
+    port = servers.port_for(kind, port_base)
+    cmd, env = servers.command(kind, paths, port, scenario.name)
+    out = paths.work / f"callgrind.{kind}.{scenario.name}.{requests}"
+    log_path = paths.work / f"{kind}-count.log"
+    before = audit.counts(paths.data_dir) if kind == "keycard" else None
+    with open(log_path, "w", encoding="utf-8") as sink:
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                                 *cmd], stdout=sink, stderr=sink, env=env)
+    try:
+        servers.wait_listening(proc, port, log_path, timeout=120.0)
+        path = scenario.path.format(record_id=record_id)
+        run = subprocess.run(
+            [str(paths.loadgen), "run", "--connect", f"127.0.0.1:{port}",
+             "--host", f"localhost:{port}", "--path", path, "--creds", str(paths.creds),
+             "--connections", str(CONNECTIONS), "--warmup", str(WARMUP),
+             "--requests", str(requests), "--max-seconds", "240", "--sleep-when-busy"],
+            capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"loadgen failed on {kind}/{scenario.name}: {run.stderr.strip()}")
+        result = json.loads(run.stdout)
+    finally:
+        # bare stops cleanly on SIGINT, keycard on SIGTERM (after flushing its audit queue);
+        # callgrind writes its totals when the process exits.
+        proc.send_signal(signal.SIGTERM if kind == "keycard" else signal.SIGINT)
+        proc.wait(timeout=300)
+    if result["completed"] != requests:
+        raise RuntimeError(f"{kind}/{scenario.name}: {result['completed']} of {requests} requests "
+                           "answered within loadgen's 240 s (signed timestamps expire): lower "
+                           "REQUESTS")
+    if result["io_errors"] or (kind == "keycard" and result["unexpected_status"]):
+        raise RuntimeError(f"{kind}/{scenario.name}: {result['io_errors']} unanswered, "
+                           f"statuses {result['statuses']}")
+    if kind == "keycard":
+        check = audit.check(before, audit.counts(paths.data_dir), result,
+                            scenario.authenticated)
+        if not check["ok"]:
+            raise RuntimeError(f"{kind}/{scenario.name}: login audit mismatch {check}")
+    match = re.search(r"Collected : (\d+)", log_path.read_text())
+    if not match:
+        raise RuntimeError(f"callgrind wrote no total; see {log_path}")
+    return int(match.group(1))
+
+
+def main() -> int:
+    if not shutil.which("valgrind"):
+        print("bench/run --count needs valgrind (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    args, paths = start()
+    env = from_environment()
+    n = int(os.environ.get("REQUESTS", "2000"))
+    create_directory(paths, env)
+    record_id = capture_bodies(paths, env)
+    per_request: dict[str, dict[str, int]] = {}
+    for scenario in (s for s in SCENARIOS if s.name in COUNTED):
+        for kind in ("keycard", "bare"):
+            once, twice = (collected(kind, paths, env.port_base, scenario, record_id, k)
+                           for k in (n, 2 * n))
+            per_request.setdefault(scenario.name, {})[kind] = (twice - once) // n
+            log(f"{scenario.name:9} {kind:7} {per_request[scenario.name][kind]:8,} "
+                "instructions per request")
+    meta = metadata("count", env)
+    # Not pinned (callgrind runs the server on one thread of its own), fewer connections.
+    meta.update(connections=CONNECTIONS, server_cpus=None, loadgen_cpus=None)
+    out = BENCH / "results" / f"{meta['date']}-{meta['host']}-count.json"
+    out.write_text(json.dumps({"meta": meta, "requests": n,
+                               "per_request": per_request}, indent=1) + "\n")
+    lines = [f"Instructions per request in the server process (callgrind, {n} against {2 * n} "
+             f"requests), {meta['date']}, keycard {meta['keycard_commit']}:", "",
+             "| scenario | keycard | bare | keycard/bare |", "|---|---:|---:|---:|"]
+    for name, counts in per_request.items():
+        lines.append(f"| {name} | {counts['keycard']:,} | {counts['bare']:,} | "
+                     f"{counts['keycard'] / counts['bare']:.1f}× |")
+    return publish(out, "\n".join(lines), [])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
