@@ -48,10 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             any(rest::governance_limits),
         )
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track,
-        ))
+        .layer(crate::metrics::TrackLayer(state.clone()))
         // After the layer: scrapes are not counted as traffic.
         .route("/metrics", get(crate::metrics::render))
         .route("/readyz", get(readyz))
