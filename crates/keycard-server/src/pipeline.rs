@@ -333,7 +333,8 @@ async fn account_step(
             json!({ "problem": "no account: call the account's host ({slug}.restlets.api.<domain>) or send realm=\"<account id>\"", "realm": p.realm }),
         ));
     };
-    known.account = Some(account_id.to_string());
+    // Copied, not `to_string`ed: `Display` goes through the formatting machinery (counted).
+    known.account = Some(account_id.as_str().to_owned());
     let Some(account) = state
         .cache
         .account(&account_id)
@@ -421,7 +422,7 @@ async fn token_step(
             json!({ "problem": "no token with this id belongs to this integration" }),
         ));
     };
-    known.token = Some(token.token.name.to_string());
+    known.token = Some(token.token.name.as_ref().to_owned());
     known.user = Some(token.user.email.clone());
     known.role = Some(token.role.name.clone());
     if let Err(unusable) = check_usable(
@@ -828,7 +829,7 @@ async fn flow_integration(
             json!({ "problem": "no integration record has this consumer key (in the account the host or realm names)" }),
         ));
     };
-    known.account = Some(integration.integration.account.to_string());
+    known.account = Some(integration.integration.account.as_str().to_owned());
     known.integration = Some(integration.integration.name.clone());
     let account = integration.account.clone();
     let account = Arc::new(account);
