@@ -18,6 +18,22 @@ def max_rps(run: dict) -> float:
     return run.get("steady_rps") or run["achieved_rps"]
 
 
+def median_run(tops: list[dict]) -> dict:
+    """Of a server's max runs, the one with the median sustained rate (the lower middle one
+    of an even count)."""
+    ranked = sorted(tops, key=max_rps)
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def round_ratios(runs: list[dict], scenario: str, other: str) -> list[float]:
+    """keycard's max over `other`'s in each round of side-by-side runs, in round order."""
+    def by_round(server):
+        return {r.get("round", 0): max_rps(r) for r in runs
+                if (r["server"], r["scenario"], r["mode"]) == (server, scenario, "max")}
+    mine, theirs = by_round("keycard"), by_round(other)
+    return [mine[k] / theirs[k] for k in sorted(mine) if theirs.get(k)]
+
+
 def lat(block: dict) -> dict:
     return {k: block.get(k) for k in ("p50_us", "p99_us", "p999_us")} if block else {}
 
@@ -27,12 +43,15 @@ def summarize(runs: list[dict]) -> dict:
     for sc in SCENARIOS:
         per = {}
         for server in SERVERS:
-            top = pick(runs, server, sc.name, "max")
+            tops = [r for r in runs
+                    if (r["server"], r["scenario"], r["mode"]) == (server, sc.name, "max")]
             at = pick(runs, server, sc.name, "open", TARGET_LOAD)
-            if not top:
+            if not tops:
                 continue
+            top = median_run(tops)
             per[server] = {
                 "max_rps": max_rps(top),
+                "max_rps_per_round": [max_rps(r) for r in tops],
                 "whole_run_rps": top["achieved_rps"],
                 "others_on_cpus": top["foreign_cpu_share"],
                 "at_max": lat(top["success"]),
@@ -44,12 +63,21 @@ def summarize(runs: list[dict]) -> dict:
                     "success": lat(at["success"]), "failure": lat(at["failure"]),
                 } if at else None,
             }
-        ratios = {}
+        # keycard/bare: the median of the rounds' ratios (each round's two runs side by side).
+        # keycard/reference: keycard's median max over the reference's one run.
+        ratios, rounds = {}, {}
         if "keycard" in per:
             for other in ("bare", "reference"):
                 if other in per and per[other]["max_rps"]:
-                    ratios[f"keycard/{other}"] = per["keycard"]["max_rps"] / per[other]["max_rps"]
-        summary[sc.name] = {"title": sc.title, "servers": per, "ratios": ratios}
+                    paired = round_ratios(runs, sc.name, other)
+                    if len(paired) > 1:
+                        rounds[f"keycard/{other}"] = paired
+                        ratios[f"keycard/{other}"] = sorted(paired)[(len(paired) - 1) // 2]
+                    else:
+                        ratios[f"keycard/{other}"] = (per["keycard"]["max_rps"]
+                                                      / per[other]["max_rps"])
+        summary[sc.name] = {"title": sc.title, "servers": per, "ratios": ratios,
+                            "ratio_rounds": rounds}
     return summary
 
 
@@ -93,6 +121,12 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
         cell = lambda k: fmt_rps(per.get(k, {}).get("max_rps"))  # noqa: E731
         lines.append(f"| {s['title']} | {cell('keycard')} | {cell('bare')} | {cell('reference')} "
                      f"| {_ratio(r.get('keycard/bare'))} | {_ratio(r.get('keycard/reference'))} |")
+    paired = [(s["title"], r) for s in summary.values()
+              for r in [s.get("ratio_rounds", {}).get("keycard/bare")] if r]
+    if paired:
+        lines += ["", "keycard/bare in each round of side-by-side max runs (the table shows "
+                  "the median ratio, and each server's median run):", ""]
+        lines += [f"- {title}: {', '.join(f'{v:.2f}' for v in r)}" for title, r in paired]
     lines += ["", f"Latency of successes (p50 / p99 / p99.9): at max (closed loop, every "
               f"connection busy) and at {int(TARGET_LOAD * 100)}% of the server's own max "
               "(open loop, from the scheduled send time); server CPU per request at max:", "",
