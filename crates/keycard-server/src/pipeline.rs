@@ -333,7 +333,6 @@ async fn account_step(
             json!({ "problem": "no account: call the account's host ({slug}.restlets.api.<domain>) or send realm=\"<account id>\"", "realm": p.realm }),
         ));
     };
-    // Copied, not `to_string`ed: `Display` goes through the formatting machinery (counted).
     known.account = Some(account_id.as_str().to_owned());
     let Some(account) = state
         .cache
@@ -422,6 +421,7 @@ async fn token_step(
             json!({ "problem": "no token with this id belongs to this integration" }),
         ));
     };
+    // Copied: `Box<str>`'s `to_string` goes through `Display` and `Formatter::pad` (counted).
     known.token = Some(token.token.name.as_ref().to_owned());
     known.user = Some(token.user.email.clone());
     known.role = Some(token.role.name.clone());
