@@ -30,10 +30,12 @@ class Runner:
         try:
             cpus = servers.cpu_list(self.env.server_cpus)
             gen_cpus = servers.cpu_list(self.env.loadgen_cpus)
-            cpu0, busy0 = servers.cpu_seconds(server.proc.pid), servers.busy_seconds(cpus)
+            split0, busy0 = servers.cpu_split(server.proc.pid), servers.busy_seconds(cpus)
             gen0, gen_busy0 = children_cpu(), servers.busy_seconds(gen_cpus)
             result = self.loadgen(port, scenario, requests, rate, seconds, warmup)
-            result["server_cpu_s"] = servers.cpu_seconds(server.proc.pid) - cpu0
+            user, system = (end - start for end, start
+                            in zip(servers.cpu_split(server.proc.pid), split0))
+            result.update(server_cpu_s=user + system, server_user_s=user, server_system_s=system)
             # Other processes' share of the server's and the generator's CPUs during the run:
             # the noise gauge (this machine is shared).
             wall = result["wall_s"]
@@ -47,7 +49,8 @@ class Runner:
             servers.stop(server)
         result.update(server=kind, scenario=scenario.name)
         answered = result["completed"] + result["warmup"]["completed"]
-        result["server_cpu_us_per_request"] = result["server_cpu_s"] * 1e6 / max(answered, 1)
+        for key in ("cpu", "user", "system"):
+            result[f"server_{key}_us_per_request"] = result[f"server_{key}_s"] * 1e6 / max(answered, 1)
         self.verify(kind, scenario, result, before)
         return result
 

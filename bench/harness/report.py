@@ -57,6 +57,9 @@ def summarize(runs: list[dict]) -> dict:
                 "at_max": lat(top["success"]),
                 "at_max_failure": lat(top["failure"]),
                 "server_cpu_us_per_request": top["server_cpu_us_per_request"],
+                # Runs recorded before the split have only the total.
+                "server_user_us_per_request": top.get("server_user_us_per_request"),
+                "server_system_us_per_request": top.get("server_system_us_per_request"),
                 "generator_cpu_util_at_max": top["generator_cpu_util"],
                 f"at_{int(TARGET_LOAD * 100)}pct": {
                     "offered_rps": at["offered_rps"], "achieved_rps": at["achieved_rps"],
@@ -129,15 +132,18 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
         lines += [f"- {title}: {', '.join(f'{v:.2f}' for v in r)}" for title, r in paired]
     lines += ["", f"Latency of successes (p50 / p99 / p99.9): at max (closed loop, every "
               f"connection busy) and at {int(TARGET_LOAD * 100)}% of the server's own max "
-              "(open loop, from the scheduled send time); server CPU per request at max:", "",
-              "| scenario | server | at max | at 80% offered | at 80% | CPU/request |",
-              "|---|---|---|---:|---|---:|"]
+              "(open loop, from the scheduled send time); server CPU per request at max, and its "
+              "user and system (kernel) shares:", "",
+              "| scenario | server | at max | at 80% offered | at 80% | CPU/request | user | system |",
+              "|---|---|---|---:|---|---:|---:|---:|"]
     for name, s in summary.items():
         for server, v in s["servers"].items():
             at = v.get(pct) or {}
             lines.append(f"| {name} | {server} | {_trio(v['at_max'])} | "
                          f"{fmt_rps(at.get('offered_rps'))} | {_trio(at.get('success'))} | "
-                         f"{v['server_cpu_us_per_request']:.1f} µs |")
+                         f"{v['server_cpu_us_per_request']:.1f} µs | "
+                         f"{_micros(v.get('server_user_us_per_request'))} | "
+                         f"{_micros(v.get('server_system_us_per_request'))} |")
     mix = summary.get("mix", {}).get("servers", {})
     if mix:
         lines += ["", "Failures vs successes (mix scenario; failures are 401s: half bad "
@@ -179,3 +185,7 @@ def _trio(block) -> str:
     if not block or block.get("p50_us") is None:
         return "–"
     return " / ".join(fmt_us(block[k]) for k in ("p50_us", "p99_us", "p999_us"))
+
+
+def _micros(value) -> str:
+    return "–" if value is None else f"{value:.1f} µs"

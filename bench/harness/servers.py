@@ -97,21 +97,23 @@ def stop(server: Running, timeout: float = 60.0) -> None:
         raise RuntimeError(f"{server.kind} did not stop within {timeout} s after SIGTERM")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its children (gunicorn's worker), from /proc."""
-    total = 0.0
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process and its children, from /proc: the system share
+    is the kernel's work for the process (sockets, the audit trail's file writes)."""
+    user = system = 0.0
     tick = os.sysconf("SC_CLK_TCK")
     pending = [pid]
     while pending:
         p = pending.pop()
         try:
             stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(stat[11]) + int(stat[12])) / tick  # utime, stime
+            user += int(stat[11]) / tick
+            system += int(stat[12]) / tick
             for task in Path(f"/proc/{p}/task").iterdir():
                 pending += [int(c) for c in (task / "children").read_text().split()]
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return total
+    return user, system
 
 
 def cpu_list(cpus: str) -> list[int]:
