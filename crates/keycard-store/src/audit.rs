@@ -123,27 +123,30 @@ impl Store {
     }
 
     /// The login audit trail, newest first.
+    ///
+    /// Only the filters given enter the statement: a catch-all `($n IS NULL OR column = $n)`
+    /// hides the columns from the query planner, so every read scanned the whole trail, a
+    /// lookup by request id included (SQLite's `EXPLAIN QUERY PLAN`: `SCAN login_audit`).
     pub async fn login_records(
         &self,
         query: &LoginQuery,
     ) -> Result<Vec<keycard_core::LoginRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {LOGIN_COLUMNS} FROM login_audit WHERE ($1 IS NULL OR account_id = $1) AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at <= $3) AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR detail = $5) AND ($6 IS NULL OR user_email = $6) AND ($7 IS NULL OR integration_name = $7) AND ($8 IS NULL OR token_name = $8) AND ($9 IS NULL OR ip = $9) AND ($10 IS NULL OR surface = $10) AND ($11 IS NULL OR request_id = $11) ORDER BY id DESC LIMIT $12"
-        ))
-        .bind(query.account.as_deref())
-        .bind(query.since)
-        .bind(query.until)
-        .bind(query.status.as_deref())
-        .bind(query.detail.as_deref())
-        .bind(query.user.as_deref())
-        .bind(query.integration.as_deref())
-        .bind(query.token_name.as_deref())
-        .bind(query.ip.as_deref())
-        .bind(query.surface.as_deref())
-        .bind(query.request_id.as_deref())
-        .bind(if query.limit > 0 { query.limit } else { i64::MAX })
-        .fetch_all(self.pool())
-        .await?;
+        let (sql, filters) = login_query(query);
+        let mut statement = sqlx::query(&sql);
+        for value in filters {
+            statement = match value {
+                Filter::Text(v) => statement.bind(v),
+                Filter::Time(v) => statement.bind(v),
+            };
+        }
+        let rows = statement
+            .bind(if query.limit > 0 {
+                query.limit
+            } else {
+                i64::MAX
+            })
+            .fetch_all(self.pool())
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(keycard_core::LoginRecord {
@@ -165,6 +168,41 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A value one of [`Store::login_records`]'s filters compares with.
+enum Filter<'a> {
+    Text(&'a str),
+    Time(i64),
+}
+
+/// The statement [`Store::login_records`] runs for `query`, and the values of its filters in
+/// the order of their placeholders (the limit, last, is not among them).
+fn login_query<'q>(query: &'q LoginQuery) -> (String, Vec<Filter<'q>>) {
+    let text = |column, value: Option<&'q str>| value.map(|v| (column, "=", Filter::Text(v)));
+    let time = |op, value: Option<i64>| value.map(|v| ("at", op, Filter::Time(v)));
+    let conditions = [
+        text("request_id", query.request_id.as_deref()),
+        text("account_id", query.account.as_deref()),
+        time(">=", query.since),
+        time("<=", query.until),
+        text("status", query.status.as_deref()),
+        text("detail", query.detail.as_deref()),
+        text("user_email", query.user.as_deref()),
+        text("integration_name", query.integration.as_deref()),
+        text("token_name", query.token_name.as_deref()),
+        text("ip", query.ip.as_deref()),
+        text("surface", query.surface.as_deref()),
+    ];
+    let mut sql = format!("SELECT {LOGIN_COLUMNS} FROM login_audit");
+    let mut values = Vec::new();
+    for (column, op, value) in conditions.into_iter().flatten() {
+        let joint = if values.is_empty() { "WHERE" } else { "AND" };
+        values.push(value);
+        sql += &format!(" {joint} {column} {op} ${}", values.len());
+    }
+    sql += &format!(" ORDER BY id DESC LIMIT ${}", values.len() + 1);
+    (sql, values)
 }
 
 /// A whole batch in one statement and one round trip: each column bound as an array, the rows
@@ -199,4 +237,106 @@ async fn insert_on_postgres(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// SQLite's plan for `query` on the schema the migrations build, one line per step.
+    fn sqlite_plan(query: &LoginQuery) -> String {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        let mut migrations: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        migrations.sort();
+        for migration in migrations {
+            connection
+                .execute_batch(&std::fs::read_to_string(migration).unwrap())
+                .unwrap();
+        }
+        let (sql, filters) = login_query(query);
+        let mut values: Vec<rusqlite::types::Value> = filters
+            .into_iter()
+            .map(|filter| match filter {
+                Filter::Text(v) => v.to_owned().into(),
+                Filter::Time(v) => v.into(),
+            })
+            .collect();
+        values.push(50.into());
+        let mut statement = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let steps = statement
+            .query_map(rusqlite::params_from_iter(values), |row| {
+                row.get::<_, String>(3)
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        steps.join("\n")
+    }
+
+    #[test]
+    fn a_request_id_is_looked_up_through_its_index() {
+        for account in [None, Some("1234567".to_owned())] {
+            let plan = sqlite_plan(&LoginQuery {
+                request_id: Some("0123456789abcdef".into()),
+                account,
+                ..LoginQuery::default()
+            });
+            assert!(plan.contains("USING INDEX login_audit_request"), "{plan}");
+        }
+    }
+
+    #[test]
+    fn listings_walk_the_trail_newest_first_without_sorting_it() {
+        let queries = [
+            LoginQuery::default(),
+            LoginQuery {
+                account: Some("1234567".into()),
+                ..LoginQuery::default()
+            },
+            LoginQuery {
+                account: Some("1234567".into()),
+                since: Some(1_700_000_000),
+                until: Some(1_800_000_000),
+                status: Some("Failure".into()),
+                ..LoginQuery::default()
+            },
+        ];
+        for query in &queries {
+            let plan = sqlite_plan(query);
+            // A temporary B-tree would be a sort of every matching row before the limit.
+            assert!(
+                plan.starts_with("SCAN login_audit") && !plan.contains("TEMP B-TREE"),
+                "{query:?}: {plan}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_filters_given_enter_the_statement() {
+        let query = LoginQuery {
+            user: Some("a@example.com".into()),
+            since: Some(5),
+            limit: 10,
+            ..LoginQuery::default()
+        };
+        let (sql, values) = login_query(&query);
+        assert!(
+            sql.ends_with(
+                " FROM login_audit WHERE at >= $1 AND user_email = $2 ORDER BY id DESC LIMIT $3"
+            ),
+            "{sql}"
+        );
+        assert!(matches!(
+            values[..],
+            [Filter::Time(5), Filter::Text("a@example.com")]
+        ));
+    }
 }

@@ -24,6 +24,7 @@ on_both_backends!(
     refused_changes_write_nothing,
     changes_are_published_after_commit,
     login_records_are_written_in_batches_in_order,
+    login_records_match_each_filter_alone_and_together,
     tokens_are_created_in_bulk_all_or_none,
     rest_records_read_back_every_committed_change,
 );
@@ -763,6 +764,161 @@ async fn changes_are_published_after_commit(h: Harness) {
         keycard_core::AdminAction::IntegrationCreated
     );
     assert_eq!(audit[0].actor, "admin");
+}
+
+/// Each filter of the trail's query on its own, then several at once, then with a limit: the
+/// statement holds only the filters given, so each must select exactly its rows.
+async fn login_records_match_each_filter_alone_and_together(h: Harness) {
+    use keycard_store::audit::LoginQuery;
+    let records: Vec<keycard_core::LoginRecord> = (0..12)
+        .map(|i| keycard_core::LoginRecord {
+            at: 1_700_000_000 + i,
+            request_id: format!("f{i:02}"),
+            ip: format!("10.0.0.{}", i % 2),
+            account: Some(if i < 8 { ACCOUNT } else { "7654321" }.into()),
+            integration: Some(format!("app{}", i % 3)),
+            token_name: Some(format!("token{}", i % 4)),
+            user: Some(format!("u{}@example.com", i % 2)),
+            role: None,
+            surface: if i % 2 == 0 { "rest" } else { "soap" }.into(),
+            request_uri: "/".into(),
+            status: if i % 3 == 0 { "Failure" } else { "Success" }.into(),
+            detail: if i % 3 == 0 { "InvalidSignature" } else { "" }.into(),
+            diagnosis: serde_json::Value::Null,
+        })
+        .collect();
+    h.store.insert_login_records(&records).await.unwrap();
+    let ids = |query: LoginQuery| {
+        let store = h.store.clone();
+        async move {
+            let found = store.login_records(&query).await.unwrap();
+            found.into_iter().map(|r| r.request_id).collect::<Vec<_>>()
+        }
+    };
+    let newest_first = |pick: &dyn Fn(i64) -> bool| {
+        (0..12)
+            .rev()
+            .filter(|i| pick(*i))
+            .map(|i| format!("f{i:02}"))
+            .collect::<Vec<_>>()
+    };
+    let text = |value: &str| Some(value.to_owned());
+    let cases: Vec<(LoginQuery, Vec<String>)> = vec![
+        (
+            LoginQuery {
+                request_id: text("f05"),
+                ..Default::default()
+            },
+            vec!["f05".into()],
+        ),
+        (
+            LoginQuery {
+                request_id: text("nope"),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            LoginQuery {
+                account: text(ACCOUNT),
+                ..Default::default()
+            },
+            newest_first(&|i| i < 8),
+        ),
+        (
+            LoginQuery {
+                since: Some(1_700_000_009),
+                ..Default::default()
+            },
+            newest_first(&|i| i >= 9),
+        ),
+        (
+            LoginQuery {
+                until: Some(1_700_000_002),
+                ..Default::default()
+            },
+            newest_first(&|i| i <= 2),
+        ),
+        (
+            LoginQuery {
+                status: text("Failure"),
+                ..Default::default()
+            },
+            newest_first(&|i| i % 3 == 0),
+        ),
+        (
+            LoginQuery {
+                detail: text("InvalidSignature"),
+                ..Default::default()
+            },
+            newest_first(&|i| i % 3 == 0),
+        ),
+        (
+            LoginQuery {
+                user: text("u1@example.com"),
+                ..Default::default()
+            },
+            newest_first(&|i| i % 2 == 1),
+        ),
+        (
+            LoginQuery {
+                integration: text("app2"),
+                ..Default::default()
+            },
+            newest_first(&|i| i % 3 == 2),
+        ),
+        (
+            LoginQuery {
+                token_name: text("token3"),
+                ..Default::default()
+            },
+            newest_first(&|i| i % 4 == 3),
+        ),
+        (
+            LoginQuery {
+                ip: text("10.0.0.0"),
+                ..Default::default()
+            },
+            newest_first(&|i| i % 2 == 0),
+        ),
+        (
+            LoginQuery {
+                surface: text("soap"),
+                ..Default::default()
+            },
+            newest_first(&|i| i % 2 == 1),
+        ),
+        (
+            LoginQuery {
+                account: text(ACCOUNT),
+                since: Some(1_700_000_002),
+                until: Some(1_700_000_007),
+                surface: text("rest"),
+                ..Default::default()
+            },
+            newest_first(&|i| (2..=7).contains(&i) && i % 2 == 0),
+        ),
+        (
+            LoginQuery {
+                request_id: text("f09"),
+                account: text(ACCOUNT),
+                ..Default::default()
+            },
+            vec![],
+        ),
+        (
+            LoginQuery {
+                status: text("Success"),
+                limit: 3,
+                ..Default::default()
+            },
+            vec!["f11".into(), "f10".into(), "f08".into()],
+        ),
+    ];
+    for (query, expected) in cases {
+        let shown = format!("{query:?}");
+        assert_eq!(ids(query).await, expected, "{shown}");
+    }
 }
 
 async fn login_records_are_written_in_batches_in_order(h: Harness) {
