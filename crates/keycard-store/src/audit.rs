@@ -179,6 +179,8 @@ enum Filter<'a> {
 /// The statement [`Store::login_records`] runs for `query`, and the values of its filters in
 /// the order of their placeholders (the limit, last, is not among them).
 fn login_query<'q>(query: &'q LoginQuery) -> (String, Vec<Filter<'q>>) {
+    use std::fmt::Write as _;
+
     let text = |column, value: Option<&'q str>| value.map(|v| (column, "=", Filter::Text(v)));
     let time = |op, value: Option<i64>| value.map(|v| ("at", op, Filter::Time(v)));
     let conditions = [
@@ -199,9 +201,9 @@ fn login_query<'q>(query: &'q LoginQuery) -> (String, Vec<Filter<'q>>) {
     for (column, op, value) in conditions.into_iter().flatten() {
         let joint = if values.is_empty() { "WHERE" } else { "AND" };
         values.push(value);
-        sql += &format!(" {joint} {column} {op} ${}", values.len());
+        let _ = write!(sql, " {joint} {column} {op} ${}", values.len());
     }
-    sql += &format!(" ORDER BY id DESC LIMIT ${}", values.len() + 1);
+    let _ = write!(sql, " ORDER BY id DESC LIMIT ${}", values.len() + 1);
     (sql, values)
 }
 
