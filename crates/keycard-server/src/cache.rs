@@ -396,6 +396,12 @@ impl CredentialCache {
         if let Some(found) = self.read().accounts.get(id) {
             return Ok(Some(found.clone()));
         }
+        // The store's futures are large and a miss is rare: boxed, they stay out of every
+        // request's future (which is moved, and boxed by the router, on every request).
+        Box::pin(self.load_account(id)).await
+    }
+
+    async fn load_account(&self, id: &AccountId) -> Result<Option<Arc<Account>>, StoreError> {
         let generation = self.generation.load(Ordering::SeqCst);
         match self.store.account(id).await {
             Ok(account) => {
@@ -419,6 +425,13 @@ impl CredentialCache {
             return Ok(Some(found.clone()));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
+        Box::pin(self.load_integration(consumer_key)).await
+    }
+
+    async fn load_integration(
+        &self,
+        consumer_key: &str,
+    ) -> Result<Option<Arc<IntegrationEntry>>, StoreError> {
         let generation = self.generation.load(Ordering::SeqCst);
         let Some((integration, consumer_secret)) =
             self.store.integration_by_consumer_key(consumer_key).await?
@@ -469,6 +482,15 @@ impl CredentialCache {
             return Ok(Some(found.clone()));
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
+        Box::pin(self.load_token(integration, token_id, legacy)).await
+    }
+
+    async fn load_token(
+        &self,
+        integration: &IntegrationEntry,
+        token_id: &str,
+        legacy: bool,
+    ) -> Result<Option<Arc<TokenEntry>>, StoreError> {
         let generation = self.generation.load(Ordering::SeqCst);
         let Some((token, token_secret)) = self.store.token_by_token_id(token_id).await? else {
             return Ok(None);

@@ -96,7 +96,9 @@ impl SharedState {
                         }),
                 })
             }
-            Self::Redis(redis) => redis.admit(nonce, pool).await,
+            // Boxed: a round trip's future is large, and the local state's requests should
+            // not carry it.
+            Self::Redis(redis) => Box::pin(redis.admit(nonce, pool)).await,
         }
     }
 
