@@ -157,6 +157,16 @@ pub fn run(args: &ServeArgs, store_args: &StoreArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
         let store = store_args.open().await?;
+        // Request ids unique across the processes that share this audit trail.
+        match store.next_process_number().await {
+            Ok(number) => {
+                keycard_server::request_id::set_process_number(number.unsigned_abs());
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                "no process number from the directory; request ids get a random prefix"
+            ),
+        }
         let backend = store.backend();
         let shared = if config.redis_url.is_some() {
             "redis"

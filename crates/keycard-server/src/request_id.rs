@@ -3,29 +3,41 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// 16 lower-case hex characters, unique in this process: a per-process random prefix (24 bits,
-/// read once) and a counter (40 bits), so no system call per request. Ids of one process sort
+/// 16 lower-case hex characters: a per-process prefix (24 bits) and a counter (40 bits), so no
+/// system call per request. `keycard serve` sets the prefix to the directory's next process
+/// number ([`set_process_number`]), which makes ids unique across every process that writes one
+/// audit trail; elsewhere (tests, embedders) it is random, read once. Ids of one process sort
 /// in issue order, which keeps the audit trail's request-id index appending at one place
 /// instead of touching a random page per row (the load benchmark measured that). Inline and
 /// `Copy`: every request carries one through several layers.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestId([u8; 16]);
 
+static PREFIX: OnceLock<u64> = OnceLock::new();
+const PREFIX_MASK: u64 = 0xff_ffff;
+
+/// Makes `number` (its low 24 bits: distinct for 16,777,216 consecutive process numbers) the
+/// prefix of this process's request ids. Call it before the first id is issued: false when the
+/// prefix was already fixed, which then stays.
+pub fn set_process_number(number: u64) -> bool {
+    PREFIX.set(number & PREFIX_MASK).is_ok()
+}
+
 impl RequestId {
     /// The next id.
     pub fn next() -> Self {
-        static PREFIX: LazyLock<u64> = LazyLock::new(|| {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = *PREFIX.get_or_init(|| {
             let mut bytes = [0u8; 8];
             // Without the OS generator ids are still unique in this process.
             let _ = getrandom::fill(&mut bytes);
-            u64::from_le_bytes(bytes) & 0xff_ffff
+            u64::from_le_bytes(bytes) & PREFIX_MASK
         });
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff_ffff;
-        Self::from_value((*PREFIX << 40) | n)
+        Self::from_value((prefix << 40) | n)
     }
 
     fn from_value(value: u64) -> Self {

@@ -122,6 +122,16 @@ impl Store {
         Ok(())
     }
 
+    /// The next process number (1, 2, …): `keycard serve` takes one at startup as the prefix of
+    /// its request ids, which makes them unique across the processes sharing this trail.
+    pub async fn next_process_number(&self) -> Result<i64, StoreError> {
+        let row =
+            sqlx::query("UPDATE process_numbers SET last = last + 1 WHERE id = 1 RETURNING last")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(row.try_get("last")?)
+    }
+
     /// The login audit trail, newest first.
     ///
     /// Only the filters given enter the statement: a catch-all `($n IS NULL OR column = $n)`

@@ -75,4 +75,17 @@ async fn a_request_accepted_by_one_node_is_refused_as_a_replay_by_the_others() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+
+    // Each node took its own number from the fresh directory at startup, and its request ids
+    // start with it: no two processes sharing the trail issue the same id.
+    let mut prefixes = Vec::new();
+    for node in 0..3 {
+        let authorization = sign(&signer, "GET", PATH);
+        let (status, _, id) = cluster.send_full(node, "GET", PATH, &authorization).await;
+        assert_eq!(status, 200);
+        let id = id.expect("every answer carries x-request-id");
+        prefixes.push(u32::from_str_radix(&id[..6], 16).unwrap());
+    }
+    prefixes.sort_unstable();
+    assert_eq!(prefixes, [1, 2, 3], "the nodes' request-id prefixes");
 }

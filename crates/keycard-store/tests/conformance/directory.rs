@@ -25,6 +25,7 @@ on_both_backends!(
     changes_are_published_after_commit,
     login_records_are_written_in_batches_in_order,
     login_records_match_each_filter_alone_and_together,
+    process_numbers_count_up_from_one,
     tokens_are_created_in_bulk_all_or_none,
     rest_records_read_back_every_committed_change,
 );
@@ -764,6 +765,14 @@ async fn changes_are_published_after_commit(h: Harness) {
         keycard_core::AdminAction::IntegrationCreated
     );
     assert_eq!(audit[0].actor, "admin");
+}
+
+async fn process_numbers_count_up_from_one(h: Harness) {
+    let mut taken = Vec::new();
+    for _ in 0..3 {
+        taken.push(h.store.next_process_number().await.unwrap());
+    }
+    assert_eq!(taken, [1, 2, 3]);
 }
 
 /// Each filter of the trail's query on its own, then several at once, then with a limit: the
