@@ -280,6 +280,26 @@ mod tests {
     }
 
     #[test]
+    fn values_end_and_decode_wherever_the_plain_run_stops() {
+        let header = AuthorizationHeader::parse(
+            "OAuth a=\"0123456789abcdef%2B%3D\", b=0123456789%2Fx,c=\"x y,z\", d=\"\", e=,f=\"%41\"",
+        )
+        .unwrap();
+        assert_eq!(header.get("a"), Some("0123456789abcdef+="));
+        assert_eq!(header.get("b"), Some("0123456789/x"));
+        assert_eq!(header.get("c"), Some("x y,z"));
+        assert_eq!(header.get("d"), Some(""));
+        assert_eq!(header.get("e"), Some(""));
+        assert_eq!(header.get("f"), Some("A"));
+        assert_eq!(
+            AuthorizationHeader::parse("OAuth a=\"0123456789abcdef, b=\"c\"")
+                .unwrap_err()
+                .code(),
+            "malformed_header"
+        );
+    }
+
+    #[test]
     fn signed_params_exclude_realm_and_signature_but_keep_unknown_ones() {
         let header = AuthorizationHeader::parse(
             r#"OAuth realm="1", oauth_signature="s", oauth_body_hash="h", oauth_consumer_key="k""#,

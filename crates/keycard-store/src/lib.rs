@@ -18,6 +18,7 @@ pub mod audit;
 mod changes;
 pub mod integrations;
 pub mod keys;
+mod login_blocks;
 mod login_writer;
 mod record_reader;
 pub mod records;

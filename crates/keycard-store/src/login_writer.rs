@@ -1,22 +1,24 @@
 //! Writing login records, the one write on every request's path.
 //!
-//! On SQLite the records go through a dedicated native connection (rusqlite) with one cached
-//! prepared statement: sqlx runs each SQLite statement on its own worker thread and pays a
-//! thread hop per row, which the load benchmark measured as most of the server's CPU. A
+//! On SQLite the records go through a dedicated native connection (rusqlite) with cached
+//! prepared statements: sqlx runs each SQLite statement on its own worker thread and pays a
+//! thread hop per row, which the load benchmark measured as most of the server's CPU. They are
+//! stored as blocks ([`crate::login_blocks`]), one row per call of [`OpenLoginBatch::insert`]. A
 //! [`LoginWriter`] is synchronous on purpose, and never waits for the write lock in
 //! [`begin`](LoginWriter::begin): the server's audit writer runs it on the request runtime in
-//! short steps ([`OpenLoginBatch`]: one statement each, yielding in between), so the steps
+//! short steps ([`OpenLoginBatch`]: one block each, yielding in between), so the steps
 //! must not block. On PostgreSQL there is no such writer; records go through the pool
 //! ([`Store::insert_login_records`](crate::Store::insert_login_records)).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use keycard_core::LoginRecord;
 use rusqlite::Connection;
 
 use crate::StoreError;
+use crate::login_blocks;
 
 pub(crate) const LOGIN_COLUMNS: &str = "at, request_id, ip, account_id, integration_name, token_name, user_email, role_name, surface, request_uri, status, detail, diagnosis";
 
@@ -154,11 +156,11 @@ impl std::fmt::Debug for OpenLoginBatch {
 }
 
 impl OpenLoginBatch {
-    /// Rows per statement: [`insert`](Self::insert) runs one statement per this many records,
-    /// so a writer that inserts this many at a time can yield between statements.
-    pub const STATEMENT_ROWS: usize = ROWS_PER_STATEMENT;
+    /// Records per block, the most a writer that yields between blocks should hand
+    /// [`insert`](Self::insert) at once: each call stores one block.
+    pub const BLOCK_RECORDS: usize = RECORDS_PER_BLOCK;
 
-    /// Inserts the records after those already in the batch, in order. A failure spoils the
+    /// Inserts the records after those already in the batch, in order, as one block. A failure spoils the
     /// batch (it is rolled back; committing it fails too): drop it and begin again.
     pub fn insert(&mut self, records: &[LoginRecord]) -> Result<(), StoreError> {
         let connection = self.connection.as_mut().ok_or_else(spoiled)?;
@@ -232,64 +234,77 @@ fn open(path: &Path, busy: Duration) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-/// Rows per INSERT statement: one statement (and one VDBE run) for many rows costs less per
-/// row than a statement per row; the remainder of a batch goes one row per statement. Both
-/// statements are prepared once and cached.
-const ROWS_PER_STATEMENT: usize = 32;
-const COLUMNS: usize = 13;
+/// Records per block for the server's writer ([`OpenLoginBatch::BLOCK_RECORDS`]): larger
+/// blocks cost less per record, but each is one step the request runtime waits for.
+const RECORDS_PER_BLOCK: usize = 32;
 
+/// [`Block::INSERT_KEY`] for [`RECORDS_PER_BLOCK`] rows at once.
+static INSERT_KEYS: LazyLock<String> = LazyLock::new(|| {
+    let rows = vec!["(?, ?)"; RECORDS_PER_BLOCK].join(", ");
+    format!("INSERT OR IGNORE INTO login_audit_request_keys (request_key, block) VALUES {rows}")
+});
+
+/// Writes `records` as one block of the trail ([`crate::login_blocks`]) and indexes each
+/// record's request id to it. Statements are prepared once and cached.
 fn insert(connection: &Connection, records: &[LoginRecord]) -> rusqlite::Result<()> {
-    let mut chunks = records.chunks_exact(ROWS_PER_STATEMENT);
+    let Some(block) = Block::of(records) else {
+        return Ok(());
+    };
+    connection.prepare_cached(Block::INSERT)?.execute((
+        block.first_at,
+        block.last_at,
+        &block.records,
+    ))?;
+    let id = connection.last_insert_rowid();
+    // The keys go RECORDS_PER_BLOCK to a statement (one VDBE run for many rows), the rest of
+    // a longer or shorter call one at a time.
+    let mut chunks = records.chunks_exact(RECORDS_PER_BLOCK);
     if chunks.len() > 0 {
-        let mut many = connection.prepare_cached(&insert_sql(ROWS_PER_STATEMENT))?;
+        let mut many = connection.prepare_cached(&INSERT_KEYS)?;
         for chunk in &mut chunks {
-            bind_rows(&mut many, chunk)?;
+            for (i, record) in chunk.iter().enumerate() {
+                many.raw_bind_parameter(2 * i + 1, login_blocks::request_key(&record.request_id))?;
+                many.raw_bind_parameter(2 * i + 2, id)?;
+            }
             many.raw_execute()?;
         }
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut one = connection.prepare_cached(&insert_sql(1))?;
+        let mut one = connection.prepare_cached(Block::INSERT_KEY)?;
         for record in rest {
-            bind_rows(&mut one, std::slice::from_ref(record))?;
-            one.raw_execute()?;
+            one.execute((login_blocks::request_key(&record.request_id), id))?;
         }
     }
     Ok(())
 }
 
-fn insert_sql(rows: usize) -> String {
-    let row = format!("({})", vec!["?"; COLUMNS].join(", "));
-    format!(
-        "INSERT INTO login_audit ({LOGIN_COLUMNS}) VALUES {}",
-        vec![row; rows].join(", ")
-    )
+/// A block of login records ready to store, shared by both SQLite writers (this one and the
+/// pool's in [`crate::Store::insert_login_records`]).
+pub(crate) struct Block {
+    pub first_at: i64,
+    pub last_at: i64,
+    pub records: Vec<u8>,
 }
 
-/// Binds `records` to consecutive parameters, in the column order of [`LOGIN_COLUMNS`].
-fn bind_rows(
-    statement: &mut rusqlite::CachedStatement<'_>,
-    records: &[LoginRecord],
-) -> rusqlite::Result<()> {
-    for (i, r) in records.iter().enumerate() {
-        let at = i * COLUMNS;
-        statement.raw_bind_parameter(at + 1, r.at)?;
-        statement.raw_bind_parameter(at + 2, &r.request_id)?;
-        statement.raw_bind_parameter(at + 3, &r.ip)?;
-        statement.raw_bind_parameter(at + 4, &r.account)?;
-        statement.raw_bind_parameter(at + 5, &r.integration)?;
-        statement.raw_bind_parameter(at + 6, &r.token_name)?;
-        statement.raw_bind_parameter(at + 7, &r.user)?;
-        statement.raw_bind_parameter(at + 8, &r.role)?;
-        statement.raw_bind_parameter(at + 9, &r.surface)?;
-        statement.raw_bind_parameter(at + 10, &r.request_uri)?;
-        statement.raw_bind_parameter(at + 11, &r.status)?;
-        statement.raw_bind_parameter(at + 12, &r.detail)?;
-        // Most attempts succeed and carry no diagnosis: no serializing for those.
-        match &r.diagnosis {
-            serde_json::Value::Null => statement.raw_bind_parameter(at + 13, "null")?,
-            diagnosis => statement.raw_bind_parameter(at + 13, diagnosis.to_string())?,
-        }
+impl Block {
+    pub const INSERT: &'static str =
+        "INSERT INTO login_audit_blocks (first_at, last_at, records) VALUES ($1, $2, $3)";
+    /// Ignores a repeat: a request id twice in one block (only text ids of tests can) needs
+    /// one key; the lookup compares ids in the block itself.
+    pub const INSERT_KEY: &'static str =
+        "INSERT OR IGNORE INTO login_audit_request_keys (request_key, block) VALUES ($1, $2)";
+
+    /// `None` for no records: a block is never empty.
+    pub fn of(records: &[LoginRecord]) -> Option<Self> {
+        let first_at = records.iter().map(|r| r.at).min()?;
+        let last_at = records.iter().map(|r| r.at).max()?;
+        let mut encoded = Vec::with_capacity(records.len() * 192);
+        login_blocks::encode(records, &mut encoded);
+        Some(Self {
+            first_at,
+            last_at,
+            records: encoded,
+        })
     }
-    Ok(())
 }

@@ -1,7 +1,7 @@
 //! The login audit writer: requests queue records on a bounded queue (waiting when it is full:
 //! back-pressure, never loss) and one writer task stores them in batches, in order. On an
 //! SQLite file it writes through the store's native [`LoginWriter`] (no thread hop per row) on
-//! the request runtime itself, a statement at a time with a yield in between; on PostgreSQL it
+//! the request runtime itself, a block at a time with a yield in between; on PostgreSQL it
 //! goes through the pool. When the last sender is dropped the writer drains the queue before
 //! returning.
 
@@ -40,11 +40,11 @@ pub fn spawn_writer(
 }
 
 /// How the native writer shares the core with request handling. It is a task on the request
-/// runtime and runs one INSERT statement ([`OpenLoginBatch::STATEMENT_ROWS`] rows, about
-/// 60 µs) at a time. Before each statement it gives way ([`give_way`]): it yields, and yields
-/// again while requests keep arriving, so a burst is answered before the trail is written;
-/// once it is [`BEHIND`] it takes a statement per turn of the runtime, so it keeps up at full
-/// load. A response waits for at most one statement or commit.
+/// runtime and stores one block of the trail ([`OpenLoginBatch::BLOCK_RECORDS`] records) at a
+/// time. Before each block it gives way ([`give_way`]): it yields, and yields again while
+/// requests keep arriving, so a burst is answered before the trail is written; once it is
+/// [`BEHIND`] it takes a block per turn of the runtime, so it keeps up at full load. A
+/// response waits for at most one block or commit.
 ///
 /// It first ran on a thread of its own, in the idle scheduling class while keeping up and at
 /// normal priority once behind. But a thread the kernel switches to keeps the core for up to a
@@ -83,14 +83,14 @@ async fn write_natively(writer: LoginWriter, receiver: AuditReceiver, metrics: A
 
 /// Queued records past which the native writer stops giving way to arriving requests.
 const BEHIND: usize = 256;
-/// The longest the native writer gives way before a statement: requests that queue no record
+/// The longest the native writer gives way before a block: requests that queue no record
 /// (metrics scrapes, say) must not hold the trail back for good.
 const MOST_GIVEN_WAY: Duration = Duration::from_millis(50);
 /// How long the native writer waits before trying again for a write lock another connection
 /// holds (the directory's own writes: rare and short).
 const LOCKED_RETRY: Duration = Duration::from_millis(1);
 
-/// Writes `records` in one transaction, giving way to requests before each statement.
+/// Writes `records` in one transaction, giving way to requests before each block.
 async fn write_in_steps(
     writer: &LoginWriter,
     records: &[LoginRecord],
@@ -104,11 +104,11 @@ async fn write_in_steps(
             None => tokio::time::sleep(LOCKED_RETRY).await,
         }
     };
-    for (i, statement) in records.chunks(OpenLoginBatch::STATEMENT_ROWS).enumerate() {
+    for (i, block) in records.chunks(OpenLoginBatch::BLOCK_RECORDS).enumerate() {
         if i > 0 {
             give_way(receiver, metrics).await;
         }
-        open.insert(statement)?;
+        open.insert(block)?;
     }
     open.commit()
 }

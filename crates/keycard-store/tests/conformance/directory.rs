@@ -1019,7 +1019,7 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
                 })
                 .collect();
             let mut open = writer.begin().unwrap().expect("nothing else is writing");
-            for statement in many.chunks(keycard_store::OpenLoginBatch::STATEMENT_ROWS) {
+            for statement in many.chunks(keycard_store::OpenLoginBatch::BLOCK_RECORDS) {
                 open.insert(statement).unwrap();
                 assert!(writer.begin().unwrap().is_none(), "the lock is taken");
             }

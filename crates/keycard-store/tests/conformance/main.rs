@@ -13,6 +13,7 @@
 
 mod changes;
 mod directory;
+mod login_blocks;
 mod secrets;
 
 use std::path::PathBuf;
