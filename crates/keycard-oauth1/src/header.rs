@@ -280,7 +280,7 @@ mod tests {
     }
 
     #[test]
-    fn values_end_and_decode_wherever_the_plain_run_stops() {
+    fn quoted_and_bare_values_end_and_decode_in_place() {
         let header = AuthorizationHeader::parse(
             "OAuth a=\"0123456789abcdef%2B%3D\", b=0123456789%2Fx,c=\"x y,z\", d=\"\", e=,f=\"%41\"",
         )
