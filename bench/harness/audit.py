@@ -33,6 +33,21 @@ def counts(data_dir: Path, database_url: str | None = None) -> tuple[int, int]:
         db.close()
 
 
+def check(before: tuple[int, int], after: tuple[int, int], result: dict,
+          authenticated: bool = True) -> dict:
+    """Compares the audit rows a run added with what the generator saw answered (none at all
+    when keycard does not authenticate the scenario's requests)."""
+    warm = result["warmup"]
+    answered = warm["completed"] + result["completed"] if authenticated else 0
+    expected_ok = warm["expected_success"] + result["expected_success"] if authenticated else 0
+    rows, ok = after[0] - before[0], after[1] - before[1]
+    return {
+        "rows": rows, "rows_expected": answered,
+        "success": ok, "success_expected": expected_ok,
+        "ok": rows == answered and ok == expected_ok,
+    }
+
+
 FIELDS = ["request_id", "ip", "account", "integration", "token_name", "user", "role",
           "surface", "request_uri", "status", "detail", "diagnosis"]
 
