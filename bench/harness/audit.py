@@ -24,7 +24,8 @@ def counts(data_dir: Path, database_url: str | None = None) -> tuple[int, int]:
     try:
         total, ok = db.execute(
             f"SELECT COUNT(*), COALESCE(SUM(status = 'Success'), 0) FROM {TABLE}").fetchone()
-        for (block,) in db.execute(f"SELECT records FROM {BLOCKS}"):
+        has_blocks = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (BLOCKS,)).fetchone()
+        for (block,) in db.execute(f"SELECT records FROM {BLOCKS}") if has_blocks else []:
             for record in decode_block(block):
                 total += 1
                 ok += record["status"] == "Success"
