@@ -164,16 +164,17 @@ impl Store {
     ) -> Result<(), StoreError> {
         use std::fmt::Write as _;
         const PAGE: i64 = 64;
+        // Filtered as stored: only the records kept are copied out of the block.
         let keep = |block: &[u8], found: &mut Vec<keycard_core::LoginRecord>| {
-            let records = login_blocks::decode(block)?;
-            let wanted = limit - found.len();
-            found.extend(
-                records
-                    .into_iter()
-                    .rev()
-                    .filter(|record| login_blocks::matches(query, record))
-                    .take(wanted),
-            );
+            let stored = login_blocks::read(block)?;
+            for record in stored.iter().rev() {
+                if found.len() >= limit {
+                    break;
+                }
+                if login_blocks::matches(query, record) {
+                    found.push(record.to_record()?);
+                }
+            }
             Ok::<_, StoreError>(())
         };
         if let Some(request_id) = &query.request_id {

@@ -69,35 +69,33 @@ pub(crate) fn encode(records: &[LoginRecord], out: &mut Vec<u8>) {
     }
 }
 
-/// The records of a block, in the order they were written.
-pub(crate) fn decode(block: &[u8]) -> Result<Vec<LoginRecord>, StoreError> {
-    let mut reader = Reader { rest: block };
-    if reader.byte()? != VERSION {
-        return Err(corrupt());
+/// A record as it lies in a block: its texts borrowed, so a read can filter a block's records
+/// before it copies the few it keeps ([`Stored::to_record`]).
+pub(crate) struct Stored<'a> {
+    at: i64,
+    /// In [`texts`]' order.
+    texts: [Option<&'a str>; TEXTS],
+    diagnosis: Option<&'a str>,
+}
+
+const REQUEST_ID: usize = 0;
+const IP: usize = 1;
+const ACCOUNT: usize = 2;
+const INTEGRATION: usize = 3;
+const TOKEN_NAME: usize = 4;
+const USER: usize = 5;
+const SURFACE: usize = 7;
+const STATUS: usize = 9;
+const DETAIL: usize = 10;
+
+impl<'a> Stored<'a> {
+    fn text(&self, index: usize) -> Option<&'a str> {
+        self.texts.get(index).copied().flatten()
     }
-    let mut records = Vec::new();
-    let mut previous: Option<[Option<String>; TEXTS]> = None;
-    while !reader.rest.is_empty() {
-        let at = unzigzag(reader.varint()?);
-        let mut fields: [Option<String>; TEXTS] = Default::default();
-        for (i, slot) in fields.iter_mut().enumerate() {
-            *slot = match reader.field()? {
-                Field::Absent => None,
-                Field::Repeat => Some(
-                    previous
-                        .as_ref()
-                        .and_then(|p| p.get(i).cloned().flatten())
-                        .ok_or_else(corrupt)?,
-                ),
-                Field::Text(text) => Some(text.to_owned()),
-            };
-        }
-        let diagnosis = match reader.field()? {
-            Field::Absent => serde_json::Value::Null,
-            Field::Text(text) => serde_json::from_str(text).map_err(|_| corrupt())?,
-            Field::Repeat => return Err(corrupt()),
-        };
-        previous = Some(fields.clone());
+
+    /// The record, owned. Fails on a required field left absent or a diagnosis that is not
+    /// JSON.
+    pub(crate) fn to_record(&self) -> Result<LoginRecord, StoreError> {
         let [
             request_id,
             ip,
@@ -110,10 +108,10 @@ pub(crate) fn decode(block: &[u8]) -> Result<Vec<LoginRecord>, StoreError> {
             request_uri,
             status,
             detail,
-        ] = fields;
+        ] = self.texts.map(|text| text.map(str::to_owned));
         let required = |field: Option<String>| field.ok_or_else(corrupt);
-        records.push(LoginRecord {
-            at,
+        Ok(LoginRecord {
+            at: self.at,
             request_id: required(request_id)?,
             ip: required(ip)?,
             account,
@@ -125,10 +123,54 @@ pub(crate) fn decode(block: &[u8]) -> Result<Vec<LoginRecord>, StoreError> {
             request_uri: required(request_uri)?,
             status: required(status)?,
             detail: required(detail)?,
+            diagnosis: match self.diagnosis {
+                None => serde_json::Value::Null,
+                Some(text) => serde_json::from_str(text).map_err(|_| corrupt())?,
+            },
+        })
+    }
+}
+
+/// The records of a block as stored, in the order they were written.
+pub(crate) fn read(block: &[u8]) -> Result<Vec<Stored<'_>>, StoreError> {
+    let mut reader = Reader { rest: block };
+    if reader.byte()? != VERSION {
+        return Err(corrupt());
+    }
+    let mut records: Vec<Stored<'_>> = Vec::new();
+    while !reader.rest.is_empty() {
+        let at = unzigzag(reader.varint()?);
+        let mut texts = [None; TEXTS];
+        for (i, slot) in texts.iter_mut().enumerate() {
+            *slot = match reader.field()? {
+                Field::Absent => None,
+                Field::Repeat => Some(
+                    records
+                        .last()
+                        .and_then(|previous| previous.text(i))
+                        .ok_or_else(corrupt)?,
+                ),
+                Field::Text(text) => Some(text),
+            };
+        }
+        let diagnosis = match reader.field()? {
+            Field::Absent => None,
+            Field::Text(text) => Some(text),
+            Field::Repeat => return Err(corrupt()),
+        };
+        records.push(Stored {
+            at,
+            texts,
             diagnosis,
         });
     }
     Ok(records)
+}
+
+/// The records of a block, owned, in the order they were written.
+#[cfg(test)]
+fn decode(block: &[u8]) -> Result<Vec<LoginRecord>, StoreError> {
+    read(block)?.iter().map(Stored::to_record).collect()
 }
 
 /// The integer a request id is indexed under. keycard's own ids are 16 hex digits that count
@@ -164,21 +206,21 @@ fn keycard_id_value(request_id: &str) -> Option<u64> {
 
 /// Whether `record` passes every filter of `query` (its limit aside), as the SQL on rows
 /// decides it: a filter on a column the record leaves empty does not match.
-pub(crate) fn matches(query: &LoginQuery, record: &LoginRecord) -> bool {
-    fn equal(filter: Option<&String>, value: Option<&str>) -> bool {
-        filter.is_none_or(|wanted| value == Some(wanted.as_str()))
-    }
-    equal(query.request_id.as_ref(), Some(&record.request_id))
-        && equal(query.account.as_ref(), record.account.as_deref())
+pub(crate) fn matches(query: &LoginQuery, record: &Stored<'_>) -> bool {
+    let equal = |filter: Option<&String>, index| {
+        filter.is_none_or(|wanted| record.text(index) == Some(wanted.as_str()))
+    };
+    equal(query.request_id.as_ref(), REQUEST_ID)
+        && equal(query.account.as_ref(), ACCOUNT)
         && query.since.is_none_or(|since| record.at >= since)
         && query.until.is_none_or(|until| record.at <= until)
-        && equal(query.status.as_ref(), Some(&record.status))
-        && equal(query.detail.as_ref(), Some(&record.detail))
-        && equal(query.user.as_ref(), record.user.as_deref())
-        && equal(query.integration.as_ref(), record.integration.as_deref())
-        && equal(query.token_name.as_ref(), record.token_name.as_deref())
-        && equal(query.ip.as_ref(), Some(&record.ip))
-        && equal(query.surface.as_ref(), Some(&record.surface))
+        && equal(query.status.as_ref(), STATUS)
+        && equal(query.detail.as_ref(), DETAIL)
+        && equal(query.user.as_ref(), USER)
+        && equal(query.integration.as_ref(), INTEGRATION)
+        && equal(query.token_name.as_ref(), TOKEN_NAME)
+        && equal(query.ip.as_ref(), IP)
+        && equal(query.surface.as_ref(), SURFACE)
 }
 
 fn zigzag(value: i64) -> u64 {
@@ -370,8 +412,11 @@ mod tests {
     #[test]
     fn filters_treat_an_empty_column_as_no_match() {
         let r = record(1);
-        assert!(matches(&LoginQuery::default(), &r));
-        let only = |q: LoginQuery| matches(&q, &r);
+        let mut block = Vec::new();
+        encode(std::slice::from_ref(&r), &mut block);
+        let stored = read(&block).unwrap();
+        assert!(matches(&LoginQuery::default(), &stored[0]));
+        let only = |q: LoginQuery| matches(&q, &stored[0]);
         assert!(only(LoginQuery {
             account: Some("1234567_SB1".into()),
             ..Default::default()
