@@ -78,7 +78,7 @@ pub struct LoginQuery {
 }
 
 use crate::login_blocks;
-use crate::login_writer::{Block, LOGIN_COLUMNS};
+use crate::login_writer::LOGIN_COLUMNS;
 
 impl Store {
     /// Writes a batch of login records in one transaction, in order (on an SQLite file through
@@ -98,27 +98,11 @@ impl Store {
         if let Some(pool) = self.login_pool() {
             return insert_on_postgres(pool, records).await;
         }
-        // SQLite without a file (in memory): the same blocks, through the pool.
-        let Some(block) = Block::of(records) else {
-            return Ok(());
-        };
-        let mut tx = self.begin().await?;
-        let id: i64 = sqlx::query(&format!("{} RETURNING id", Block::INSERT))
-            .bind(block.first_at)
-            .bind(block.last_at)
-            .bind(block.records)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("id")?;
-        for record in records {
-            sqlx::query(Block::INSERT_KEY)
-                .bind(login_blocks::request_key(&record.request_id))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        // Unreachable: an SQLite store always has a file, hence the native writer
+        // (`Store::open` refuses in-memory databases), and PostgreSQL its pool.
+        Err(StoreError::Conflict {
+            what: "this store has no login record writer".to_owned(),
+        })
     }
 
     /// The next process number (1, 2, …): `keycard serve` takes one at startup as the prefix of

@@ -31,6 +31,11 @@ pub enum StoreError {
     },
     #[error("unsupported database URL scheme `{scheme}`: use postgres://… or a data directory")]
     UnsupportedUrl { scheme: String },
+    #[error(
+        "an in-memory SQLite database cannot hold a keycard directory (each pooled connection \
+         would open its own, empty one): use a data directory or a sqlite: URL naming a file"
+    )]
+    InMemorySqlite,
     #[error("cannot connect to the {backend:?} database: {source}")]
     Connect {
         backend: Backend,
@@ -71,7 +76,7 @@ impl StoreError {
             Self::Conflict { .. } => "conflict",
             Self::Crypto(_) => "crypto",
             Self::DataDir { .. } => "data_dir",
-            Self::UnsupportedUrl { .. } => "unsupported_url",
+            Self::UnsupportedUrl { .. } | Self::InMemorySqlite => "unsupported_url",
             Self::Connect { .. } => "connect",
             Self::Migrate(_) => "migrate",
             Self::Corrupt { .. } => "corrupt",

@@ -128,7 +128,12 @@ impl Store {
             {
                 (url.clone(), Backend::Postgres)
             }
-            Location::Url(url) if url.starts_with("sqlite:") => (url.clone(), Backend::Sqlite),
+            Location::Url(url) if url.starts_with("sqlite:") => {
+                if sqlite_path(location).is_none() || url.contains("mode=memory") {
+                    return Err(StoreError::InMemorySqlite);
+                }
+                (url.clone(), Backend::Sqlite)
+            }
             Location::Url(url) => {
                 return Err(StoreError::UnsupportedUrl {
                     scheme: url.split(':').next().unwrap_or_default().to_owned(),
@@ -357,7 +362,8 @@ fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
-/// The database file of an SQLite location (`None` for PostgreSQL and in-memory databases).
+/// The database file of an SQLite location (`None` for PostgreSQL, and for in-memory databases,
+/// which [`Store::open`] refuses).
 fn sqlite_path(location: &Location) -> Option<PathBuf> {
     match location {
         Location::DataDir(dir) => Some(sqlite_file(dir)),

@@ -279,24 +279,23 @@ fn insert(connection: &Connection, records: &[LoginRecord]) -> rusqlite::Result<
     Ok(())
 }
 
-/// A block of login records ready to store, shared by both SQLite writers (this one and the
-/// pool's in [`crate::Store::insert_login_records`]).
-pub(crate) struct Block {
-    pub first_at: i64,
-    pub last_at: i64,
-    pub records: Vec<u8>,
+/// A block of login records ready to store.
+struct Block {
+    first_at: i64,
+    last_at: i64,
+    records: Vec<u8>,
 }
 
 impl Block {
-    pub const INSERT: &'static str =
+    const INSERT: &'static str =
         "INSERT INTO login_audit_blocks (first_at, last_at, records) VALUES ($1, $2, $3)";
     /// Ignores a repeat: a request id twice in one block (only text ids of tests can) needs
     /// one key; the lookup compares ids in the block itself.
-    pub const INSERT_KEY: &'static str =
+    const INSERT_KEY: &'static str =
         "INSERT OR IGNORE INTO login_audit_request_keys (request_key, block) VALUES ($1, $2)";
 
     /// `None` for no records: a block is never empty.
-    pub fn of(records: &[LoginRecord]) -> Option<Self> {
+    fn of(records: &[LoginRecord]) -> Option<Self> {
         let first_at = records.iter().map(|r| r.at).min()?;
         let last_at = records.iter().map(|r| r.at).max()?;
         let mut encoded = Vec::with_capacity(records.len() * 192);

@@ -123,3 +123,26 @@ fn migrations_have_the_same_names_on_both_backends() {
     assert!(!sqlite.is_empty());
     assert_eq!(sqlite, names("postgres"));
 }
+
+/// An in-memory SQLite database would be one per pooled connection (the migrations on one,
+/// the reads on another): refused with a message that says what to use instead.
+#[tokio::test]
+async fn in_memory_sqlite_is_refused_with_a_clear_error() {
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite:",
+        "sqlite:file:trail?mode=memory&cache=shared",
+    ] {
+        let ring = KeyRing::new(MasterKey::generate().unwrap());
+        let error = Store::open(&Location::Url(url.to_owned()), ring)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{url} was accepted"));
+        assert_eq!(error.code(), "unsupported_url", "{url}");
+        assert!(
+            error.to_string().contains("data directory"),
+            "{url}: {error}"
+        );
+    }
+}
