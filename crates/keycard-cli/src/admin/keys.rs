@@ -20,6 +20,7 @@ pub async fn run(command: KeysCommand, store_args: &StoreArgs) -> Result<()> {
     let KeysCommand::Rotate = command;
     let (mut ring, source) = store_args.keys()?;
     let store = store_args.open_with(ring.clone()).await?;
+    super::refuse_a_foreign_directory(&store, &source).await?;
     if matches!(source, KeySource::Env) {
         eprintln!(
             "keys come from KEYCARD_MASTER_KEY: re-sealing under its last key ({})",

@@ -81,8 +81,10 @@ impl StoreArgs {
     }
 
     pub async fn open(&self) -> Result<Store> {
-        let (ring, _) = self.keys()?;
-        self.open_with(ring).await
+        let (ring, source) = self.keys()?;
+        let store = self.open_with(ring).await?;
+        refuse_a_foreign_directory(&store, &source).await?;
+        Ok(store)
     }
 
     pub async fn open_with(&self, ring: KeyRing) -> Result<Store> {
@@ -93,6 +95,28 @@ impl StoreArgs {
                 None => format!("cannot open the directory in {}", self.data_dir().display()),
             })
     }
+}
+
+/// A key generated just now has sealed nothing: if the directory already holds sealed secrets,
+/// they are under a key this process lacks, and whatever it sealed would be unreadable where
+/// the directory's key is used (a token created so answered every login with 503 on the
+/// nodes). Refuses, and removes the generated key file so that it is not taken for the
+/// directory's key later.
+pub async fn refuse_a_foreign_directory(store: &Store, source: &KeySource) -> Result<()> {
+    let KeySource::Generated(path) = source else {
+        return Ok(());
+    };
+    let sealed = store.sealed_secret_count().await?;
+    if sealed == 0 {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(path);
+    bail!(
+        "this directory holds {sealed} secrets sealed under a master key this command was not given \
+         (the key it just generated in {} was removed again): pass the directory's key with \
+         KEYCARD_MASTER_KEY or KEYCARD_MASTER_KEY_FILE, or the --data-dir that holds its master.key",
+        path.display()
+    )
 }
 
 impl AccountArg {

@@ -296,6 +296,48 @@ fn rotating_the_master_key_reseals_and_replaces_it() {
 }
 
 #[test]
+fn a_command_without_the_directorys_key_is_refused_and_leaves_no_key_behind() {
+    let d = Directory::new();
+    d.json(&["init"]);
+    let key_file = d.dir.path().join("master.key");
+    let key = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    // Without it a fresh key would be generated, and a token sealed under it would be
+    // unreadable by every server holding the directory's key.
+    for command in [
+        &["token", "list"][..],
+        &[
+            "token",
+            "create",
+            "--integration",
+            "Demo Integration",
+            "--user",
+            "1",
+            "--role",
+            "Administrator",
+        ],
+        &["keys", "rotate"],
+    ] {
+        let message = d.fails(command);
+        assert!(
+            message.contains("sealed under a master key"),
+            "{command:?}: {message}"
+        );
+        assert!(
+            !key_file.exists(),
+            "{command:?} left the generated key behind"
+        );
+    }
+    std::fs::write(&key_file, key).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(d.ok(&["token", "list"]).contains("Demo Integration"));
+    // A fresh directory still gets its key on first use.
+    let fresh = Directory::new();
+    fresh.json(&["init"]);
+    assert!(fresh.dir.path().join("master.key").exists());
+}
+
+#[test]
 fn the_same_commands_work_on_postgresql() {
     let admin_url = std::env::var("KEYCARD_TEST_DATABASE_URL")
         .expect("KEYCARD_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL");
