@@ -146,7 +146,6 @@ impl Store {
         limit: usize,
         found: &mut Vec<keycard_core::LoginRecord>,
     ) -> Result<(), StoreError> {
-        use std::fmt::Write as _;
         const PAGE: i64 = 64;
         // Filtered as stored: only the records kept are copied out of the block.
         let keep = |block: &[u8], found: &mut Vec<keycard_core::LoginRecord>| {
@@ -174,28 +173,15 @@ impl Store {
             }
             return Ok(());
         }
-        let mut sql = "SELECT id, records FROM login_audit_blocks WHERE id < $1".to_owned();
-        let mut times = Vec::new();
-        if let Some(since) = query.since {
-            times.push(since);
-            sql.push_str(" AND last_at >= $2");
-        }
-        if let Some(until) = query.until {
-            times.push(until);
-            sql.push_str(if times.len() == 1 {
-                " AND first_at <= $2"
-            } else {
-                " AND first_at <= $3"
-            });
-        }
-        let _ = write!(sql, " ORDER BY id DESC LIMIT {PAGE}");
         let mut before = i64::MAX;
         loop {
-            let mut statement = sqlx::query(&sql).bind(before);
-            for time in &times {
-                statement = statement.bind(*time);
-            }
-            let blocks = statement.fetch_all(self.pool()).await?;
+            let blocks = sqlx::query(BLOCKS_BEFORE)
+                .bind(before)
+                .bind(query.since.unwrap_or(i64::MIN))
+                .bind(query.until.unwrap_or(i64::MAX))
+                .bind(PAGE)
+                .fetch_all(self.pool())
+                .await?;
             for block in &blocks {
                 before = block.try_get("id")?;
                 keep(&block.try_get::<Vec<u8>, _>("records")?, found)?;
@@ -250,6 +236,11 @@ impl Store {
             .collect()
     }
 }
+
+/// A page of blocks older than `$1` whose times reach into `$2`..=`$3`, newest first. The
+/// bounds need no index: the walk goes by id and stops at the limit.
+const BLOCKS_BEFORE: &str = "SELECT id, records FROM login_audit_blocks \
+    WHERE id < $1 AND last_at >= $2 AND first_at <= $3 ORDER BY id DESC LIMIT $4";
 
 /// The blocks holding a request key, newest first.
 const BLOCKS_BY_KEY: &str = "SELECT b.records FROM login_audit_request_keys k \
@@ -379,6 +370,19 @@ mod tests {
         assert!(
             plan.contains("SEARCH k USING PRIMARY KEY (request_key=?)")
                 && plan.contains("SEARCH b USING INTEGER PRIMARY KEY (rowid=?)")
+                && !plan.contains("TEMP B-TREE"),
+            "{plan}"
+        );
+    }
+
+    #[test]
+    fn pages_of_blocks_walk_by_id_without_sorting() {
+        let plan = statement_plan(
+            BLOCKS_BEFORE,
+            vec![i64::MAX.into(), 0.into(), i64::MAX.into(), 64.into()],
+        );
+        assert!(
+            plan.contains("SEARCH login_audit_blocks USING INTEGER PRIMARY KEY (rowid<?)")
                 && !plan.contains("TEMP B-TREE"),
             "{plan}"
         );

@@ -160,8 +160,9 @@ impl OpenLoginBatch {
     /// [`insert`](Self::insert) at once: each call stores one block.
     pub const BLOCK_RECORDS: usize = RECORDS_PER_BLOCK;
 
-    /// Inserts the records after those already in the batch, in order, as one block. A failure spoils the
-    /// batch (it is rolled back; committing it fails too): drop it and begin again.
+    /// Inserts the records after those already in the batch, in order, as one block. A
+    /// failure spoils the batch (it is rolled back; committing it fails too): drop it and
+    /// begin again.
     pub fn insert(&mut self, records: &[LoginRecord]) -> Result<(), StoreError> {
         let connection = self.connection.as_mut().ok_or_else(spoiled)?;
         let result = insert(connection, records);
@@ -238,72 +239,63 @@ fn open(path: &Path, busy: Duration) -> Result<Connection, StoreError> {
 /// blocks cost less per record, but each is one step the request runtime waits for.
 const RECORDS_PER_BLOCK: usize = 32;
 
-/// [`Block::INSERT_KEY`] for [`RECORDS_PER_BLOCK`] rows at once.
-static INSERT_KEYS: LazyLock<String> = LazyLock::new(|| {
-    let rows = vec!["(?, ?)"; RECORDS_PER_BLOCK].join(", ");
+/// A block's row: its records encoded, and the time range they cover.
+const INSERT_BLOCK: &str =
+    "INSERT INTO login_audit_blocks (first_at, last_at, records) VALUES (?1, ?2, ?3)";
+/// The request keys of a whole block in one statement (one VDBE run for many rows), and of
+/// one record, for the rest of a longer or shorter call.
+static INSERT_KEYS: LazyLock<String> = LazyLock::new(|| insert_keys_sql(RECORDS_PER_BLOCK));
+static INSERT_KEY: LazyLock<String> = LazyLock::new(|| insert_keys_sql(1));
+
+/// Ignores a repeat: a request id twice in one block (only text ids of tests can) needs one
+/// key; the lookup compares ids in the block itself.
+fn insert_keys_sql(rows: usize) -> String {
+    let rows = vec!["(?, ?)"; rows].join(", ");
     format!("INSERT OR IGNORE INTO login_audit_request_keys (request_key, block) VALUES {rows}")
-});
+}
 
 /// Writes `records` as one block of the trail ([`crate::login_blocks`]) and indexes each
 /// record's request id to it. Statements are prepared once and cached.
 fn insert(connection: &Connection, records: &[LoginRecord]) -> rusqlite::Result<()> {
-    let Some(block) = Block::of(records) else {
-        return Ok(());
+    let times = records.iter().map(|r| r.at);
+    let (Some(first_at), Some(last_at)) = (times.clone().min(), times.max()) else {
+        return Ok(()); // A block is never empty.
     };
-    connection.prepare_cached(Block::INSERT)?.execute((
-        block.first_at,
-        block.last_at,
-        &block.records,
-    ))?;
-    let id = connection.last_insert_rowid();
-    // The keys go RECORDS_PER_BLOCK to a statement (one VDBE run for many rows), the rest of
-    // a longer or shorter call one at a time.
+    let mut encoded = Vec::with_capacity(records.len() * 192);
+    login_blocks::encode(records, &mut encoded);
+    connection
+        .prepare_cached(INSERT_BLOCK)?
+        .execute((first_at, last_at, &encoded))?;
+    let block = connection.last_insert_rowid();
     let mut chunks = records.chunks_exact(RECORDS_PER_BLOCK);
     if chunks.len() > 0 {
         let mut many = connection.prepare_cached(&INSERT_KEYS)?;
         for chunk in &mut chunks {
-            for (i, record) in chunk.iter().enumerate() {
-                many.raw_bind_parameter(2 * i + 1, login_blocks::request_key(&record.request_id))?;
-                many.raw_bind_parameter(2 * i + 2, id)?;
-            }
+            bind_keys(&mut many, chunk, block)?;
             many.raw_execute()?;
         }
     }
     let rest = chunks.remainder();
     if !rest.is_empty() {
-        let mut one = connection.prepare_cached(Block::INSERT_KEY)?;
+        let mut one = connection.prepare_cached(&INSERT_KEY)?;
         for record in rest {
-            one.execute((login_blocks::request_key(&record.request_id), id))?;
+            bind_keys(&mut one, std::slice::from_ref(record), block)?;
+            one.raw_execute()?;
         }
     }
     Ok(())
 }
 
-/// A block of login records ready to store.
-struct Block {
-    first_at: i64,
-    last_at: i64,
-    records: Vec<u8>,
-}
-
-impl Block {
-    const INSERT: &'static str =
-        "INSERT INTO login_audit_blocks (first_at, last_at, records) VALUES ($1, $2, $3)";
-    /// Ignores a repeat: a request id twice in one block (only text ids of tests can) needs
-    /// one key; the lookup compares ids in the block itself.
-    const INSERT_KEY: &'static str =
-        "INSERT OR IGNORE INTO login_audit_request_keys (request_key, block) VALUES ($1, $2)";
-
-    /// `None` for no records: a block is never empty.
-    fn of(records: &[LoginRecord]) -> Option<Self> {
-        let first_at = records.iter().map(|r| r.at).min()?;
-        let last_at = records.iter().map(|r| r.at).max()?;
-        let mut encoded = Vec::with_capacity(records.len() * 192);
-        login_blocks::encode(records, &mut encoded);
-        Some(Self {
-            first_at,
-            last_at,
-            records: encoded,
-        })
+/// Binds each record's request key and `block` to consecutive parameter pairs.
+fn bind_keys(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    records: &[LoginRecord],
+    block: i64,
+) -> rusqlite::Result<()> {
+    for (i, record) in records.iter().enumerate() {
+        let key = login_blocks::request_key(&record.request_id);
+        statement.raw_bind_parameter(2 * i + 1, key)?;
+        statement.raw_bind_parameter(2 * i + 2, block)?;
     }
+    Ok(())
 }
