@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod cache;
 pub mod config;
+pub mod dispatch;
 pub mod flow;
 pub mod metrics;
 pub mod pipeline;
@@ -63,11 +64,10 @@ impl RunningServer {
     }
 }
 
-/// The application without a listener: the router over a fresh state, and the audit writer's
-/// task. [`start`] serves it; the in-process benchmark (`benches/request.rs`) calls the router
-/// directly.
+/// The application without a listener: a fresh state and the audit writer's task. [`start`]
+/// serves it; the in-process benchmark (`benches/request.rs`) calls
+/// [`Application::connection`]'s service directly.
 pub struct Application {
-    pub router: axum::Router,
     pub state: Arc<AppState>,
     /// Ends once the last clone of the state is dropped and the audit queue is drained.
     pub writer: tokio::task::JoinHandle<()>,
@@ -96,11 +96,14 @@ pub fn application(
         flows,
         clock,
     });
-    Ok(Application {
-        router: surfaces::router(state.clone()),
-        state,
-        writer,
-    })
+    Ok(Application { state, writer })
+}
+
+impl Application {
+    /// The service that answers the requests of one connection from `peer`.
+    pub fn connection(&self, peer: SocketAddr) -> dispatch::Keycard {
+        dispatch::Keycard::new(self.state.clone(), peer)
+    }
 }
 
 /// Starts the server on `listener` (use `127.0.0.1:0` in tests).
@@ -116,14 +119,10 @@ pub fn start(
         // Clients reach this listener over HTTPS: that is the URL they sign.
         "https".clone_into(&mut config.public_scheme);
     }
-    let Application {
-        router: app,
-        state,
-        writer,
-    } = application(config, store, clock)?;
+    let Application { state, writer } = application(config, store, clock)?;
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let service = dispatch::Connections(state.clone());
         match tls {
             None => {
                 axum::serve(listener, service)

@@ -1,18 +1,12 @@
-//! `/metrics` in Prometheus' text format. Request latency is counted by a middleware with
-//! atomics only; login outcomes are counted by the audit writer, off the hot path; gauges
+//! `/metrics` in Prometheus' text format. Request latency is counted by the router
+//! ([`crate::dispatch`]) with atomics only; login outcomes are counted by the audit writer, off the hot path; gauges
 //! (cache, nonces, slots, audit queue) are read when scraped.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Instant;
 
-use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
@@ -62,29 +56,21 @@ impl Default for Metrics {
     }
 }
 
-/// Which surface a path belongs to (the label on request metrics).
-pub fn surface_of(path: &str) -> usize {
-    let name = if path.starts_with("/services/rest") {
-        "rest"
-    } else if path.starts_with("/services/NetSuitePort") {
-        "soap"
-    } else if path.starts_with("/app/site/hosting/restlet.nl") {
-        "restlet"
-    } else if path.starts_with("/rest/") {
-        "token"
-    } else if path.starts_with("/app/") {
-        "app"
-    } else {
-        "other"
-    };
-    SURFACES
-        .iter()
-        .position(|s| *s == name)
-        .unwrap_or(SURFACES.len() - 1)
+/// The label of the request metrics: the surface a route belongs to
+/// ([`crate::dispatch::Route`] says which). In the order of `SURFACES`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsSurface {
+    Rest,
+    Restlet,
+    Soap,
+    Token,
+    App,
+    Other,
 }
 
 impl Metrics {
-    pub fn observe(&self, surface: usize, status: u16, seconds: f64) {
+    pub fn observe(&self, surface: MetricsSurface, status: u16, seconds: f64) {
+        let surface = surface as usize;
         let Some(histogram) = self.latency.get(surface) else {
             return;
         };
@@ -134,91 +120,6 @@ impl Metrics {
     }
 }
 
-/// The layer that times every request. A plain tower service rather than
-/// `axum::middleware::from_fn`, which boxes each request's future and clones the inner service
-/// into its `Next`: about 1,200 instructions a request more (callgrind, in-process benchmark).
-#[derive(Clone)]
-pub struct TrackLayer(pub Arc<AppState>);
-
-impl<S> tower::Layer<S> for TrackLayer {
-    type Service = Track<S>;
-
-    fn layer(&self, inner: S) -> Track<S> {
-        Track {
-            inner,
-            state: self.0.clone(),
-        }
-    }
-}
-
-/// [`TrackLayer`]'s service around a route.
-#[derive(Clone)]
-pub struct Track<S> {
-    inner: S,
-    state: Arc<AppState>,
-}
-
-impl<S> tower::Service<Request> for Track<S>
-where
-    S: tower::Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Tracked<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        self.state.metrics.arrivals.fetch_add(1, Ordering::Relaxed);
-        let surface = surface_of(request.uri().path());
-        // The path only: a query may carry OAuth parameters. Copied only when the line is logged.
-        let logged = tracing::enabled!(tracing::Level::DEBUG)
-            .then(|| (request.method().clone(), request.uri().path().to_owned()));
-        Tracked {
-            started: Instant::now(),
-            inner: self.inner.call(request),
-            state: self.state.clone(),
-            surface,
-            logged,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A request's response on its way, timed from when the request reached the router.
-    pub struct Tracked<F> {
-        #[pin]
-        inner: F,
-        state: Arc<AppState>,
-        surface: usize,
-        logged: Option<(axum::http::Method, String)>,
-        started: Instant,
-    }
-}
-
-impl<F> Future for Tracked<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Ok(response) = std::task::ready!(this.inner.poll(cx));
-        let elapsed = this.started.elapsed();
-        let status = response.status().as_u16();
-        this.state
-            .metrics
-            .observe(*this.surface, status, elapsed.as_secs_f64());
-        if let Some((method, path)) = this.logged.take() {
-            tracing::debug!(%method, path, status, micros = elapsed.as_micros(), request_id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), "request");
-        }
-        Poll::Ready(Ok(response))
-    }
-}
-
 /// Label values are ours or NetSuite's codes, but escape anyway: the format demands it.
 fn label(value: &str) -> String {
     value
@@ -227,7 +128,7 @@ fn label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub async fn render(State(state): State<std::sync::Arc<AppState>>) -> Response {
+pub fn render(state: &AppState) -> Response {
     let mut out = String::with_capacity(8192);
     state.metrics.write_http(&mut out);
     state.metrics.write_logins(&mut out);

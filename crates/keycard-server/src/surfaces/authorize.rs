@@ -5,9 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use keycard_core::{Role, SetupPermission, User};
@@ -37,11 +35,11 @@ fn random(bytes: usize) -> Option<String> {
     keycard_store::crypto::random_hex(bytes).ok()
 }
 
-pub async fn requesttoken(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
+pub async fn requesttoken(state: &AppState, incoming: Incoming) -> Response {
     if incoming.method != Method::POST {
         return method_not_allowed(&incoming.request_id);
     }
-    let grant = match authenticate_request_token(&state, &incoming.facts(Surface::Token)).await {
+    let grant = match authenticate_request_token(state, &incoming.facts(Surface::Token)).await {
         Ok(grant) => grant,
         Err(response) => return response,
     };
@@ -85,11 +83,11 @@ pub async fn requesttoken(State(state): State<Arc<AppState>>, incoming: Incoming
     )
 }
 
-pub async fn accesstoken(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
+pub async fn accesstoken(state: &AppState, incoming: Incoming) -> Response {
     if incoming.method != Method::POST {
         return method_not_allowed(&incoming.request_id);
     }
-    let grant = match authenticate_access_token(&state, &incoming.facts(Surface::Token)).await {
+    let grant = match authenticate_access_token(state, &incoming.facts(Surface::Token)).await {
         Ok(grant) => grant,
         Err(response) => return response,
     };
@@ -322,7 +320,7 @@ async fn token_roles(state: &AppState, pending: &Pending, user: &User) -> Vec<Ro
     roles
 }
 
-pub async fn page_handler(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
+pub async fn page_handler(state: &AppState, incoming: Incoming) -> Response {
     let id = incoming.request_id;
     let fields = if incoming.method == Method::POST {
         form_fields(&incoming.body)
@@ -365,7 +363,7 @@ pub async fn page_handler(State(state): State<Arc<AppState>>, incoming: Incoming
         ),
         (Method::POST, false) => {
             login(
-                &state,
+                state,
                 &incoming,
                 &pending,
                 (&token, &flow_state),
@@ -376,7 +374,7 @@ pub async fn page_handler(State(state): State<Arc<AppState>>, incoming: Incoming
         }
         (Method::POST, true) => {
             consent(
-                &state,
+                state,
                 &pending,
                 (&token, &flow_state),
                 (&field("session"), &field("role"), &field("action")),

@@ -2,9 +2,6 @@
 //! authentication) and `/rest/roles` (NLAuth email + password: the accounts and roles the user
 //! can log in with, each with its data center URLs).
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::header;
 use axum::response::Response;
 use keycard_core::{Account, AccountId, AccountKind};
@@ -43,7 +40,7 @@ fn data_center_urls(state: &AppState, incoming: &Incoming, account: &AccountId) 
     })
 }
 
-pub async fn datacenterurls(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
+pub async fn datacenterurls(state: &AppState, incoming: Incoming) -> Response {
     let id = &incoming.request_id;
     // NetSuite's workaround for a "Service Unavailable" answer is `&c=`: accept either.
     let Some(named) = incoming
@@ -68,7 +65,7 @@ pub async fn datacenterurls(State(state): State<Arc<AppState>>, incoming: Incomi
         );
     };
     match state.cache.account(&account_id).await {
-        Ok(Some(account)) => json_response(&data_center_urls(&state, &incoming, &account.id), id),
+        Ok(Some(account)) => json_response(&data_center_urls(state, &incoming, &account.id), id),
         Ok(None) => error_response(
             Surface::Token,
             ClientError::BadRequest("No account with this id exists."),
@@ -88,11 +85,11 @@ fn account_type(account: &Account) -> &'static str {
     }
 }
 
-pub async fn roles(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
-    let mut record = incoming.login_record(&state, Surface::Token);
-    let outcome = list_roles(&state, &incoming, &mut record).await;
+pub async fn roles(state: &AppState, incoming: Incoming) -> Response {
+    let mut record = incoming.login_record(state, Surface::Token);
+    let outcome = list_roles(state, &incoming, &mut record).await;
     let id = incoming.request_id;
-    if !audit_outcome(&state, record, &outcome).await {
+    if !audit_outcome(state, record, &outcome).await {
         return error_response(Surface::Token, ClientError::Unavailable, None, &id);
     }
     match outcome {

@@ -1,4 +1,5 @@
-//! The HTTP surfaces. Each handler reads the request into [`RequestFacts`], runs the one
+//! The HTTP surfaces (routed by [`crate::dispatch`]). Each handler reads the request into
+//! [`RequestFacts`], runs the one
 //! pipeline with what its operation needs, and answers in its surface's shape.
 
 pub mod authorize;
@@ -9,61 +10,20 @@ pub mod soap;
 pub mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
 
 use crate::AppState;
 use crate::pipeline::RequestFacts;
 use crate::request_id::RequestId;
 use crate::respond::{ClientError, Surface, error_response, with_request_id};
 
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/app/site/hosting/restlet.nl", any(restlet::handle))
-        .route("/rest/tokeninfo", any(tokens::tokeninfo))
-        .route("/rest/revoketoken", any(tokens::revoketoken))
-        .route("/rest/issuetoken", any(tokens::issuetoken))
-        .route("/rest/roles", any(discovery::roles))
-        .route("/rest/requesttoken", any(authorize::requesttoken))
-        .route("/rest/accesstoken", any(authorize::accesstoken))
-        .route(
-            "/app/login/secure/authorizetoken.nl",
-            any(authorize::page_handler),
-        )
-        .route("/rest/datacenterurls", any(discovery::datacenterurls))
-        .route("/services/rest/record/v1/{record}", any(rest::collection))
-        .route(
-            "/services/rest/record/v1/{record}/{id}",
-            any(rest::instance),
-        )
-        .route("/services/{port}", any(soap::handle))
-        .route(
-            "/services/rest/system/v1/governanceLimits",
-            any(rest::governance_limits),
-        )
-        .fallback(not_found)
-        .layer(crate::metrics::TrackLayer(state.clone()))
-        // After the layer: scrapes are not counted as traffic.
-        .route("/metrics", get(crate::metrics::render))
-        .route("/readyz", get(readyz))
-        .with_state(state)
-}
-
-/// Liveness: the process answers.
-async fn healthz() -> &'static str {
-    "ok"
-}
-
 /// Readiness, for a load balancer: the directory answers and the shared replay and
 /// concurrency state (Redis, when configured) answers. 503 with the reason otherwise; a node
 /// that is not ready refuses logins anyway, so taking it out of rotation loses nothing.
-async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> Response {
+pub(crate) async fn readyz(state: &AppState) -> Response {
     let deadline = std::time::Duration::from_secs(1);
     let directory = match tokio::time::timeout(deadline, state.store.directory_version()).await {
         Ok(Ok(_)) => Ok(()),
@@ -91,8 +51,9 @@ async fn readyz(axum::extract::State(state): axum::extract::State<Arc<AppState>>
     }
 }
 
-async fn not_found(uri: Uri) -> Response {
-    let surface = if uri.path().starts_with("/services/rest") {
+/// No route: 404 in the REST shape under `/services/rest`, else in the RESTlet shape.
+pub(crate) fn not_found(path: &str) -> Response {
+    let surface = if path.starts_with("/services/rest") {
         Surface::Rest
     } else {
         Surface::Restlet
@@ -113,6 +74,32 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// Reads a request whole: the peer from the connection and the body, up to 2 MiB (413
+    /// beyond that, or when the body is cut off).
+    pub async fn read(
+        state: &AppState,
+        peer: SocketAddr,
+        request: axum::extract::Request,
+    ) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, 2 * 1024 * 1024).await else {
+            let response = (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "The request body is larger than 2 MiB or was cut off." } })),
+            )
+                .into_response();
+            return Err(with_request_id(response, &RequestId::next()));
+        };
+        Ok(Self::new(
+            state,
+            peer,
+            parts.method,
+            parts.uri,
+            parts.headers,
+            body,
+        ))
+    }
+
     fn new(
         state: &AppState,
         peer: SocketAddr,
@@ -213,39 +200,6 @@ impl Incoming {
                 })
                 .flatten()
         })
-    }
-}
-
-/// Handlers take an `Incoming` as their last argument: the request read once, with the peer
-/// from the connection and the body (up to axum's default limit of 2 MiB).
-impl axum::extract::FromRequest<Arc<AppState>> for Incoming {
-    type Rejection = Response;
-
-    async fn from_request(
-        request: axum::extract::Request,
-        state: &Arc<AppState>,
-    ) -> Result<Self, Response> {
-        let peer = request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |info| info.0);
-        let (parts, body) = request.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, 2 * 1024 * 1024).await else {
-            let response = (
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "The request body is larger than 2 MiB or was cut off." } })),
-            )
-                .into_response();
-            return Err(with_request_id(response, &RequestId::next()));
-        };
-        Ok(Self::new(
-            state,
-            peer,
-            parts.method,
-            parts.uri,
-            parts.headers,
-            body,
-        ))
     }
 }
 

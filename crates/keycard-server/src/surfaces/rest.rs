@@ -2,9 +2,6 @@
 //! directory store, and `/services/rest/system/v1/governanceLimits`. The role's level on the
 //! record type decides: View reads, Create creates, Edit changes, Full deletes.
 
-use std::sync::Arc;
-
-use axum::extract::{Path, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keycard_core::Level;
@@ -50,19 +47,15 @@ fn parse_body(incoming: &Incoming) -> Option<Value> {
 
 // List and create share the record-type checks; splitting them would repeat those.
 #[allow(clippy::too_many_lines)]
-pub async fn collection(
-    State(state): State<Arc<AppState>>,
-    Path(raw_type): Path<String>,
-    incoming: Incoming,
-) -> Response {
-    let (Some(record), Some(level)) = (record_type(&raw_type), level_for(&incoming.method)) else {
+pub async fn collection(state: &AppState, raw_type: &str, incoming: Incoming) -> Response {
+    let (Some(record), Some(level)) = (record_type(raw_type), level_for(&incoming.method)) else {
         return bad(&incoming, "Unsupported record type or method.");
     };
     if !matches!(level, Level::View | Level::Create) {
         return bad(&incoming, "This method needs a record id.");
     }
     let principal = match enter(
-        &state,
+        state,
         &incoming,
         Need::RestRecord {
             record: record.clone(),
@@ -156,11 +149,12 @@ pub async fn collection(
 }
 
 pub async fn instance(
-    State(state): State<Arc<AppState>>,
-    Path((raw_type, raw_id)): Path<(String, String)>,
+    state: &AppState,
+    raw_type: &str,
+    raw_id: &str,
     incoming: Incoming,
 ) -> Response {
-    let (Some(record), Some(level)) = (record_type(&raw_type), level_for(&incoming.method)) else {
+    let (Some(record), Some(level)) = (record_type(raw_type), level_for(&incoming.method)) else {
         return bad(&incoming, "Unsupported record type or method.");
     };
     if level == Level::Create {
@@ -173,7 +167,7 @@ pub async fn instance(
         return bad(&incoming, "The record id must be a number.");
     };
     let principal = match enter(
-        &state,
+        state,
         &incoming,
         Need::RestRecord {
             record: record.clone(),
@@ -224,8 +218,8 @@ pub async fn instance(
     }
 }
 
-pub async fn governance_limits(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
-    let principal = match enter(&state, &incoming, Need::RestAdministrator).await {
+pub async fn governance_limits(state: &AppState, incoming: Incoming) -> Response {
+    let principal = match enter(state, &incoming, Need::RestAdministrator).await {
         Ok(p) => p,
         Err(response) => return response,
     };

@@ -1,9 +1,6 @@
 //! RESTlets: `/app/site/hosting/restlet.nl?script=…&deploy=…`. Deployed scripts are built-in
 //! handlers; `echo` (script `echo` or `1`, any deploy) returns what it received and who called.
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
 
@@ -12,9 +9,9 @@ use crate::AppState;
 use crate::pipeline::{Need, authenticate};
 use crate::respond::{ClientError, Surface, error_response};
 
-pub async fn handle(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
+pub async fn handle(state: &AppState, incoming: Incoming) -> Response {
     let facts = incoming.facts(Surface::Restlet);
-    let principal = match authenticate(&state, &facts, &Need::Restlet).await {
+    let principal = match authenticate(state, &facts, &Need::Restlet).await {
         Ok(principal) => principal,
         Err(response) => return response,
     };

@@ -3,9 +3,7 @@
 //! are `getServerTime`, and `get` / `add` of records from the same store as REST.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 
-use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keycard_core::Level;
@@ -299,13 +297,9 @@ impl Passport {
     }
 }
 
-pub async fn handle(
-    State(state): State<Arc<AppState>>,
-    Path(port): Path<String>,
-    incoming: Incoming,
-) -> Response {
+pub async fn handle(state: &AppState, port: &str, incoming: Incoming) -> Response {
     let id = incoming.request_id;
-    let Some(version) = port_version(&port).map(str::to_owned) else {
+    let Some(version) = port_version(port).map(str::to_owned) else {
         return error_response(Surface::Soap, ClientError::NotFound, None, &id);
     };
     if incoming.method != Method::POST {
@@ -332,8 +326,8 @@ pub async fn handle(
         tracing::info!(request_id = %id, surface = "soap", detail = refusal.1, "login refused");
         let error = refusal.0;
         let outcome: Result<(), Refusal> = Err(refusal);
-        let record = incoming.login_record(&state, Surface::Soap);
-        if !audit_outcome(&state, record, &outcome).await {
+        let record = incoming.login_record(state, Surface::Soap);
+        if !audit_outcome(state, record, &outcome).await {
             return error_response(Surface::Soap, ClientError::Unavailable, None, &id);
         }
         return error_response(Surface::Soap, error, None, &id);
@@ -354,19 +348,15 @@ pub async fn handle(
         _ => None,
     };
     let facts = incoming.facts(Surface::Soap);
-    let principal = match authenticate_presented(
-        &state,
-        &facts,
-        &passport.presented(),
-        &Need::Soap { record },
-    )
-    .await
-    {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
+    let principal =
+        match authenticate_presented(state, &facts, &passport.presented(), &Need::Soap { record })
+            .await
+        {
+            Ok(principal) => principal,
+            Err(response) => return response,
+        };
     let call = Call {
-        state: &state,
+        state,
         account: &principal.account.id,
         version: &version,
         request_id: &id,

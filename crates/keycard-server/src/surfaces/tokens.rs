@@ -1,9 +1,6 @@
 //! The token endpoints on `/rest/*`: tokeninfo, revoketoken (signed by the token it revokes)
 //! and issuetoken (NLAuth user credentials).
 
-use std::sync::Arc;
-
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keycard_core::{AccountId, Feature, IntegrationState, LoginRecord, SetupPermission};
@@ -16,9 +13,8 @@ use crate::AppState;
 use crate::pipeline::{Need, authenticate};
 use crate::respond::{ClientError, Surface, error_response, with_request_id};
 
-pub async fn tokeninfo(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
-    let principal = match authenticate(&state, &incoming.facts(Surface::Token), &Need::Login).await
-    {
+pub async fn tokeninfo(state: &AppState, incoming: Incoming) -> Response {
+    let principal = match authenticate(state, &incoming.facts(Surface::Token), &Need::Login).await {
         Ok(principal) => principal,
         Err(response) => return response,
     };
@@ -103,9 +99,8 @@ fn write_json_string(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-pub async fn revoketoken(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
-    let principal = match authenticate(&state, &incoming.facts(Surface::Token), &Need::Login).await
-    {
+pub async fn revoketoken(state: &AppState, incoming: Incoming) -> Response {
+    let principal = match authenticate(state, &incoming.facts(Surface::Token), &Need::Login).await {
         Ok(principal) => principal,
         Err(response) => return response,
     };
@@ -147,11 +142,11 @@ pub async fn revoketoken(State(state): State<Arc<AppState>>, incoming: Incoming)
 
 /// `issuetoken`: NLAuth email + password + role (+ OTP), for an integration that allows the
 /// IssueToken endpoint and user credentials; returns a new token once.
-pub async fn issuetoken(State(state): State<Arc<AppState>>, incoming: Incoming) -> Response {
+pub async fn issuetoken(state: &AppState, incoming: Incoming) -> Response {
     let request_id = incoming.request_id;
-    let mut record = incoming.login_record(&state, Surface::Token);
-    let outcome = issue(&state, &incoming, &mut record).await;
-    if !audit_outcome(&state, record, &outcome).await {
+    let mut record = incoming.login_record(state, Surface::Token);
+    let outcome = issue(state, &incoming, &mut record).await;
+    if !audit_outcome(state, record, &outcome).await {
         return error_response(Surface::Token, ClientError::Unavailable, None, &request_id);
     }
     match outcome {

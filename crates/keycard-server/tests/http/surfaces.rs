@@ -312,3 +312,63 @@ async fn metrics_count_requests_logins_and_slots_in_prometheus_format() {
         assert!(text.contains(&format!("# TYPE {base} ")), "{line}");
     }
 }
+
+/// The router's edges: probes answer GET and HEAD only, unknown paths get a 404 in the shape
+/// of the surface they look like, and `/metrics` does not count the scrapes.
+#[tokio::test]
+async fn routes_refuse_unknown_paths_and_methods_in_shape() {
+    let h = Harness::start().await;
+    let healthz = h.url("/healthz");
+    let posted = h.http.post(&healthz).send().await.unwrap();
+    assert_eq!(posted.status(), 405);
+    assert_eq!(posted.headers()["allow"], "GET,HEAD");
+    let head = h.http.head(&healthz).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.text().await.unwrap(), "");
+    assert_eq!(
+        h.http
+            .get(&healthz)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+    for (path, rest_shaped) in [
+        ("/rest/tokeninfo/", false),
+        ("/nowhere", false),
+        ("/services/rest/record/v1//1", true),
+        ("/services/rest/record/v1/customer/1/x", true),
+    ] {
+        let response = h.signed(Method::GET, path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        let text = response.text().await.unwrap();
+        // REST errors are RFC 9457 problem documents; RESTlet errors carry `error.code`.
+        if rest_shaped {
+            assert!(text.contains("\"o:errorDetails\""), "{path}: {text}");
+        } else {
+            assert!(text.contains("\"error\""), "{path}: {text}");
+        }
+    }
+    // A record type given percent-encoded reaches the handler decoded.
+    let unknown = h
+        .signed(Method::GET, "/services/rest/record/v1/no%20such")
+        .await;
+    assert_eq!(unknown.status(), 400);
+    let metrics = h.http.get(h.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(r#"keycard_http_requests_total{surface="other",status="2xx"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"keycard_http_requests_total{surface="other",status="4xx"} 5"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"keycard_http_requests_total{surface="rest",status="4xx"} 1"#),
+        "{text}"
+    );
+}
