@@ -1,6 +1,6 @@
 //! The HTTP surfaces (routed by [`crate::dispatch`]). Each handler reads the request into
-//! [`RequestFacts`], runs the one
-//! pipeline with what its operation needs, and answers in its surface's shape.
+//! [`RequestFacts`], runs the one pipeline with what its operation needs, and answers in its
+//! surface's shape.
 
 pub mod authorize;
 pub mod discovery;
