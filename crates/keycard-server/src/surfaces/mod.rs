@@ -217,16 +217,15 @@ pub fn json_response(value: &impl serde::Serialize, request_id: &str) -> Respons
     }
 }
 
-/// JSON already written, with its content type and the request id header.
+/// JSON already written, with its content type and the request id header. Built directly:
+/// `(headers, Vec<u8>).into_response()` set `application/octet-stream` first and then replaced
+/// it.
 pub fn json_bytes_response(body: Vec<u8>, request_id: &str) -> Response {
-    let response = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response();
+    let mut response = Response::new(axum::body::Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     with_request_id(response, request_id)
 }
 

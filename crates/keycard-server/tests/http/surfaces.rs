@@ -352,6 +352,17 @@ async fn routes_refuse_unknown_paths_and_methods_in_shape() {
             assert!(text.contains("\"error\""), "{path}: {text}");
         }
     }
+    // JSON answers carry their type, their length and the request id.
+    let info = h.signed(Method::GET, "/rest/tokeninfo").await;
+    assert_eq!(info.status(), 200);
+    assert_eq!(info.headers()["content-type"], "application/json");
+    assert_eq!(info.headers()["x-request-id"].len(), 16);
+    let length: usize = info.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(info.bytes().await.unwrap().len(), length);
     // A record type given percent-encoded reaches the handler decoded.
     let unknown = h
         .signed(Method::GET, "/services/rest/record/v1/no%20such")
