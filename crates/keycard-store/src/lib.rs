@@ -57,6 +57,11 @@ pub enum Location {
 }
 
 impl Location {
+    /// The SQLite database file this location names (`None` for PostgreSQL).
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        sqlite_path(self)
+    }
+
     /// The data directory from `--data-dir` / `KEYCARD_DATA_DIR`, else the user's data dir.
     pub fn default_data_dir() -> PathBuf {
         if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {

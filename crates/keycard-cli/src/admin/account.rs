@@ -83,7 +83,9 @@ fn parse_feature(value: &str) -> Result<Feature, String> {
 }
 
 pub async fn run(command: AccountCommand, store_args: &StoreArgs) -> Result<()> {
-    let store = store_args.open().await?;
+    let store = store_args
+        .open_for(matches!(command, AccountCommand::List))
+        .await?;
     let json = store_args.json;
     match command {
         AccountCommand::Create(args) => {

@@ -69,7 +69,7 @@ pub async fn run(
     store_args: &StoreArgs,
     account: &AccountArg,
 ) -> Result<()> {
-    let store = store_args.open().await?;
+    let store = store_args.open_for(true).await?;
     let now = store.now();
     let account = account.account.clone();
     match command {

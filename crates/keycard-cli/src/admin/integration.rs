@@ -89,7 +89,9 @@ pub async fn run(
     store_args: &StoreArgs,
     account: &AccountArg,
 ) -> Result<()> {
-    let store = store_args.open().await?;
+    let store = store_args
+        .open_for(matches!(command, IntegrationCommand::List))
+        .await?;
     let account = account.resolve(&store).await?;
     let json = store_args.json;
     let who = actor();

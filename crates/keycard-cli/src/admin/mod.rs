@@ -87,6 +87,22 @@ impl StoreArgs {
         Ok(store)
     }
 
+    /// Opens the directory; for a command that only reads (`list`, `audit`) it must exist
+    /// already: such a command would otherwise leave an empty database and a new master key
+    /// wherever a mistyped `--data-dir` pointed.
+    pub async fn open_for(&self, only_reads: bool) -> Result<Store> {
+        if let Some(file) = self.location().sqlite_file().filter(|_| only_reads) {
+            if !file.exists() {
+                bail!(
+                    "there is no keycard directory at {}: pass the --data-dir (or --database-url) \
+                     that holds it, or create one with `keycard init`",
+                    file.display()
+                );
+            }
+        }
+        self.open().await
+    }
+
     pub async fn open_with(&self, ring: KeyRing) -> Result<Store> {
         Store::open(&self.location(), ring)
             .await

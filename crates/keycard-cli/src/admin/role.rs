@@ -98,7 +98,9 @@ fn parse_ip(value: &str) -> Result<IpNet, String> {
 // One arm per subcommand (or one step per demo record): long, but flat.
 #[allow(clippy::too_many_lines)]
 pub async fn run(command: RoleCommand, store_args: &StoreArgs, account: &AccountArg) -> Result<()> {
-    let store = store_args.open().await?;
+    let store = store_args
+        .open_for(matches!(command, RoleCommand::List))
+        .await?;
     let account = account.resolve(&store).await?;
     let json = store_args.json;
     let who = actor();

@@ -59,7 +59,9 @@ pub async fn run(
     if let TokenCommand::Rotate(args) = command {
         return crate::toolkit::rotate::run(args).await;
     }
-    let store = store_args.open().await?;
+    let store = store_args
+        .open_for(matches!(command, TokenCommand::List))
+        .await?;
     let account = account.resolve(&store).await?;
     let json = store_args.json;
     let who = actor();

@@ -71,7 +71,9 @@ pub(crate) fn password(from_stdin: bool) -> Result<Option<Zeroizing<String>>> {
 }
 
 pub async fn run(command: UserCommand, store_args: &StoreArgs, account: &AccountArg) -> Result<()> {
-    let store = store_args.open().await?;
+    let store = store_args
+        .open_for(matches!(command, UserCommand::List))
+        .await?;
     let account = account.resolve(&store).await?;
     let json = store_args.json;
     let who = actor();

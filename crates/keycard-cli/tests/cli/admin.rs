@@ -338,6 +338,41 @@ fn a_command_without_the_directorys_key_is_refused_and_leaves_no_key_behind() {
 }
 
 #[test]
+fn reading_commands_refuse_a_directory_that_does_not_exist() {
+    let d = Directory::new();
+    let missing = d.dir.path().join("typo");
+    for command in [
+        &["audit", "list"][..],
+        &["audit", "show", "0123456789abcdef"],
+        &["audit", "export"],
+        &["token", "list"],
+        &["account", "list"],
+        &["integration", "list"],
+        &["role", "list"],
+        &["user", "list"],
+    ] {
+        let mut args = command.to_vec();
+        args.extend_from_slice(&["--data-dir", missing.to_str().unwrap()]);
+        let output = keycard(&args, &[("USER", "tester")]);
+        assert!(!output.status.success(), "{command:?} succeeded");
+        let message = stderr(&output);
+        assert!(
+            message.contains("there is no keycard directory at")
+                && message.contains("keycard init"),
+            "{command:?}: {message}"
+        );
+        assert!(
+            !missing.exists(),
+            "{command:?} created {}",
+            missing.display()
+        );
+    }
+    // Commands that write still create a directory on first use.
+    d.ok(&["account", "create", "7654321", "--name", "Other"]);
+    assert!(d.ok(&["account", "list"]).contains("7654321"));
+}
+
+#[test]
 fn the_same_commands_work_on_postgresql() {
     let admin_url = std::env::var("KEYCARD_TEST_DATABASE_URL")
         .expect("KEYCARD_TEST_DATABASE_URL is not set: run the tests with scripts/test, which starts a throwaway PostgreSQL");
