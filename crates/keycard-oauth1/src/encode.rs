@@ -155,22 +155,34 @@ pub fn percent_decode_bytes(
         return Ok(Cow::Borrowed(input));
     }
     let mut out = Vec::with_capacity(input.len());
-    let mut iter = input.iter().copied().enumerate();
-    while let Some((position, byte)) = iter.next() {
-        match byte {
-            b'%' => {
-                let high = iter.next().and_then(|(_, b)| hex_value(b));
-                let low = iter.next().and_then(|(_, b)| hex_value(b));
-                match (high, low) {
-                    (Some(high), Some(low)) => out.push(high << 4 | low),
-                    _ => return Err(OAuthError::InvalidPercentEncoding { position }),
-                }
-            }
-            b'+' if plus_is_space => out.push(b' '),
-            other => out.push(other),
+    let mut at = 0;
+    // Runs without escapes are copied whole.
+    loop {
+        let rest = input.get(at..).unwrap_or_default();
+        let special = if plus_is_space {
+            memchr::memchr2(b'%', b'+', rest)
+        } else {
+            memchr::memchr(b'%', rest)
+        };
+        let Some(offset) = special else {
+            out.extend_from_slice(rest);
+            return Ok(Cow::Owned(out));
+        };
+        out.extend_from_slice(rest.get(..offset).unwrap_or_default());
+        let position = at + offset;
+        if rest.get(offset) == Some(&b'+') {
+            out.push(b' ');
+            at = position + 1;
+            continue;
         }
+        let high = input.get(position + 1).copied().and_then(hex_value);
+        let low = input.get(position + 2).copied().and_then(hex_value);
+        match (high, low) {
+            (Some(high), Some(low)) => out.push(high << 4 | low),
+            _ => return Err(OAuthError::InvalidPercentEncoding { position }),
+        }
+        at = position + 3;
     }
-    Ok(Cow::Owned(out))
 }
 
 /// RFC 3986 decoding into UTF-8 text (header values: `+` stays `+`).
@@ -248,6 +260,13 @@ mod tests {
             percent_decode_bytes(b"a+b%20c", true).unwrap().as_ref(),
             b"a b c"
         );
+        assert_eq!(
+            percent_decode_bytes(b"ab%20cd+e%2Bf++%3D", true)
+                .unwrap()
+                .as_ref(),
+            b"ab cd e+f  ="
+        );
+        assert_eq!(percent_decode("abc%3D%3Dxyz").unwrap(), "abc==xyz");
         assert_eq!(
             percent_decode("ab%2").unwrap_err(),
             OAuthError::InvalidPercentEncoding { position: 2 }
