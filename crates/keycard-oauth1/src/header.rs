@@ -23,6 +23,12 @@ pub struct AuthorizationHeader<'a> {
 impl<'a> AuthorizationHeader<'a> {
     /// Parses the value of an Authorization header whose scheme must be `OAuth`.
     pub fn parse(value: &'a str) -> Result<Self, OAuthError> {
+        // Everything in the header is ASCII: non-ASCII values are sent percent-encoded.
+        if !value.is_ascii() {
+            return Err(OAuthError::MalformedHeader {
+                reason: "the header holds bytes outside ASCII (send values percent-encoded)",
+            });
+        }
         let mut realm = None;
         let mut params: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(10);
         // Protocol parameters are checked for repeats with a bit each; only other names are
@@ -357,6 +363,7 @@ mod tests {
             r#"OAuth oauth_nonce="a" oauth_token="b""#,
             r#"OAuth oa uth="a""#,
             r#"OAuth "x"="a""#,
+            r#"OAuth oauth_nonce="é""#,
         ] {
             assert_eq!(
                 AuthorizationHeader::parse(input).unwrap_err().code(),

@@ -153,10 +153,12 @@ impl Incoming {
             authority: &self.authority,
             path: self.uri.path(),
             query: self.uri.query(),
+            // Any UTF-8, not only `to_str`'s visible ASCII: a header with other bytes was taken
+            // for a missing one; the header parser refuses it as malformed, with the reason.
             authorization: self
                 .headers
                 .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok()),
+                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()),
             content_type: self
                 .headers
                 .get(header::CONTENT_TYPE)

@@ -297,7 +297,7 @@ async fn account_hosts_route_without_a_realm() {
 
 #[tokio::test]
 async fn malformed_requests_get_a_4xx_and_the_server_stays_up() {
-    let h = Harness::start().await;
+    let mut h = Harness::start().await;
     let url = h.url("/rest/tokeninfo");
     let long = format!("OAuth oauth_nonce=\"{}\"", "a".repeat(9000));
     for (auth, expected) in [
@@ -348,7 +348,27 @@ async fn malformed_requests_get_a_4xx_and_the_server_stays_up() {
         h.http.get(h.url("/nowhere")).send().await.unwrap().status(),
         404
     );
+    // A value in UTF-8 outside ASCII is a malformed header, said so, not a missing one.
+    let utf8 =
+        reqwest::header::HeaderValue::from_bytes("OAuth oauth_nonce=\"é\"".as_bytes()).unwrap();
+    let response = h
+        .http
+        .get(&url)
+        .header("authorization", utf8)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
     assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+    // Stops the server: last.
+    let audit = h.audit().await;
+    assert!(
+        audit.iter().any(|r| r.detail == "MalformedRequest"
+            && r.diagnosis["problem"]
+                .as_str()
+                .is_some_and(|p| p.contains("outside ASCII"))),
+        "no record says the header is not ASCII"
+    );
 }
 
 #[tokio::test]
