@@ -26,13 +26,27 @@ use crate::AppState;
 use crate::metrics::MetricsSurface;
 use crate::surfaces::{self, Incoming, authorize, discovery, rest, restlet, soap, tokens};
 
-/// What a path asks for. Parameters are percent-decoded when that gives UTF-8, else left as
-/// sent (the handler then refuses them in its surface's shape).
+/// What a path asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    /// Answered without reading the request; GET and HEAD only.
+    Probe(Probe),
+    /// A surface's endpoint: the request is read whole and handed to its handler.
+    Endpoint(Endpoint),
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
     Healthz,
     Readyz,
     Metrics,
+}
+
+/// Parameters are percent-decoded when that gives UTF-8, else left as sent (the handler then
+/// refuses them in its surface's shape).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
     Restlet,
     TokenInfo,
     RevokeToken,
@@ -46,68 +60,77 @@ pub enum Route {
     RecordCollection { record: String },
     RecordInstance { record: String, id: String },
     Soap { port: String },
-    NotFound,
 }
 
 impl Route {
     pub fn of(path: &str) -> Self {
-        match path {
-            "/healthz" => return Self::Healthz,
-            "/readyz" => return Self::Readyz,
-            "/metrics" => return Self::Metrics,
-            "/app/site/hosting/restlet.nl" => return Self::Restlet,
-            "/rest/tokeninfo" => return Self::TokenInfo,
-            "/rest/revoketoken" => return Self::RevokeToken,
-            "/rest/issuetoken" => return Self::IssueToken,
-            "/rest/roles" => return Self::Roles,
-            "/rest/requesttoken" => return Self::RequestToken,
-            "/rest/accesstoken" => return Self::AccessToken,
-            "/app/login/secure/authorizetoken.nl" => return Self::AuthorizePage,
-            "/rest/datacenterurls" => return Self::DataCenterUrls,
-            "/services/rest/system/v1/governanceLimits" => return Self::GovernanceLimits,
-            _ => {}
-        }
-        if let Some(rest) = path.strip_prefix("/services/rest/record/v1/") {
-            return match rest.split_once('/') {
-                None if is_segment(rest) => Self::RecordCollection {
-                    record: decoded(rest),
-                },
-                Some((record, id)) if is_segment(record) && is_segment(id) => {
-                    Self::RecordInstance {
-                        record: decoded(record),
-                        id: decoded(id),
-                    }
-                }
-                _ => Self::NotFound,
-            };
-        }
-        match path.strip_prefix("/services/") {
-            Some(port) if is_segment(port) => Self::Soap {
-                port: decoded(port),
+        let endpoint = match path {
+            "/healthz" => return Self::Probe(Probe::Healthz),
+            "/readyz" => return Self::Probe(Probe::Readyz),
+            "/metrics" => return Self::Probe(Probe::Metrics),
+            "/app/site/hosting/restlet.nl" => Endpoint::Restlet,
+            "/rest/tokeninfo" => Endpoint::TokenInfo,
+            "/rest/revoketoken" => Endpoint::RevokeToken,
+            "/rest/issuetoken" => Endpoint::IssueToken,
+            "/rest/roles" => Endpoint::Roles,
+            "/rest/requesttoken" => Endpoint::RequestToken,
+            "/rest/accesstoken" => Endpoint::AccessToken,
+            "/app/login/secure/authorizetoken.nl" => Endpoint::AuthorizePage,
+            "/rest/datacenterurls" => Endpoint::DataCenterUrls,
+            "/services/rest/system/v1/governanceLimits" => Endpoint::GovernanceLimits,
+            _ => match Endpoint::with_parameters(path) {
+                Some(endpoint) => endpoint,
+                None => return Self::NotFound,
             },
-            _ => Self::NotFound,
-        }
+        };
+        Self::Endpoint(endpoint)
     }
 
     /// The label of the request metrics; `None` for the scrapes (`/metrics`, `/readyz`),
     /// which are not counted as traffic.
     fn metrics_surface(&self) -> Option<MetricsSurface> {
         Some(match self {
-            Self::Readyz | Self::Metrics => return None,
-            Self::Healthz | Self::NotFound => MetricsSurface::Other,
-            Self::Restlet => MetricsSurface::Restlet,
-            Self::TokenInfo
-            | Self::RevokeToken
-            | Self::IssueToken
-            | Self::Roles
-            | Self::RequestToken
-            | Self::AccessToken
-            | Self::DataCenterUrls => MetricsSurface::Token,
-            Self::AuthorizePage => MetricsSurface::App,
-            Self::GovernanceLimits
-            | Self::RecordCollection { .. }
-            | Self::RecordInstance { .. } => MetricsSurface::Rest,
-            Self::Soap { .. } => MetricsSurface::Soap,
+            Self::Probe(Probe::Readyz | Probe::Metrics) => return None,
+            Self::Probe(Probe::Healthz) | Self::NotFound => MetricsSurface::Other,
+            Self::Endpoint(endpoint) => match endpoint {
+                Endpoint::Restlet => MetricsSurface::Restlet,
+                Endpoint::TokenInfo
+                | Endpoint::RevokeToken
+                | Endpoint::IssueToken
+                | Endpoint::Roles
+                | Endpoint::RequestToken
+                | Endpoint::AccessToken
+                | Endpoint::DataCenterUrls => MetricsSurface::Token,
+                Endpoint::AuthorizePage => MetricsSurface::App,
+                Endpoint::GovernanceLimits
+                | Endpoint::RecordCollection { .. }
+                | Endpoint::RecordInstance { .. } => MetricsSurface::Rest,
+                Endpoint::Soap { .. } => MetricsSurface::Soap,
+            },
+        })
+    }
+}
+
+impl Endpoint {
+    /// The record paths and the SOAP ports.
+    fn with_parameters(path: &str) -> Option<Self> {
+        if let Some(rest) = path.strip_prefix("/services/rest/record/v1/") {
+            return match rest.split_once('/') {
+                None if is_segment(rest) => Some(Self::RecordCollection {
+                    record: decoded(rest),
+                }),
+                Some((record, id)) if is_segment(record) && is_segment(id) => {
+                    Some(Self::RecordInstance {
+                        record: decoded(record),
+                        id: decoded(id),
+                    })
+                }
+                _ => None,
+            };
+        }
+        let port = path.strip_prefix("/services/").filter(|p| is_segment(p))?;
+        Some(Self::Soap {
+            port: decoded(port),
         })
     }
 }
@@ -178,22 +201,11 @@ async fn tracked(state: Arc<AppState>, peer: SocketAddr, request: Request) -> Re
 }
 
 async fn answer(state: &AppState, peer: SocketAddr, route: Route, request: Request) -> Response {
-    // The probes answer GET (and HEAD, whose body hyper leaves out) and read nothing else.
-    let probe = matches!(route, Route::Healthz | Route::Readyz | Route::Metrics);
-    if probe && !matches!(*request.method(), Method::GET | Method::HEAD) {
-        let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
-        return response;
-    }
-    match route {
-        Route::Healthz => return "ok".into_response(),
-        Route::Readyz => return surfaces::readyz(state).await,
-        Route::Metrics => return crate::metrics::render(state),
+    let endpoint = match route {
+        Route::Probe(probe) => return answer_probe(state, probe, request.method()).await,
         Route::NotFound => return surfaces::not_found(request.uri().path()),
-        _ => {}
-    }
+        Route::Endpoint(endpoint) => endpoint,
+    };
     let incoming = match Incoming::read(state, peer, request).await {
         Ok(incoming) => incoming,
         Err(response) => return response,
@@ -201,23 +213,38 @@ async fn answer(state: &AppState, peer: SocketAddr, route: Route, request: Reque
     // The request's future is as large as the largest handler's, and it is moved into a box
     // on every request: the handlers that are neither frequent nor small wait in boxes of
     // their own (tokeninfo's future is about 2.2 KB; issuetoken's 3.4 KB).
-    match route {
-        Route::Restlet => restlet::handle(state, incoming).await,
-        Route::TokenInfo => tokens::tokeninfo(state, incoming).await,
-        Route::GovernanceLimits => rest::governance_limits(state, incoming).await,
-        Route::RecordCollection { record } => rest::collection(state, &record, incoming).await,
-        Route::RecordInstance { record, id } => rest::instance(state, &record, &id, incoming).await,
-        Route::DataCenterUrls => discovery::datacenterurls(state, incoming).await,
-        Route::RevokeToken => Box::pin(tokens::revoketoken(state, incoming)).await,
-        Route::IssueToken => Box::pin(tokens::issuetoken(state, incoming)).await,
-        Route::Roles => Box::pin(discovery::roles(state, incoming)).await,
-        Route::RequestToken => Box::pin(authorize::requesttoken(state, incoming)).await,
-        Route::AccessToken => Box::pin(authorize::accesstoken(state, incoming)).await,
-        Route::AuthorizePage => Box::pin(authorize::page_handler(state, incoming)).await,
-        Route::Soap { port } => Box::pin(soap::handle(state, &port, incoming)).await,
-        Route::Healthz | Route::Readyz | Route::Metrics | Route::NotFound => {
-            surfaces::not_found(incoming.uri.path())
+    match endpoint {
+        Endpoint::Restlet => restlet::handle(state, incoming).await,
+        Endpoint::TokenInfo => tokens::tokeninfo(state, incoming).await,
+        Endpoint::GovernanceLimits => rest::governance_limits(state, incoming).await,
+        Endpoint::RecordCollection { record } => rest::collection(state, &record, incoming).await,
+        Endpoint::RecordInstance { record, id } => {
+            rest::instance(state, &record, &id, incoming).await
         }
+        Endpoint::DataCenterUrls => discovery::datacenterurls(state, incoming).await,
+        Endpoint::RevokeToken => Box::pin(tokens::revoketoken(state, incoming)).await,
+        Endpoint::IssueToken => Box::pin(tokens::issuetoken(state, incoming)).await,
+        Endpoint::Roles => Box::pin(discovery::roles(state, incoming)).await,
+        Endpoint::RequestToken => Box::pin(authorize::requesttoken(state, incoming)).await,
+        Endpoint::AccessToken => Box::pin(authorize::accesstoken(state, incoming)).await,
+        Endpoint::AuthorizePage => Box::pin(authorize::page_handler(state, incoming)).await,
+        Endpoint::Soap { port } => Box::pin(soap::handle(state, &port, incoming)).await,
+    }
+}
+
+/// The probes answer GET (and HEAD, whose body hyper leaves out), anything else 405.
+async fn answer_probe(state: &AppState, probe: Probe, method: &Method) -> Response {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        let mut response = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET,HEAD"));
+        return response;
+    }
+    match probe {
+        Probe::Healthz => "ok".into_response(),
+        Probe::Readyz => surfaces::readyz(state).await,
+        Probe::Metrics => crate::metrics::render(state),
     }
 }
 
@@ -265,106 +292,71 @@ impl tower::Service<SocketAddr> for Connections {
 
 #[cfg(test)]
 mod tests {
-    use super::Route;
+    use super::{Endpoint, Probe, Route};
 
-    #[test]
-    fn static_paths_match_exactly() {
-        assert_eq!(Route::of("/rest/tokeninfo"), Route::TokenInfo);
-        assert_eq!(Route::of("/healthz"), Route::Healthz);
-        for near_miss in [
-            "/rest/tokeninfo/",
-            "/rest/tokenINFO",
-            "/rest/token%69nfo",
-            "/rest",
-            "",
-            "/",
-            "/healthz/x",
-        ] {
-            assert_eq!(Route::of(near_miss), Route::NotFound, "{near_miss}");
-        }
-        assert_eq!(
-            Route::of("/services/rest/system/v1/governanceLimits"),
-            Route::GovernanceLimits
-        );
+    fn record(record: &str) -> Route {
+        Route::Endpoint(Endpoint::RecordCollection {
+            record: record.into(),
+        })
+    }
+
+    fn instance(record: &str, id: &str) -> Route {
+        Route::Endpoint(Endpoint::RecordInstance {
+            record: record.into(),
+            id: id.into(),
+        })
+    }
+
+    fn soap(port: &str) -> Route {
+        Route::Endpoint(Endpoint::Soap { port: port.into() })
     }
 
     #[test]
-    fn record_paths_take_one_or_two_non_empty_segments() {
-        assert_eq!(
-            Route::of("/services/rest/record/v1/customer"),
-            Route::RecordCollection {
-                record: "customer".into()
-            }
-        );
-        assert_eq!(
-            Route::of("/services/rest/record/v1/customer/42"),
-            Route::RecordInstance {
-                record: "customer".into(),
-                id: "42".into()
-            }
-        );
-        for miss in [
-            "/services/rest/record/v1/",
-            "/services/rest/record/v1/customer/",
-            "/services/rest/record/v1//42",
-            "/services/rest/record/v1/customer/42/",
-            "/services/rest/record/v1/customer/42/x",
-        ] {
-            assert_eq!(Route::of(miss), Route::NotFound, "{miss}");
-        }
-    }
-
-    #[test]
-    fn parameters_are_decoded_when_that_gives_utf8() {
-        assert_eq!(
-            Route::of("/services/rest/record/v1/cust%6Fmer/4%202"),
-            Route::RecordInstance {
-                record: "customer".into(),
-                id: "4 2".into()
-            }
-        );
-        // `+` is not a space in a path.
-        assert_eq!(
-            Route::of("/services/rest/record/v1/a+b"),
-            Route::RecordCollection {
-                record: "a+b".into()
-            }
-        );
-        assert_eq!(
-            Route::of("/services/rest/record/v1/%FF"),
-            Route::RecordCollection {
-                record: "%FF".into()
-            }
-        );
-        assert_eq!(
-            Route::of("/services/rest/record/v1/bad%zz"),
-            Route::RecordCollection {
-                record: "bad%zz".into()
-            }
-        );
-    }
-
-    #[test]
-    fn one_segment_under_services_is_a_soap_port() {
-        assert_eq!(
-            Route::of("/services/NetSuitePort_2021_2"),
-            Route::Soap {
-                port: "NetSuitePort_2021_2".into()
-            }
-        );
-        assert_eq!(
-            Route::of("/services/rest"),
-            Route::Soap {
-                port: "rest".into()
-            }
-        );
-        for miss in [
-            "/services/",
-            "/services",
-            "/services/a/b",
-            "/services/rest/x",
-        ] {
-            assert_eq!(Route::of(miss), Route::NotFound, "{miss}");
+    fn paths_route_as_sent() {
+        let cases = [
+            ("/rest/tokeninfo", Route::Endpoint(Endpoint::TokenInfo)),
+            ("/healthz", Route::Probe(Probe::Healthz)),
+            (
+                "/services/rest/system/v1/governanceLimits",
+                Route::Endpoint(Endpoint::GovernanceLimits),
+            ),
+            // Static paths match exactly.
+            ("/rest/tokeninfo/", Route::NotFound),
+            ("/rest/tokenINFO", Route::NotFound),
+            ("/rest/token%69nfo", Route::NotFound),
+            ("/rest", Route::NotFound),
+            ("", Route::NotFound),
+            ("/", Route::NotFound),
+            ("/healthz/x", Route::NotFound),
+            // Record paths take one or two non-empty segments.
+            ("/services/rest/record/v1/customer", record("customer")),
+            (
+                "/services/rest/record/v1/customer/42",
+                instance("customer", "42"),
+            ),
+            ("/services/rest/record/v1/", Route::NotFound),
+            ("/services/rest/record/v1/customer/", Route::NotFound),
+            ("/services/rest/record/v1//42", Route::NotFound),
+            ("/services/rest/record/v1/customer/42/", Route::NotFound),
+            ("/services/rest/record/v1/customer/42/x", Route::NotFound),
+            // Parameters are decoded when that gives UTF-8; `+` is not a space in a path.
+            (
+                "/services/rest/record/v1/cust%6Fmer/4%202",
+                instance("customer", "4 2"),
+            ),
+            ("/services/rest/record/v1/a+b", record("a+b")),
+            ("/services/rest/record/v1/%FF", record("%FF")),
+            ("/services/rest/record/v1/bad%zz", record("bad%zz")),
+            // One segment under /services is a SOAP port.
+            ("/services/NetSuitePort_2021_2", soap("NetSuitePort_2021_2")),
+            ("/services/rest", soap("rest")),
+            ("/services/", Route::NotFound),
+            ("/services", Route::NotFound),
+            ("/services/a/b", Route::NotFound),
+            ("/services/rest/x", Route::NotFound),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(Route::of(path), expected, "{path}");
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `/metrics` in Prometheus' text format. Request latency is counted by the router
-//! ([`crate::dispatch`]) with atomics only; login outcomes are counted by the audit writer, off the hot path; gauges
-//! (cache, nonces, slots, audit queue) are read when scraped.
+//! ([`crate::dispatch`]) with atomics only; login outcomes are counted by the audit writer,
+//! off the hot path; gauges (cache, nonces, slots, audit queue) are read when scraped.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,7 +16,6 @@ use crate::AppState;
 const BUCKETS: [f64; 14] = [
     0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
-const SURFACES: [&str; 6] = ["rest", "restlet", "soap", "token", "app", "other"];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 struct Histogram {
@@ -35,8 +34,9 @@ impl Histogram {
 }
 
 pub struct Metrics {
-    latency: [Histogram; SURFACES.len()],
-    responses: [[AtomicU64; CLASSES.len()]; SURFACES.len()],
+    /// Indexed by `MetricsSurface as usize`.
+    latency: [Histogram; MetricsSurface::ALL.len()],
+    responses: [[AtomicU64; CLASSES.len()]; MetricsSurface::ALL.len()],
     /// (surface, outcome, detail) → attempts; written by the audit writer only.
     logins: Mutex<BTreeMap<(String, String, String), u64>>,
     pub audit_written: AtomicU64,
@@ -57,7 +57,7 @@ impl Default for Metrics {
 }
 
 /// The label of the request metrics: the surface a route belongs to
-/// ([`crate::dispatch::Route`] says which). In the order of `SURFACES`.
+/// ([`crate::dispatch::Route`] says which).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetricsSurface {
     Rest,
@@ -66,6 +66,29 @@ pub enum MetricsSurface {
     Token,
     App,
     Other,
+}
+
+impl MetricsSurface {
+    /// Every surface, in the order of their discriminants (their counters' index).
+    const ALL: [Self; 6] = [
+        Self::Rest,
+        Self::Restlet,
+        Self::Soap,
+        Self::Token,
+        Self::App,
+        Self::Other,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::Restlet => "restlet",
+            Self::Soap => "soap",
+            Self::Token => "token",
+            Self::App => "app",
+            Self::Other => "other",
+        }
+    }
 }
 
 impl Metrics {
@@ -198,7 +221,8 @@ impl Metrics {
             out,
             "# HELP keycard_http_requests_total HTTP responses by surface and status class.\n# TYPE keycard_http_requests_total counter"
         );
-        for (surface, classes) in SURFACES.iter().zip(&self.responses) {
+        for (surface, classes) in MetricsSurface::ALL.iter().zip(&self.responses) {
+            let surface = surface.label();
             for (class, count) in CLASSES.iter().zip(classes) {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
@@ -213,7 +237,8 @@ impl Metrics {
             out,
             "# HELP keycard_http_request_duration_seconds Time from request to response head, by surface.\n# TYPE keycard_http_request_duration_seconds histogram"
         );
-        for (surface, histogram) in SURFACES.iter().zip(&self.latency) {
+        for (surface, histogram) in MetricsSurface::ALL.iter().zip(&self.latency) {
+            let surface = surface.label();
             let mut cumulative = 0;
             for (i, count) in histogram.counts.iter().enumerate() {
                 cumulative += count.load(Ordering::Relaxed);
@@ -262,7 +287,24 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use super::Metrics;
+    use super::{Metrics, MetricsSurface};
+
+    #[test]
+    fn each_surface_is_written_under_its_own_label() {
+        for (index, surface) in MetricsSurface::ALL.iter().enumerate() {
+            assert_eq!(*surface as usize, index);
+            let metrics = Metrics::default();
+            metrics.observe(*surface, 200, 0.001);
+            let mut out = String::new();
+            metrics.write_http(&mut out);
+            let line = format!(
+                "keycard_http_requests_total{{surface=\"{}\",status=\"2xx\"}} 1\n",
+                surface.label()
+            );
+            assert!(out.contains(&line), "{out}");
+            assert_eq!(out.matches("status=\"2xx\"").count(), 1, "{out}");
+        }
+    }
 
     fn record(status: &str, detail: &str) -> keycard_core::LoginRecord {
         keycard_core::LoginRecord {
