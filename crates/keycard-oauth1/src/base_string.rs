@@ -248,12 +248,39 @@ impl<'a> NormalizedParams<'a> {
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
+        let unknown = header_params
+            .into_iter()
+            .map(|(name, value)| (name, value, false));
+        Self::collect_marked(unknown, query, form_body)
+    }
+
+    /// [`collect`](Self::collect) for a parsed header, whose parameters say which of them are
+    /// only unreserved bytes (their own normal form, so not scanned again).
+    pub(crate) fn collect_parsed(
+        header: &'a crate::AuthorizationHeader<'_>,
+        query: Option<&'a str>,
+        form_body: Option<&'a [u8]>,
+    ) -> Result<Self, OAuthError> {
+        Self::collect_marked(header.signed_params_marked(), query, form_body)
+    }
+
+    /// Header parameters come with whether they are known to be only unreserved bytes.
+    fn collect_marked(
+        header_params: impl Iterator<Item = (&'a str, &'a str, bool)>,
+        query: Option<&'a str>,
+        form_body: Option<&'a [u8]>,
+    ) -> Result<Self, OAuthError> {
         let mut params: Vec<EncodedParam<'a>> = Vec::with_capacity(16);
-        for (name, value) in header_params {
-            params.push(EncodedParam::new(
-                encode_decoded(Cow::Borrowed(name.as_bytes())),
-                encode_decoded(Cow::Borrowed(value.as_bytes())),
-            ));
+        for (name, value, plain) in header_params {
+            let (name, value) = (
+                Cow::Borrowed(name.as_bytes()),
+                Cow::Borrowed(value.as_bytes()),
+            );
+            params.push(if plain {
+                EncodedParam::new((name, false), (value, false))
+            } else {
+                EncodedParam::new(encode_decoded(name), encode_decoded(value))
+            });
         }
         if let Some(query) = query {
             push_form_pairs(query.as_bytes(), &mut params)?;
@@ -501,5 +528,50 @@ mod tests {
             explanation.base_string,
             "GET&https%3A%2F%2Fh%3A8080%2Fx&oauth_nonce%3Dn%26q%3D1"
         );
+    }
+
+    /// A parsed header marks its plain protocol parameters so that they skip the unreserved
+    /// check; the parameters must come out exactly as the unmarked path normalizes them.
+    #[test]
+    fn marked_header_params_normalize_as_unmarked_ones() {
+        let header = crate::AuthorizationHeader::parse(concat!(
+            r#"OAuth realm="1234567",oauth_consumer_key="ab12",oauth_nonce="a!b(c)",oauth_token="t-1.2_3~","#,
+            r#"oauth_timestamp=17,oauth_signature="x%2By%3D",oauth_version="1.0",custom="plain","#,
+            r#"oauth_callback="https%3A%2F%2Fe.com%2Fcb%3Fa%3Db%20c",oauth_verifier="a b""#,
+        ))
+        .unwrap();
+        let marked: Vec<(&str, bool)> = header
+            .signed_params_marked()
+            .map(|(name, _, plain)| (name, plain))
+            .collect();
+        assert_eq!(
+            marked,
+            [
+                ("oauth_consumer_key", true),
+                ("oauth_nonce", false),
+                ("oauth_token", true),
+                ("oauth_timestamp", true),
+                ("oauth_version", true),
+                ("custom", false),
+                ("oauth_callback", false),
+                ("oauth_verifier", false),
+            ]
+        );
+        let target = RequestTarget::from_url("POST", "https://h/p?b=1&a=%7E").unwrap();
+        let parsed = NormalizedParams::collect_parsed(&header, target.query, None).unwrap();
+        let unmarked =
+            NormalizedParams::collect(header.signed_params(), target.query, None).unwrap();
+        let pairs: Vec<_> = parsed.pairs().collect();
+        assert_eq!(pairs, unmarked.pairs().collect::<Vec<_>>());
+        assert!(pairs.contains(&("oauth_nonce".into(), "a%21b%28c%29".into())));
+        assert!(pairs.contains(&("oauth_verifier".into(), "a%20b".into())));
+        assert!(pairs.contains(&(
+            "oauth_callback".into(),
+            "https%3A%2F%2Fe.com%2Fcb%3Fa%3Db%20c".into()
+        )));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        write_base_string(&target, &parsed, &mut a);
+        write_base_string(&target, &unmarked, &mut b);
+        assert_eq!(a, b);
     }
 }

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use crate::OAuthError;
-use crate::encode::percent_decode;
+use crate::encode::{percent_decode, unreserved_prefix_len};
 
 /// The longest Authorization header accepted, in bytes.
 pub const MAX_HEADER_LEN: usize = 8 * 1024;
@@ -18,28 +18,32 @@ pub const MAX_HEADER_PARAMS: usize = 32;
 pub struct AuthorizationHeader<'a> {
     realm: Option<Cow<'a, str>>,
     params: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Bit `i` set: pair `i` is a protocol parameter whose value is only unreserved bytes, so
+    /// it is its own normal form and the base string needs no second look at it. Parsing
+    /// learns this while scanning the value anyway (at most [`MAX_HEADER_PARAMS`] = 32 bits).
+    plain: u32,
 }
 
 impl<'a> AuthorizationHeader<'a> {
     /// Parses the value of an Authorization header whose scheme must be `OAuth`.
     pub fn parse(value: &'a str) -> Result<Self, OAuthError> {
-        // Everything in the header is ASCII: non-ASCII values are sent percent-encoded.
-        if !value.is_ascii() {
-            return Err(OAuthError::MalformedHeader {
-                reason: "the header holds bytes outside ASCII (send values percent-encoded)",
-            });
-        }
         let mut realm = None;
         let mut params: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(10);
         // Protocol parameters are checked for repeats with a bit each; only other names are
         // compared with one another.
         let mut seen_protocol = 0u16;
         let mut other_names = false;
-        for_each_scheme_pair(value, "OAuth", |name, value| {
+        let mut plain = 0u32;
+        // Everything in the header is ASCII: non-ASCII values are sent percent-encoded.
+        for_each_scheme_pair(value, &Scheme::OAUTH, |name, value, unreserved| {
             let duplicate = if name == "realm" {
                 realm.replace(value).is_some()
             } else {
                 let seen = if let Some(bit) = protocol_bit(name) {
+                    // Protocol names are unreserved (`oauth_…`).
+                    if unreserved {
+                        plain |= 1 << params.len();
+                    }
                     let seen = seen_protocol & bit != 0;
                     seen_protocol |= bit;
                     seen
@@ -57,7 +61,11 @@ impl<'a> AuthorizationHeader<'a> {
             }
             Ok(())
         })?;
-        Ok(Self { realm, params })
+        Ok(Self {
+            realm,
+            params,
+            plain,
+        })
     }
 
     /// Builds a header from parameters already in hand (the client signer's path).
@@ -65,6 +73,7 @@ impl<'a> AuthorizationHeader<'a> {
         Self {
             realm: realm.map(Cow::Borrowed),
             params,
+            plain: 0,
         }
     }
 
@@ -94,6 +103,16 @@ impl<'a> AuthorizationHeader<'a> {
     /// The parameters that take part in the signature: all but `realm` and `oauth_signature`.
     pub fn signed_params(&self) -> impl Iterator<Item = (&str, &str)> {
         self.params().filter(|(name, _)| *name != "oauth_signature")
+    }
+
+    /// [`signed_params`](Self::signed_params), each with whether it is known to be only
+    /// unreserved bytes, name and value (`false` means unknown: check).
+    pub(crate) fn signed_params_marked(&self) -> impl Iterator<Item = (&str, &str, bool)> {
+        self.params
+            .iter()
+            .enumerate()
+            .filter(|(_, (name, _))| name != "oauth_signature")
+            .map(|(i, (name, value))| (name.as_ref(), value.as_ref(), self.plain & (1 << i) != 0))
     }
 
     /// The parameter names, for diagnostics (never the values).
@@ -130,13 +149,47 @@ impl std::fmt::Debug for AuthorizationHeader<'_> {
     }
 }
 
+/// An authorization scheme whose header is a list of `name="value"` pairs.
+pub(crate) struct Scheme {
+    pub name: &'static str,
+    /// Whether the header must be ASCII (values outside it sent percent-encoded).
+    pub ascii_only: bool,
+}
+
+impl Scheme {
+    pub const OAUTH: Self = Self {
+        name: "OAuth",
+        ascii_only: true,
+    };
+}
+
+const NOT_ASCII: OAuthError = OAuthError::MalformedHeader {
+    reason: "the header holds bytes outside ASCII (send values percent-encoded)",
+};
+
 /// Splits `<scheme> name="value", …` into decoded pairs, with the shared limits, handing each
-/// to `on_pair` (no intermediate list). Used for both the `OAuth` and the `NLAuth` schemes.
+/// to `on_pair` (no intermediate list) with whether the value as sent is only unreserved bytes.
+/// Used for both the `OAuth` and the `NLAuth` schemes.
 pub(crate) fn for_each_scheme_pair<'a>(
     value: &'a str,
-    scheme: &'static str,
-    mut on_pair: impl FnMut(&'a str, Cow<'a, str>) -> Result<(), OAuthError>,
+    scheme: &Scheme,
+    on_pair: impl FnMut(&'a str, Cow<'a, str>, bool) -> Result<(), OAuthError>,
 ) -> Result<(), OAuthError> {
+    let result = split_pairs(value, scheme, on_pair);
+    // Bytes outside ASCII anywhere but in a value fail the split; they are reported as what
+    // they are (only then is the whole header checked).
+    match result {
+        Err(_) if scheme.ascii_only && !value.is_ascii() => Err(NOT_ASCII),
+        result => result,
+    }
+}
+
+fn split_pairs<'a>(
+    value: &'a str,
+    scheme: &Scheme,
+    mut on_pair: impl FnMut(&'a str, Cow<'a, str>, bool) -> Result<(), OAuthError>,
+) -> Result<(), OAuthError> {
+    let (scheme, ascii_only) = (scheme.name, scheme.ascii_only);
     if value.len() > MAX_HEADER_LEN {
         return Err(OAuthError::HeaderTooLarge {
             limit: MAX_HEADER_LEN,
@@ -195,13 +248,20 @@ pub(crate) fn for_each_scheme_pair<'a>(
             at
         };
         let raw_value = rest.get(value_start..value_end).unwrap_or_default();
-        // Most values have no escapes; a short byte loop beats a vectorized search on them.
-        let value = if raw_value.bytes().any(|b| b == b'%') {
+        // Most values are only unreserved bytes: nothing to decode, and already in the base
+        // string's normal form. One scan (eight bytes at a time) finds that out.
+        let plain_len = unreserved_prefix_len(raw_value.as_bytes());
+        let unreserved = plain_len == raw_value.len();
+        if ascii_only && !unreserved && !raw_value.is_ascii() {
+            return Err(NOT_ASCII);
+        }
+        let escaped = |tail: &[u8]| tail.contains(&b'%');
+        let value = if !unreserved && raw_value.as_bytes().get(plain_len..).is_some_and(escaped) {
             percent_decode(raw_value)?
         } else {
             Cow::Borrowed(raw_value)
         };
-        on_pair(name, value)?;
+        on_pair(name, value, unreserved)?;
         count += 1;
         at = skip_whitespace(bytes, at);
         match bytes.get(at) {
@@ -371,6 +431,31 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn says_so_when_bytes_are_outside_ascii_wherever_they_are() {
+        for input in [
+            r#"OAuth oauth_nonce="é""#,
+            "OAuth oauth_nonce=abé",
+            r#"OAuth oauth_nonce="%41é%42""#,
+            r#"OAuth realm="café",oauth_nonce="n""#,
+            r#"OAuth oauth_noncé="n""#,
+            "OAuth oauth_nonce=\"n\",\u{a0}oauth_token=\"t\"",
+            "OAuth\u{a0}oauth_nonce=\"n\"",
+        ] {
+            assert_eq!(
+                AuthorizationHeader::parse(input).unwrap_err(),
+                NOT_ASCII,
+                "{input}"
+            );
+        }
+        // NLAuth passwords and emails may be sent as they are.
+        let nlauth = crate::NlAuthHeader::parse(
+            r#"NLAuth nlauth_email="jé@example.com", nlauth_signature="pässword""#,
+        )
+        .unwrap();
+        assert_eq!(nlauth.email, "jé@example.com");
     }
 
     #[test]

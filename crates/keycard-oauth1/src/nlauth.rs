@@ -5,7 +5,13 @@
 use zeroize::Zeroizing;
 
 use crate::OAuthError;
-use crate::header::for_each_scheme_pair;
+use crate::header::{Scheme, for_each_scheme_pair};
+
+/// Passwords and emails may be sent as they are, outside ASCII too.
+const NLAUTH: Scheme = Scheme {
+    name: "NLAuth",
+    ascii_only: false,
+};
 
 /// The fields of an NLAuth header.
 #[derive(Clone, PartialEq, Eq)]
@@ -29,7 +35,7 @@ impl NlAuthHeader {
         let mut role = None;
         let mut application_id = None;
         let mut otp = None;
-        for_each_scheme_pair(value, "NLAuth", |name, value| {
+        for_each_scheme_pair(value, &NLAUTH, |name, value, _| {
             let slot = match name {
                 "nlauth_account" => &mut account,
                 "nlauth_email" => &mut email,

@@ -15,11 +15,7 @@ pub struct IncomingRequest<'r, 'h> {
 
 impl IncomingRequest<'_, '_> {
     fn params(&self) -> Result<NormalizedParams<'_>, OAuthError> {
-        NormalizedParams::collect(
-            self.header.signed_params(),
-            self.target.query,
-            self.form_body,
-        )
+        NormalizedParams::collect_parsed(self.header, self.target.query, self.form_body)
     }
 
     /// Checks `oauth_signature` in constant time. `buffer` is reused for the base string.
