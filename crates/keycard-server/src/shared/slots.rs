@@ -10,7 +10,9 @@ use super::lock;
 
 #[derive(Default)]
 pub struct Slots {
-    pools: Mutex<HashMap<String, Arc<AtomicU32>>>,
+    /// Pool names are the server's own (`integration:<id>`, `account:<id>`), so a fast hasher
+    /// (foldhash, seeded per process) is safe where `SipHash` cost a few hundred instructions.
+    pools: Mutex<HashMap<String, Arc<AtomicU32>, foldhash::fast::RandomState>>,
 }
 
 /// A held slot.
