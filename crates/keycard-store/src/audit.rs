@@ -161,11 +161,19 @@ impl Store {
             Ok::<_, StoreError>(())
         };
         if let Some(request_id) = &query.request_id {
-            let blocks = sqlx::query(BLOCKS_BY_KEY)
-                .bind(login_blocks::request_key(request_id))
+            let key = login_blocks::request_key(request_id);
+            let reach = i64::try_from(login_blocks::MAX_KEY_RANGE_WIDTH).unwrap_or(i64::MAX);
+            let mut blocks = sqlx::query(BLOCKS_BY_KEY)
+                .bind(key.saturating_sub(reach))
+                .bind(key)
                 .fetch_all(self.pool())
-                .await?;
-            for block in &blocks {
+                .await?
+                .into_iter()
+                .map(|block| Ok((block.try_get::<i64, _>("id")?, block)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            // Newest first; sorted here, as the index is in key order.
+            blocks.sort_unstable_by_key(|(id, _)| std::cmp::Reverse(*id));
+            for (_, block) in &blocks {
                 keep(&block.try_get::<Vec<u8>, _>("records")?, found)?;
                 if found.len() >= limit {
                     break;
@@ -242,9 +250,11 @@ impl Store {
 const BLOCKS_BEFORE: &str = "SELECT id, records FROM login_audit_blocks \
     WHERE id < $1 AND last_at >= $2 AND first_at <= $3 ORDER BY id DESC LIMIT $4";
 
-/// The blocks holding a request key, newest first.
-const BLOCKS_BY_KEY: &str = "SELECT b.records FROM login_audit_request_keys k \
-    JOIN login_audit_blocks b ON b.id = k.block WHERE k.request_key = $1 ORDER BY k.block DESC";
+/// The blocks whose key ranges hold key `$2`: ranges start at most their greatest width
+/// below it (`$1`), so the index is read from there to the key.
+const BLOCKS_BY_KEY: &str = "SELECT b.id, b.records FROM login_audit_key_ranges r \
+    JOIN login_audit_blocks b ON b.id = r.block \
+    WHERE r.first_key BETWEEN $1 AND $2 AND r.last_key >= $2";
 
 /// A value one of [`Store::login_records`]'s filters compares with.
 enum Filter<'a> {
@@ -337,13 +347,13 @@ mod tests {
         statement_plan(&sql, values)
     }
 
-    /// SQLite's plan for `sql` with `values` bound, on the schema the migrations build.
-    fn statement_plan(sql: &str, values: Vec<rusqlite::types::Value>) -> String {
-        let connection = rusqlite::Connection::open_in_memory().unwrap();
+    /// Runs SQLite's migrations whose file names `pick` accepts, in order.
+    fn migrate(connection: &rusqlite::Connection, pick: impl Fn(&str) -> bool) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
         let mut migrations: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|entry| entry.unwrap().path())
+            .filter(|path| pick(&path.file_name().unwrap().to_string_lossy()))
             .collect();
         migrations.sort();
         for migration in migrations {
@@ -351,6 +361,12 @@ mod tests {
                 .execute_batch(&std::fs::read_to_string(migration).unwrap())
                 .unwrap();
         }
+    }
+
+    /// SQLite's plan for `sql` with `values` bound, on the schema the migrations build.
+    fn statement_plan(sql: &str, values: Vec<rusqlite::types::Value>) -> String {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        migrate(&connection, |_| true);
         let mut statement = connection
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap();
@@ -366,13 +382,40 @@ mod tests {
 
     #[test]
     fn a_request_key_reads_only_its_blocks() {
-        let plan = statement_plan(BLOCKS_BY_KEY, vec![42.into()]);
+        let plan = statement_plan(BLOCKS_BY_KEY, vec![0.into(), 42.into()]);
         assert!(
-            plan.contains("SEARCH k USING PRIMARY KEY (request_key=?)")
+            plan.contains("SEARCH r USING PRIMARY KEY (first_key>? AND first_key<?)")
                 && plan.contains("SEARCH b USING INTEGER PRIMARY KEY (rowid=?)")
                 && !plan.contains("TEMP B-TREE"),
             "{plan}"
         );
+    }
+
+    /// A trail indexed by request keys before migration 0008 is found through the ranges.
+    #[test]
+    fn keys_indexed_before_the_ranges_are_still_found() {
+        let connection = rusqlite::Connection::open_in_memory().unwrap();
+        migrate(&connection, |name| name < "0008");
+        connection
+            .execute_batch(
+                "INSERT INTO login_audit_blocks (id, first_at, last_at, records) VALUES (5, 1, 2, x'01'); \
+                 INSERT INTO login_audit_request_keys (request_key, block) VALUES (41, 5), (-3, 5);",
+            )
+            .unwrap();
+        migrate(&connection, |name| name >= "0008");
+        let blocks_of = |key: i64| -> Vec<i64> {
+            let reach = i64::try_from(login_blocks::MAX_KEY_RANGE_WIDTH).unwrap();
+            let mut statement = connection.prepare(BLOCKS_BY_KEY).unwrap();
+            statement
+                .query_map((key.saturating_sub(reach), key), |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(blocks_of(41), [5]);
+        assert_eq!(blocks_of(-3), [5]);
+        assert!(blocks_of(40).is_empty());
+        assert!(blocks_of(42).is_empty());
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! A row per record cost about 9,900 instructions of a request's 65,000 (13 bound texts that
 //! rusqlite copies, a 13-column record, a B-tree insert for the table and one for the text
 //! request-id index), all on the server's one core. A block is a batch's records end to end
-//! in a compact encoding, one INSERT per batch; each record's request id still goes into an
-//! integer index ([`request_key`]), so a lookup by id reads one block. Listings decode blocks
+//! in a compact encoding, one INSERT per batch; the block's request ids, as integers
+//! ([`request_key`]), go into an index as ranges ([`key_ranges`]: usually one per block), so a
+//! lookup by id reads one block. Listings decode blocks
 //! newest first and filter here ([`matches`]): the plan SQLite ran on rows (walk newest first,
 //! stop at the limit), without a row per record. PostgreSQL keeps a row per record: its
 //! server, not the request's core, does that work.
@@ -187,6 +188,30 @@ pub(crate) fn request_key(request_id: &str) -> i64 {
             })
     });
     i64::from_ne_bytes(value.to_ne_bytes())
+}
+
+/// The widest key range one row of `login_audit_key_ranges` covers. A lookup reads the ranges
+/// that start up to this far below its key: with keycard's ids (one process's count up, a
+/// block holds about 32 nearly consecutive ones) about `MAX_KEY_RANGE_WIDTH / 32` rows at most.
+/// Wider spreads (a request that took long between its id and its record) become more ranges.
+pub(crate) const MAX_KEY_RANGE_WIDTH: u64 = 1 << 16;
+
+/// The request keys of `records` as the fewest ranges `(first, last)`, each no wider than
+/// [`MAX_KEY_RANGE_WIDTH`], that cover every key: one row per block instead of one per record
+/// (the per-record rows cost about 2,000 instructions a request). Hashed keys of other ids
+/// land in ranges of their own, or share one with a key nearby: a range may hold keys of
+/// requests not in its block, and a lookup compares the ids it finds.
+pub(crate) fn key_ranges(records: &[LoginRecord]) -> Vec<(i64, i64)> {
+    let mut keys: Vec<i64> = records.iter().map(|r| request_key(&r.request_id)).collect();
+    keys.sort_unstable();
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for key in keys {
+        match ranges.last_mut() {
+            Some((first, last)) if key.abs_diff(*first) <= MAX_KEY_RANGE_WIDTH => *last = key,
+            _ => ranges.push((key, key)),
+        }
+    }
+    ranges
 }
 
 /// The value of an id in keycard's form, 16 lower-case hex digits.
@@ -407,6 +432,53 @@ mod tests {
             request_key("00000100000000AB"),
             request_key("00000100000000AB")
         );
+    }
+
+    #[test]
+    fn key_ranges_cover_every_key_within_the_width() {
+        let with_ids = |ids: &[String]| -> Vec<LoginRecord> {
+            ids.iter()
+                .map(|id| LoginRecord {
+                    request_id: id.clone(),
+                    ..record(1)
+                })
+                .collect()
+        };
+        let keycard = |value: u64| format!("{value:016x}");
+        // One process's ids out of order: one range.
+        let ids: Vec<String> = [9, 3, 5, 4, 40].map(|n| keycard((7 << 40) | n)).to_vec();
+        assert_eq!(
+            key_ranges(&with_ids(&ids)),
+            [(request_key(&ids[1]), request_key(&ids[4]))]
+        );
+        // A straggler further back than the width, two processes (one with a negative key),
+        // text ids and a repeat: every key in exactly one range, none wider than allowed.
+        let ids: Vec<String> = [
+            keycard((7 << 40) + 100_000),
+            keycard((7 << 40) + 10),
+            keycard((7 << 40) + 100_001),
+            keycard((0xff_fff0 << 40) + 5),
+            "text-id".to_owned(),
+            "text-id".to_owned(),
+            "other".to_owned(),
+        ]
+        .to_vec();
+        let ranges = key_ranges(&with_ids(&ids));
+        for id in &ids {
+            let key = request_key(id);
+            let covering = ranges
+                .iter()
+                .filter(|(first, last)| (*first..=*last).contains(&key));
+            assert_eq!(covering.count(), 1, "{id}");
+        }
+        assert!(
+            ranges
+                .iter()
+                .all(|(first, last)| first <= last && last.abs_diff(*first) <= MAX_KEY_RANGE_WIDTH)
+        );
+        assert!(ranges.contains(&(request_key(&ids[0]), request_key(&ids[2]))));
+        assert!(ranges.windows(2).all(|pair| pair[0].1 < pair[1].0));
+        assert!(key_ranges(&[]).is_empty());
     }
 
     #[test]

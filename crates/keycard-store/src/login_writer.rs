@@ -11,7 +11,7 @@
 //! ([`Store::insert_login_records`](crate::Store::insert_login_records)).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use keycard_core::LoginRecord;
@@ -242,20 +242,12 @@ const RECORDS_PER_BLOCK: usize = 32;
 /// A block's row: its records encoded, and the time range they cover.
 const INSERT_BLOCK: &str =
     "INSERT INTO login_audit_blocks (first_at, last_at, records) VALUES (?1, ?2, ?3)";
-/// The request keys of a whole block in one statement (one VDBE run for many rows), and of
-/// one record, for the rest of a longer or shorter call.
-static INSERT_KEYS: LazyLock<String> = LazyLock::new(|| insert_keys_sql(RECORDS_PER_BLOCK));
-static INSERT_KEY: LazyLock<String> = LazyLock::new(|| insert_keys_sql(1));
+/// A range of the block's request keys ([`login_blocks::key_ranges`]).
+const INSERT_KEY_RANGE: &str =
+    "INSERT INTO login_audit_key_ranges (first_key, last_key, block) VALUES (?1, ?2, ?3)";
 
-/// Ignores a repeat: a request id twice in one block (only text ids of tests can) needs one
-/// key; the lookup compares ids in the block itself.
-fn insert_keys_sql(rows: usize) -> String {
-    let rows = vec!["(?, ?)"; rows].join(", ");
-    format!("INSERT OR IGNORE INTO login_audit_request_keys (request_key, block) VALUES {rows}")
-}
-
-/// Writes `records` as one block of the trail ([`crate::login_blocks`]) and indexes each
-/// record's request id to it. Statements are prepared once and cached.
+/// Writes `records` as one block of the trail ([`crate::login_blocks`]) and indexes the
+/// block's request keys as ranges. Statements are prepared once and cached.
 fn insert(connection: &Connection, records: &[LoginRecord]) -> rusqlite::Result<()> {
     let times = records.iter().map(|r| r.at);
     let (Some(first_at), Some(last_at)) = (times.clone().min(), times.max()) else {
@@ -267,35 +259,9 @@ fn insert(connection: &Connection, records: &[LoginRecord]) -> rusqlite::Result<
         .prepare_cached(INSERT_BLOCK)?
         .execute((first_at, last_at, &encoded))?;
     let block = connection.last_insert_rowid();
-    let mut chunks = records.chunks_exact(RECORDS_PER_BLOCK);
-    if chunks.len() > 0 {
-        let mut many = connection.prepare_cached(&INSERT_KEYS)?;
-        for chunk in &mut chunks {
-            bind_keys(&mut many, chunk, block)?;
-            many.raw_execute()?;
-        }
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut one = connection.prepare_cached(&INSERT_KEY)?;
-        for record in rest {
-            bind_keys(&mut one, std::slice::from_ref(record), block)?;
-            one.raw_execute()?;
-        }
-    }
-    Ok(())
-}
-
-/// Binds each record's request key and `block` to consecutive parameter pairs.
-fn bind_keys(
-    statement: &mut rusqlite::CachedStatement<'_>,
-    records: &[LoginRecord],
-    block: i64,
-) -> rusqlite::Result<()> {
-    for (i, record) in records.iter().enumerate() {
-        let key = login_blocks::request_key(&record.request_id);
-        statement.raw_bind_parameter(2 * i + 1, key)?;
-        statement.raw_bind_parameter(2 * i + 2, block)?;
+    let mut range = connection.prepare_cached(INSERT_KEY_RANGE)?;
+    for (first, last) in login_blocks::key_ranges(records) {
+        range.execute((first, last, block))?;
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! SQLite's login trail in blocks (migration 0007): reads page through the blocks newest
-//! first, then the rows written before them; lookups by request id go through the key table.
+//! first, then the rows written before them; lookups by request id go through the key ranges
+//! (migration 0008).
 //! (PostgreSQL keeps a row per record; the suite's other trail tests run on both.)
 
 use keycard_core::LoginRecord;
@@ -172,6 +173,20 @@ async fn request_ids_find_their_block_or_row() {
         twice.iter().map(|r| r.at).collect::<Vec<_>>(),
         [1_700_000_042, 1_700_000_041]
     );
+    // Blocks whose key ranges interleave (a block's range covers another's key) and a block
+    // spread wider than one range: each id finds its own record only.
+    let spread = [1_000, 1_002, 1_000 + (1 << 20), 5_000_000];
+    let interleaved = [1_001, 1_003];
+    let mut open = writer.begin().unwrap().unwrap();
+    for ids in [&spread[..], &interleaved[..]] {
+        let block: Vec<_> = ids.iter().map(|&i| record(i, keycard_id(i))).collect();
+        open.insert(&block).unwrap();
+    }
+    open.commit().unwrap();
+    for i in spread.into_iter().chain(interleaved) {
+        assert_eq!(ids(&h, by_id(&keycard_id(i))).await, [keycard_id(i)], "{i}");
+    }
+    assert!(ids(&h, by_id(&keycard_id(1_004))).await.is_empty());
     // The other filters still apply.
     let wrong_account = LoginQuery {
         account: Some("7654321".into()),
