@@ -14,7 +14,7 @@ pub const MAX_HEADER_PARAMS: usize = 32;
 
 /// The parameters of an `OAuth` Authorization header, decoded, in the order they were sent.
 /// Values borrow from the header unless they needed decoding.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AuthorizationHeader<'a> {
     realm: Option<Cow<'a, str>>,
     params: Vec<(Cow<'a, str>, Cow<'a, str>)>,
@@ -22,6 +22,9 @@ pub struct AuthorizationHeader<'a> {
     /// it is its own normal form and the base string needs no second look at it. Parsing
     /// learns this while scanning the value anyway (at most [`MAX_HEADER_PARAMS`] = 32 bits).
     plain: u32,
+    /// Where each protocol parameter is in `params` (by [`protocol_index`]), plus one; 0 when
+    /// absent. The pipeline asks for each of them, and a scan per question added up.
+    protocol_at: [u8; PROTOCOL_PARAMS],
 }
 
 impl<'a> AuthorizationHeader<'a> {
@@ -29,9 +32,9 @@ impl<'a> AuthorizationHeader<'a> {
     pub fn parse(value: &'a str) -> Result<Self, OAuthError> {
         let mut realm = None;
         let mut params: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(10);
-        // Protocol parameters are checked for repeats with a bit each; only other names are
+        // Protocol parameters are checked for repeats by their slot; only other names are
         // compared with one another.
-        let mut seen_protocol = 0u16;
+        let mut protocol_at = [0u8; PROTOCOL_PARAMS];
         let mut other_names = false;
         let mut plain = 0u32;
         // Everything in the header is ASCII: non-ASCII values are sent percent-encoded.
@@ -39,20 +42,21 @@ impl<'a> AuthorizationHeader<'a> {
             let duplicate = if name == "realm" {
                 realm.replace(value).is_some()
             } else {
-                let seen = if let Some(bit) = protocol_bit(name) {
-                    // Protocol names are unreserved (`oauth_…`).
-                    if unreserved {
-                        plain |= 1 << params.len();
-                    }
-                    let seen = seen_protocol & bit != 0;
-                    seen_protocol |= bit;
-                    seen
-                } else {
-                    let seen =
-                        other_names && params.iter().any(|(existing, _)| existing.as_ref() == name);
-                    other_names = true;
-                    seen
-                };
+                let seen =
+                    if let Some(slot) = protocol_index(name).and_then(|i| protocol_at.get_mut(i)) {
+                        // Protocol names are unreserved (`oauth_…`).
+                        if unreserved {
+                            plain |= 1 << params.len();
+                        }
+                        let seen = *slot != 0;
+                        *slot = position_mark(params.len());
+                        seen
+                    } else {
+                        let seen = other_names
+                            && params.iter().any(|(existing, _)| existing.as_ref() == name);
+                        other_names = true;
+                        seen
+                    };
                 params.push((Cow::Borrowed(name), value));
                 seen
             };
@@ -65,15 +69,25 @@ impl<'a> AuthorizationHeader<'a> {
             realm,
             params,
             plain,
+            protocol_at,
         })
     }
 
     /// Builds a header from parameters already in hand (the client signer's path).
     pub fn from_params(realm: Option<&'a str>, params: Vec<(Cow<'a, str>, Cow<'a, str>)>) -> Self {
+        let mut protocol_at = [0u8; PROTOCOL_PARAMS];
+        for (position, (name, _)) in params.iter().enumerate() {
+            if let Some(slot) = protocol_index(name).and_then(|i| protocol_at.get_mut(i)) {
+                if *slot == 0 {
+                    *slot = position_mark(position);
+                }
+            }
+        }
         Self {
             realm: realm.map(Cow::Borrowed),
             params,
             plain: 0,
+            protocol_at,
         }
     }
 
@@ -84,10 +98,17 @@ impl<'a> AuthorizationHeader<'a> {
 
     /// The value of parameter `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(existing, _)| existing.as_ref() == name)
-            .map(|(_, value)| value.as_ref())
+        let pair = match protocol_index(name) {
+            Some(index) => {
+                let mark = usize::from(self.protocol_at.get(index).copied().unwrap_or(0));
+                self.params.get(mark.checked_sub(1)?)
+            }
+            None => self
+                .params
+                .iter()
+                .find(|(existing, _)| existing.as_ref() == name),
+        };
+        pair.map(|(_, value)| value.as_ref())
     }
 
     /// The value of a parameter that must be present.
@@ -121,8 +142,11 @@ impl<'a> AuthorizationHeader<'a> {
     }
 }
 
-/// A distinct bit for each OAuth protocol parameter, for the duplicate check.
-fn protocol_bit(name: &str) -> Option<u16> {
+/// The OAuth protocol parameters [`protocol_index`] knows.
+const PROTOCOL_PARAMS: usize = 10;
+
+/// A distinct index below [`PROTOCOL_PARAMS`] for each OAuth protocol parameter.
+fn protocol_index(name: &str) -> Option<usize> {
     let index = match name {
         "oauth_consumer_key" => 0,
         "oauth_token" => 1,
@@ -136,8 +160,23 @@ fn protocol_bit(name: &str) -> Option<u16> {
         "oauth_body_hash" => 9,
         _ => return None,
     };
-    Some(1 << index)
+    Some(index)
 }
+
+/// `position` plus one, as [`AuthorizationHeader`]'s `protocol_at` holds it: positions are
+/// below [`MAX_HEADER_PARAMS`], so they fit.
+fn position_mark(position: usize) -> u8 {
+    u8::try_from(position + 1).unwrap_or(u8::MAX)
+}
+
+/// Equal when realm and parameters are: the rest is what parsing learnt about them.
+impl PartialEq for AuthorizationHeader<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.realm == other.realm && self.params == other.params
+    }
+}
+
+impl Eq for AuthorizationHeader<'_> {}
 
 /// Never prints values: the header carries the signature.
 impl std::fmt::Debug for AuthorizationHeader<'_> {
@@ -343,6 +382,39 @@ mod tests {
             header.names().collect::<Vec<_>>(),
             ["oauth_nonce", "oauth_token", "oauth_version"]
         );
+    }
+
+    #[test]
+    fn protocol_parameters_are_found_by_slot_and_others_by_name() {
+        let parsed = AuthorizationHeader::parse(
+            r#"OAuth x="1",oauth_token="t",realm="r",oauth_body_hash="h",y="2",oauth_consumer_key="c""#,
+        )
+        .unwrap();
+        let built = AuthorizationHeader::from_params(
+            Some("r"),
+            [
+                "x",
+                "oauth_token",
+                "oauth_body_hash",
+                "y",
+                "oauth_consumer_key",
+                "oauth_token",
+            ]
+            .into_iter()
+            .zip(["1", "t", "h", "2", "c", "second"])
+            .map(|(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v)))
+            .collect(),
+        );
+        for header in [&parsed, &built] {
+            assert_eq!(header.get("oauth_token"), Some("t"));
+            assert_eq!(header.get("oauth_body_hash"), Some("h"));
+            assert_eq!(header.get("oauth_consumer_key"), Some("c"));
+            assert_eq!(header.get("x"), Some("1"));
+            assert_eq!(header.get("y"), Some("2"));
+            assert_eq!(header.get("oauth_nonce"), None);
+            assert_eq!(header.get("realm"), None);
+            assert_eq!(header.realm(), Some("r"));
+        }
     }
 
     #[test]
