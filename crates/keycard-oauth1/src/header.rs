@@ -99,16 +99,18 @@ impl<'a> AuthorizationHeader<'a> {
     /// The value of parameter `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         let pair = match protocol_index(name) {
-            Some(index) => {
-                let mark = usize::from(self.protocol_at.get(index).copied().unwrap_or(0));
-                self.params.get(mark.checked_sub(1)?)
-            }
+            Some(index) => self.params.get(self.protocol_position(index)?),
             None => self
                 .params
                 .iter()
                 .find(|(existing, _)| existing.as_ref() == name),
         };
         pair.map(|(_, value)| value.as_ref())
+    }
+
+    /// Where the protocol parameter of [`protocol_index`] `index` is in `params`, if present.
+    fn protocol_position(&self, index: usize) -> Option<usize> {
+        usize::from(self.protocol_at.get(index).copied().unwrap_or(0)).checked_sub(1)
     }
 
     /// The value of a parameter that must be present.
@@ -129,10 +131,11 @@ impl<'a> AuthorizationHeader<'a> {
     /// [`signed_params`](Self::signed_params), each with whether it is known to be only
     /// unreserved bytes, name and value (`false` means unknown: check).
     pub(crate) fn signed_params_marked(&self) -> impl Iterator<Item = (&str, &str, bool)> {
+        let signature = self.protocol_position(SIGNATURE);
         self.params
             .iter()
             .enumerate()
-            .filter(|(_, (name, _))| name != "oauth_signature")
+            .filter(move |(i, _)| Some(*i) != signature)
             .map(|(i, (name, value))| (name.as_ref(), value.as_ref(), self.plain & (1 << i) != 0))
     }
 
@@ -144,6 +147,8 @@ impl<'a> AuthorizationHeader<'a> {
 
 /// The OAuth protocol parameters [`protocol_index`] knows.
 const PROTOCOL_PARAMS: usize = 10;
+/// `oauth_signature`'s [`protocol_index`].
+const SIGNATURE: usize = 3;
 
 /// A distinct index below [`PROTOCOL_PARAMS`] for each OAuth protocol parameter.
 fn protocol_index(name: &str) -> Option<usize> {
@@ -151,7 +156,7 @@ fn protocol_index(name: &str) -> Option<usize> {
         "oauth_consumer_key" => 0,
         "oauth_token" => 1,
         "oauth_signature_method" => 2,
-        "oauth_signature" => 3,
+        "oauth_signature" => SIGNATURE,
         "oauth_timestamp" => 4,
         "oauth_nonce" => 5,
         "oauth_version" => 6,
