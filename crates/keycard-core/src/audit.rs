@@ -1,6 +1,8 @@
 //! What the audit trail records: every administrative change, and every authentication
 //! attempt (the server records those); and the change events that invalidate caches.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{AccountId, UnixTime};
@@ -124,6 +126,11 @@ pub struct ChangeEvent {
     pub entity_id: String,
 }
 
+/// A word from a fixed vocabulary (a surface, a status, a Detail code): the server names them
+/// with its own constants, which a record borrows instead of copying on every request; read
+/// back from storage they are owned.
+pub type Vocabulary = Cow<'static, str>;
+
 /// One authentication attempt, as the login audit trail keeps it: what NetSuite shows
 /// (status, Detail code, application, token, user, role) plus keycard's diagnosis for the
 /// account owner. Never holds a secret or a full signature.
@@ -138,12 +145,12 @@ pub struct LoginRecord {
     pub user: Option<String>,
     pub role: Option<String>,
     /// `rest`, `restlet`, `soap` or `token` (the `/rest/*` endpoints).
-    pub surface: String,
+    pub surface: Vocabulary,
     pub request_uri: String,
     /// `Success` or `Failure`, as NetSuite's trail says.
-    pub status: String,
+    pub status: Vocabulary,
     /// NetSuite's Detail code (empty on success).
-    pub detail: String,
+    pub detail: Vocabulary,
     pub diagnosis: serde_json::Value,
 }
 

@@ -133,9 +133,9 @@ impl Metrics {
             let run = rest.iter().take_while(|r| same_labels(first, r)).count();
             *logins
                 .entry((
-                    first.surface.clone(),
+                    first.surface.to_string(),
                     first.status.to_ascii_lowercase(),
-                    first.detail.clone(),
+                    first.detail.to_string(),
                 ))
                 .or_default() += run as u64;
             rest = rest.get(run..).unwrap_or_default();
@@ -306,7 +306,7 @@ mod tests {
         }
     }
 
-    fn record(status: &str, detail: &str) -> keycard_core::LoginRecord {
+    fn record(status: &'static str, detail: &'static str) -> keycard_core::LoginRecord {
         keycard_core::LoginRecord {
             at: 0,
             request_id: String::new(),

@@ -180,10 +180,10 @@ async fn finish<T>(
         token_name: known.token,
         user: known.user,
         role: known.role,
-        surface: facts.surface.as_str().to_owned(),
+        surface: facts.surface.as_str().into(),
         request_uri: facts.uri(),
-        status: status.to_owned(),
-        detail: detail.to_owned(),
+        status: status.into(),
+        detail: detail.into(),
         diagnosis,
     };
     // Waits when the queue is full (back-pressure); fails only if the writer is gone.
@@ -333,17 +333,13 @@ async fn account_step(
             json!({ "problem": "no account: call the account's host ({slug}.restlets.api.<domain>) or send realm=\"<account id>\"", "realm": p.realm }),
         ));
     };
-    known.account = Some(account_id.as_str().to_owned());
-    let Some(account) = state
-        .cache
-        .account(&account_id)
-        .await
-        .map_err(unavailable)?
-    else {
-        return Err(login_failed(
-            "InvalidAccount",
-            json!({ "problem": format!("account {account_id} does not exist") }),
-        ));
+    let looked_up = state.cache.account(&account_id).await;
+    let problem = matches!(looked_up, Ok(None))
+        .then(|| json!({ "problem": format!("account {account_id} does not exist") }));
+    // The id moves into the record (not copied): it was looked up.
+    known.account = Some(account_id.into());
+    let Some(account) = looked_up.map_err(unavailable)? else {
+        return Err(login_failed("InvalidAccount", problem.unwrap_or_default()));
     };
     admits(p, &account)?;
     Ok(account)

@@ -233,10 +233,10 @@ impl Store {
                     token_name: row.try_get("token_name")?,
                     user: row.try_get("user_email")?,
                     role: row.try_get("role_name")?,
-                    surface: row.try_get("surface")?,
+                    surface: row.try_get::<String, _>("surface")?.into(),
                     request_uri: row.try_get("request_uri")?,
-                    status: row.try_get("status")?,
-                    detail: row.try_get("detail")?,
+                    status: row.try_get::<String, _>("status")?.into(),
+                    detail: row.try_get::<String, _>("detail")?.into(),
                     diagnosis: serde_json::from_str(&row.try_get::<String, _>("diagnosis")?)
                         .unwrap_or_default(),
                 })
@@ -317,10 +317,10 @@ async fn insert_on_postgres(
     .bind(column(records, |r| r.token_name.as_deref()))
     .bind(column(records, |r| r.user.as_deref()))
     .bind(column(records, |r| r.role.as_deref()))
-    .bind(column(records, |r| r.surface.as_str()))
+    .bind(column(records, |r| r.surface.as_ref()))
     .bind(column(records, |r| r.request_uri.as_str()))
-    .bind(column(records, |r| r.status.as_str()))
-    .bind(column(records, |r| r.detail.as_str()))
+    .bind(column(records, |r| r.status.as_ref()))
+    .bind(column(records, |r| r.detail.as_ref()))
     .bind(column(records, |r| r.diagnosis.to_string()))
     .execute(pool)
     .await?;

@@ -120,10 +120,10 @@ impl<'a> Stored<'a> {
             token_name,
             user,
             role,
-            surface: required(surface)?,
+            surface: required(surface)?.into(),
             request_uri: required(request_uri)?,
-            status: required(status)?,
-            detail: required(detail)?,
+            status: required(status)?.into(),
+            detail: required(detail)?.into(),
             diagnosis: match self.diagnosis {
                 None => serde_json::Value::Null,
                 Some(text) => serde_json::from_str(text).map_err(|_| corrupt())?,
@@ -359,7 +359,7 @@ mod tests {
         records[1].at = -5;
         records[2].at = i64::MAX;
         records[3].at = i64::MIN;
-        records[4].detail = "x".repeat(300);
+        records[4].detail = "x".repeat(300).into();
         let mut block = Vec::new();
         encode(&records, &mut block);
         assert_eq!(decode(&block).unwrap(), records);

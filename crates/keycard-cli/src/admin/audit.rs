@@ -205,13 +205,13 @@ fn print_table(records: &[LoginRecord]) {
     for r in records {
         table.row(vec![
             output::time(r.at),
-            r.status.clone(),
+            r.status.to_string(),
             if r.detail.is_empty() {
                 "-".to_owned()
             } else {
-                r.detail.clone()
+                r.detail.to_string()
             },
-            r.surface.clone(),
+            r.surface.to_string(),
             or_dash(&r.integration),
             or_dash(&r.token_name),
             or_dash(&r.user),
@@ -228,16 +228,16 @@ fn print_record(r: &LoginRecord) -> Result<()> {
     output::fields(&[
         ("time", output::time(r.at)),
         ("request id", r.request_id.clone()),
-        ("status", r.status.clone()),
+        ("status", r.status.to_string()),
         (
             "detail",
             if r.detail.is_empty() {
                 "-".to_owned()
             } else {
-                r.detail.clone()
+                r.detail.to_string()
             },
         ),
-        ("surface", r.surface.clone()),
+        ("surface", r.surface.to_string()),
         ("request", r.request_uri.clone()),
         ("ip", r.ip.clone()),
         ("account", or_dash(&r.account)),

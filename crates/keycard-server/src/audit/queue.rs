@@ -7,6 +7,7 @@
 //! two context switches per record: about a third of the server's CPU under full load.)
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use keycard_core::LoginRecord;
@@ -21,6 +22,13 @@ pub struct AuditSender {
 /// The writer is gone: the record could not be queued.
 #[derive(Debug)]
 pub struct WriterGone;
+
+/// Why [`AuditSender::try_send`] did not queue a record.
+enum Refused {
+    Gone,
+    /// The queue is full; the record comes back (boxed: only a full queue pays for that).
+    Full(Box<LoginRecord>),
+}
 
 /// The writer's side.
 pub(super) struct AuditReceiver {
@@ -76,24 +84,49 @@ impl Queue {
 
 impl AuditSender {
     /// Queues `record`, waiting while the queue is full (back-pressure, never loss).
-    pub async fn send(&self, record: LoginRecord) -> Result<(), WriterGone> {
+    ///
+    /// Not an `async fn`: the record goes into the queue at once when there is room (nearly
+    /// always), and only a full queue costs a boxed future that holds it while waiting. An
+    /// `async fn` would hold the 300-byte record in its own state, which its callers' futures
+    /// carry and copy on every level of the request path.
+    pub fn send(&self, record: LoginRecord) -> impl Future<Output = Result<(), WriterGone>> + '_ {
+        let queued = self.try_send(record);
+        async move {
+            match queued {
+                Ok(()) => Ok(()),
+                Err(Refused::Gone) => Err(WriterGone),
+                Err(Refused::Full(record)) => Box::pin(self.send_when_room(*record)).await,
+            }
+        }
+    }
+
+    /// Queues `record` if there is room; else marks that a request found the queue full (the
+    /// writer then wakes those waiting for room).
+    fn try_send(&self, record: LoginRecord) -> Result<(), Refused> {
+        let mut state = self.queue.lock();
+        if state.writer_gone {
+            return Err(Refused::Gone);
+        }
+        if state.records.len() >= self.queue.capacity {
+            state.full_seen = true;
+            return Err(Refused::Full(Box::new(record)));
+        }
+        state.records.push_back(record);
+        if std::mem::take(&mut state.writer_waiting) {
+            self.queue.arrived.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn send_when_room(&self, mut record: LoginRecord) -> Result<(), WriterGone> {
         loop {
-            let room = {
-                let mut state = self.queue.lock();
-                if state.writer_gone {
-                    return Err(WriterGone);
-                }
-                if state.records.len() < self.queue.capacity {
-                    state.records.push_back(record);
-                    if std::mem::take(&mut state.writer_waiting) {
-                        self.queue.arrived.notify_one();
-                    }
-                    return Ok(());
-                }
-                state.full_seen = true;
-                // Made before the lock is released: a `notify_waiters` after this point wakes it.
-                self.queue.room.notified()
-            };
+            // Made before looking: a `notify_waiters` from then on wakes it.
+            let room = self.queue.room.notified();
+            match self.try_send(record) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Gone) => return Err(WriterGone),
+                Err(Refused::Full(back)) => record = *back,
+            }
             room.await;
         }
     }
@@ -211,7 +244,7 @@ pub(super) mod tests {
             surface: "rest".into(),
             request_uri: "/".into(),
             status: "Success".into(),
-            detail: String::new(),
+            detail: "".into(),
             diagnosis: serde_json::Value::Null,
         }
     }

@@ -397,7 +397,7 @@ async fn login(
 ) -> Response {
     let id = &incoming.request_id;
     let mut record = incoming.login_record(state, Surface::Token);
-    "app".clone_into(&mut record.surface);
+    record.surface = "app".into();
     record.account = Some(pending.account.to_string());
     record.integration = Some(integration.to_owned());
     record.user = Some(email.to_owned());
@@ -411,7 +411,7 @@ async fn login(
     let session = random(32);
     let response = if let (Some(user), Some(session)) = (&user, &session) {
         let roles = token_roles(state, pending, user).await;
-        "Success".clone_into(&mut record.status);
+        record.status = "Success".into();
         let next = Stage::LoggedIn {
             user_id: user.id,
             session: keycard_core::Secret::new(session.clone()),
@@ -452,7 +452,7 @@ async fn login(
             )
         }
     } else {
-        "InvalidCredentials".clone_into(&mut record.detail);
+        record.detail = "InvalidCredentials".into();
         record.diagnosis = serde_json::json!({ "problem": "unknown email, wrong password, or an inactive user (authorize page)" });
         page(
             StatusCode::UNAUTHORIZED,

@@ -180,10 +180,10 @@ impl Incoming {
             token_name: None,
             user: None,
             role: None,
-            surface: surface.as_str().to_owned(),
+            surface: surface.as_str().into(),
             request_uri: self.uri.to_string(),
-            status: "Failure".to_owned(),
-            detail: String::new(),
+            status: "Failure".into(),
+            detail: "".into(),
             diagnosis: serde_json::Value::Null,
         }
     }
@@ -243,9 +243,9 @@ pub async fn audit_outcome<T>(
     outcome: &Result<T, Refusal>,
 ) -> bool {
     match outcome {
-        Ok(_) => "Success".clone_into(&mut record.status),
+        Ok(_) => record.status = "Success".into(),
         Err((_, detail, diagnosis)) => {
-            (*detail).clone_into(&mut record.detail);
+            record.detail = (*detail).into();
             record.diagnosis = diagnosis.clone();
         }
     }

@@ -45,7 +45,7 @@ async fn a_signed_call_succeeds_and_is_audited() {
     assert_eq!(audit.len(), 1);
     let record = &audit[0];
     assert_eq!(
-        (record.status.as_str(), record.surface.as_str()),
+        (record.status.as_ref(), record.surface.as_ref()),
         ("Success", "token")
     );
     assert_eq!(record.integration.as_deref(), Some("Order Sync"));
@@ -94,7 +94,7 @@ async fn failure_detail(h: &mut Harness, auth: &str, url: &str) -> (String, serd
     let audit = h.audit().await;
     let last = audit.last().unwrap();
     assert_eq!(last.status, "Failure");
-    (last.detail.clone(), last.diagnosis.clone())
+    (last.detail.to_string(), last.diagnosis.clone())
 }
 
 #[tokio::test]

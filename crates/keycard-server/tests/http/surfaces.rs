@@ -241,7 +241,7 @@ async fn discovery_datacenterurls_without_login_and_roles_with_nlauth() {
     let audit = h.audit().await;
     let details: Vec<(&str, &str)> = audit
         .iter()
-        .map(|r| (r.status.as_str(), r.detail.as_str()))
+        .map(|r| (r.status.as_ref(), r.detail.as_ref()))
         .collect();
     assert_eq!(
         details,
