@@ -2,8 +2,7 @@
 //! time buckets and dropped a bucket at a time once they can no longer pass the timestamp check,
 //! so memory is bounded by the window times the request rate.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
 use super::lock;
@@ -28,19 +27,22 @@ pub struct NonceStore {
     key: RandomState,
 }
 
-type Entries = HashSet<u64, BuildHasherDefault<AlreadyHashed>>;
-
 /// One shard's time buckets, and the oldest bucket that can still hold a live entry.
+///
+/// The buckets are a short list, not a map: the timestamp check bounds them to the window's
+/// (about 60 of 10 s each), requests with current clocks use one or two, and a scan from the
+/// newest finds those at once. (A `HashMap` hashed the bucket number with `SipHash` twice
+/// per request.)
 struct Shard {
     oldest_live: i64,
-    buckets: HashMap<i64, Entries>,
+    buckets: Vec<(i64, KeySet)>,
 }
 
 impl Default for Shard {
     fn default() -> Self {
         Self {
             oldest_live: i64::MIN,
-            buckets: HashMap::new(),
+            buckets: Vec::new(),
         }
     }
 }
@@ -51,44 +53,100 @@ impl Shard {
     /// would double together. Sized from the last one, it does not grow at all while the rate
     /// holds. Buckets of other times (clients with skewed clocks) start small, so a few such
     /// requests never cost a full table.
-    fn bucket(&mut self, bucket: i64, current: bool) -> &mut Entries {
-        let capacity = if current && !self.buckets.contains_key(&bucket) {
-            self.buckets.values().map(Entries::len).max().unwrap_or(0)
-        } else {
-            0
-        };
-        self.buckets.entry(bucket).or_insert_with(|| {
-            Entries::with_capacity_and_hasher(capacity, BuildHasherDefault::default())
-        })
+    fn bucket(&mut self, bucket: i64, current: bool) -> &mut KeySet {
+        let found = self.buckets.iter().rposition(|(b, _)| *b == bucket);
+        let index = found.unwrap_or_else(|| {
+            let capacity = if current {
+                self.buckets
+                    .iter()
+                    .map(|(_, keys)| keys.len())
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            self.buckets.push((bucket, KeySet::with_capacity(capacity)));
+            self.buckets.len() - 1
+        });
+        // Found or just pushed, so in bounds.
+        &mut self.buckets[index].1
     }
 
     /// Drops the buckets older than `oldest_live` (only when that moved: once per bucket).
     fn expire(&mut self, oldest_live: i64) {
         if oldest_live > self.oldest_live {
             self.oldest_live = oldest_live;
-            self.buckets.retain(|bucket, _| *bucket >= oldest_live);
+            self.buckets.retain(|(bucket, _)| *bucket >= oldest_live);
         }
     }
 }
 
-/// The entries are uniformly distributed keyed hashes already: hashing them again would only
-/// cost time.
-#[derive(Default)]
-struct AlreadyHashed(u64);
+/// A set of nonzero 64-bit keys, which are uniformly distributed keyed hashes already: a
+/// key's low bits are its slot, and a full slot sends it on to the next (linear probing).
+/// Keys are never removed (a bucket is dropped whole).
+///
+/// Not a `HashSet`: its table keeps a control byte per slot apart from the slots, so an
+/// insert into a table larger than the cache missed it twice, once in each; here a key is
+/// found or placed in one line. The store's tables are that large at full load: all of one
+/// bucket's entries (hundreds of thousands) take random places.
+struct KeySet {
+    /// A power of two in length (or empty); 0 marks a free slot.
+    slots: Vec<u64>,
+    len: usize,
+}
 
-impl Hasher for AlreadyHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+impl KeySet {
+    /// A table that holds `capacity` keys without growing.
+    fn with_capacity(capacity: usize) -> Self {
+        let slots = if capacity == 0 {
+            0
+        } else {
+            (capacity * 8 / 7 + 1).next_power_of_two()
+        };
+        Self {
+            slots: vec![0; slots],
+            len: 0,
         }
     }
 
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
+    /// Adds `key` (nonzero); false when it was there already.
+    fn insert(&mut self, key: u64) -> bool {
+        // Kept at most 7/8 full, so a free slot always ends a probe.
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        // The slot index is masked, so it is always in bounds.
+        #[allow(clippy::cast_possible_truncation)]
+        let mut at = key as usize & mask;
+        loop {
+            match self.slots[at] {
+                0 => {
+                    self.slots[at] = key;
+                    self.len += 1;
+                    return true;
+                }
+                held if held == key => return false,
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    /// Doubles the table, placing every key again.
+    fn grow(&mut self) {
+        let old = std::mem::replace(self, Self::with_capacity((self.len + 1) * 2));
+        for key in old.slots.into_iter().filter(|&key| key != 0) {
+            self.insert(key);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> usize {
+        self.slots.len() * 7 / 8
     }
 }
 
@@ -104,9 +162,10 @@ impl NonceStore {
     /// Records the use; false when it was already used. Call only after the signature verified,
     /// so unauthenticated traffic cannot fill the store or burn a client's nonces.
     pub fn consume(&self, token: &str, nonce: &str, timestamp: i64, now: i64) -> bool {
-        let key = self.key.hash_one((token, nonce, timestamp));
-        // Bits 32..40 pick the shard: the table itself uses the low bits (slot) and the top 7
-        // (tag), so a shard's keys still vary in both.
+        // Never 0, the free slot's mark (0 and 1 are one key: odds of 2^-63 for a collision).
+        let key = self.key.hash_one((token, nonce, timestamp)).max(1);
+        // Bits 32..40 pick the shard: the table itself uses the low bits, so a shard's keys
+        // still vary in those.
         let shard_index = usize::try_from((key >> 32) % SHARDS as u64).unwrap_or(0);
         let Some(shard) = self.shards.get(shard_index) else {
             return false;
@@ -133,7 +192,13 @@ impl NonceStore {
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| lock(s).buckets.values().map(Entries::len).sum::<usize>())
+            .map(|s| {
+                lock(s)
+                    .buckets
+                    .iter()
+                    .map(|(_, keys)| keys.len())
+                    .sum::<usize>()
+            })
             .sum()
     }
 
@@ -166,12 +231,47 @@ mod tests {
     }
 
     #[test]
+    fn a_key_set_finds_every_key_it_holds_through_collisions_wraps_and_growth() {
+        let mut keys = KeySet::with_capacity(0);
+        // Keys sharing their low bits take the same first slot and probe on, past the end of
+        // the table and round to its start.
+        let colliding: Vec<u64> = (1..=40).map(|i| (i << 32) | 0xffff_ffff).collect();
+        for &key in &colliding {
+            assert!(keys.insert(key), "a new key is added");
+        }
+        for spread in (1..5_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1) {
+            keys.insert(spread);
+        }
+        for &key in &colliding {
+            assert!(
+                !keys.insert(key),
+                "a held key is found after the table grew"
+            );
+        }
+        for spread in (1..5_000u64).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1) {
+            assert!(!keys.insert(spread));
+        }
+        assert_eq!(keys.len(), 40 + 4_999);
+    }
+
+    #[test]
+    fn a_key_set_made_for_n_keys_takes_them_without_growing() {
+        let mut keys = KeySet::with_capacity(1_000);
+        let slots = keys.slots.len();
+        for key in 1..=1_000 {
+            assert!(keys.insert(key));
+        }
+        assert_eq!(keys.slots.len(), slots);
+        assert!(keys.insert(1_001) && keys.len() == 1_001);
+    }
+
+    #[test]
     fn a_new_bucket_starts_as_large_as_the_largest_live_one() {
         let mut shard = Shard::default();
         for key in 0..1000 {
             assert!(shard.bucket(5, true).insert(key));
         }
-        assert!(shard.bucket(6, true).is_empty());
+        assert_eq!(shard.bucket(6, true).len(), 0);
         assert!(shard.bucket(6, true).capacity() >= 1000);
         assert!(
             shard.bucket(20, false).capacity() < 1000,
