@@ -100,15 +100,31 @@ fn login_failed(detail: &'static str, diagnosis: Value) -> Refusal {
     refuse(ClientError::InvalidLogin, detail, diagnosis)
 }
 
-/// What the record names, filled in as the pipeline learns it.
-#[derive(Default)]
+/// What the record names, filled in as the pipeline learns it, and when the attempt is judged:
+/// the clock is read once per attempt, so the token's expiry, the timestamp window, the nonce
+/// and the record agree on the time (and a request pays for one read, not one per step).
 struct Known {
+    at: i64,
     realm: Option<String>,
     account: Option<String>,
     integration: Option<String>,
     token: Option<String>,
     user: Option<String>,
     role: Option<String>,
+}
+
+impl Known {
+    fn at(now: i64) -> Self {
+        Self {
+            at: now,
+            realm: None,
+            account: None,
+            integration: None,
+            token: None,
+            user: None,
+            role: None,
+        }
+    }
 }
 
 /// A key no token has, for equal timing on unknown credentials.
@@ -120,7 +136,7 @@ pub async fn authenticate(
     facts: &RequestFacts<'_>,
     need: &Need,
 ) -> Result<Principal, Response> {
-    let mut known = Known::default();
+    let mut known = Known::at(state.now());
     let outcome = match parse_header(facts) {
         Ok(header) => {
             known.realm = header.realm().map(str::to_owned);
@@ -143,7 +159,7 @@ pub async fn authenticate_presented(
 ) -> Result<Principal, Response> {
     let mut known = Known {
         realm: presented.realm.map(str::to_owned),
-        ..Known::default()
+        ..Known::at(state.now())
     };
     let outcome = run(state, facts, presented, need, &mut known).await;
     finish(state, facts, known, outcome).await
@@ -172,7 +188,7 @@ async fn finish<T>(
         Err(_) => known.account.clone().or_else(|| known.realm.clone()),
     };
     let record = LoginRecord {
-        at: state.now(),
+        at: known.at,
         request_id: facts.request_id.as_str().to_owned(),
         ip: crate::respond::ip_text(facts.peer),
         account: known.account,
@@ -427,7 +443,7 @@ async fn token_step(
         &integration.integration,
         &token.user,
         &token.role,
-        state.now(),
+        known.at,
     ) {
         let detail = match unusable {
             Unusable::TokenInactive | Unusable::TokenRevoked | Unusable::TokenExpired => {
@@ -636,7 +652,7 @@ async fn run(
         Proof::Passport => token.passport_key(&integration, method),
         Proof::Header(_) => Cow::Borrowed(token.oauth_key(method)),
     };
-    let now = state.now();
+    let now = known.at;
     signature_step(facts, p, &key, &account, now)?;
     let timestamp = freshness_step(state, facts.surface, p, now)?;
 
@@ -851,7 +867,7 @@ pub async fn authenticate_request_token(
     state: &AppState,
     facts: &RequestFacts<'_>,
 ) -> Result<RequestTokenGrant, Response> {
-    let mut known = Known::default();
+    let mut known = Known::at(state.now());
     let outcome = async {
         let header = parse_header(facts)?;
         known.realm = header.realm().map(str::to_owned);
@@ -878,7 +894,7 @@ pub async fn authenticate_request_token(
         }
         let method = method_step(state, &p)?;
         let key = integration.key(method, "");
-        let now = state.now();
+        let now = known.at;
         signature_step(facts, &p, &key, &account, now)?;
         let timestamp = freshness_step(state, Surface::Rest, &p, now)?;
         let scope = format!("consumer:{}", p.consumer_key);
@@ -901,7 +917,7 @@ pub async fn authenticate_access_token(
     state: &AppState,
     facts: &RequestFacts<'_>,
 ) -> Result<AccessTokenGrant, Response> {
-    let mut known = Known::default();
+    let mut known = Known::at(state.now());
     let outcome = async {
         let header = parse_header(facts)?;
         known.realm = header.realm().map(str::to_owned);
@@ -919,7 +935,7 @@ pub async fn authenticate_access_token(
         )?;
         let p = presented(&header);
         let (account, integration) = flow_integration(state, facts, &p, &mut known).await?;
-        let now = state.now();
+        let now = known.at;
         let Some(pending) = state
             .flows
             .get(p.token, now)
