@@ -1,8 +1,6 @@
 //! What the audit trail records: every administrative change, and every authentication
 //! attempt (the server records those); and the change events that invalidate caches.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
 use crate::{AccountId, UnixTime};
@@ -126,10 +124,10 @@ pub struct ChangeEvent {
     pub entity_id: String,
 }
 
-/// A word from a fixed vocabulary (a surface, a status, a Detail code): the server names them
-/// with its own constants, which a record borrows instead of copying on every request; read
-/// back from storage they are owned.
-pub type Vocabulary = Cow<'static, str>;
+/// A login record's text: up to 24 bytes inline (ids, addresses, names and paths mostly fit),
+/// and a `&'static str` (a surface, a status, a Detail code) by reference, so queueing a record
+/// allocates nothing for them on the request path.
+pub type Text = compact_str::CompactString;
 
 /// One authentication attempt, as the login audit trail keeps it: what NetSuite shows
 /// (status, Detail code, application, token, user, role) plus keycard's diagnosis for the
@@ -137,20 +135,20 @@ pub type Vocabulary = Cow<'static, str>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginRecord {
     pub at: UnixTime,
-    pub request_id: String,
-    pub ip: String,
-    pub account: Option<String>,
-    pub integration: Option<String>,
-    pub token_name: Option<String>,
-    pub user: Option<String>,
-    pub role: Option<String>,
+    pub request_id: Text,
+    pub ip: Text,
+    pub account: Option<Text>,
+    pub integration: Option<Text>,
+    pub token_name: Option<Text>,
+    pub user: Option<Text>,
+    pub role: Option<Text>,
     /// `rest`, `restlet`, `soap` or `token` (the `/rest/*` endpoints).
-    pub surface: Vocabulary,
-    pub request_uri: String,
+    pub surface: Text,
+    pub request_uri: Text,
     /// `Success` or `Failure`, as NetSuite's trail says.
-    pub status: Vocabulary,
+    pub status: Text,
     /// NetSuite's Detail code (empty on success).
-    pub detail: Vocabulary,
+    pub detail: Text,
     pub diagnosis: serde_json::Value,
 }
 

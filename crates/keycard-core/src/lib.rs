@@ -13,7 +13,7 @@ pub mod token;
 pub mod user;
 
 pub use account::{Account, AccountId, AccountKind, Feature, ServiceTier};
-pub use audit::{AdminAction, AdminEvent, ChangeEvent, EntityKind, LoginRecord, Vocabulary};
+pub use audit::{AdminAction, AdminEvent, ChangeEvent, EntityKind, LoginRecord, Text};
 pub use error::RuleError;
 pub use integration::{Integration, IntegrationFlags, IntegrationState};
 pub use role::{Level, Role, SetupPermission};

@@ -134,7 +134,7 @@ impl Metrics {
             *logins
                 .entry((
                     first.surface.to_string(),
-                    first.status.to_ascii_lowercase(),
+                    first.status.as_str().to_ascii_lowercase(),
                     first.detail.to_string(),
                 ))
                 .or_default() += run as u64;
@@ -309,15 +309,15 @@ mod tests {
     fn record(status: &'static str, detail: &'static str) -> keycard_core::LoginRecord {
         keycard_core::LoginRecord {
             at: 0,
-            request_id: String::new(),
-            ip: String::new(),
+            request_id: "".into(),
+            ip: "".into(),
             account: None,
             integration: None,
             token_name: None,
             user: None,
             role: None,
             surface: "token".into(),
-            request_uri: String::new(),
+            request_uri: "".into(),
             status: status.into(),
             detail: detail.into(),
             diagnosis: serde_json::Value::Null,

@@ -13,7 +13,8 @@ use std::sync::{Arc, LazyLock};
 use axum::response::Response;
 use keycard_core::token::check_usable;
 use keycard_core::{
-    Account, AccountId, Feature, IntegrationState, Level, LoginRecord, SetupPermission, Unusable,
+    Account, AccountId, Feature, IntegrationState, Level, LoginRecord, SetupPermission, Text,
+    Unusable,
 };
 use keycard_oauth1::rules::{Rules, check_version};
 use keycard_oauth1::signature::check_body_hash;
@@ -49,11 +50,14 @@ pub struct RequestFacts<'a> {
 }
 
 impl RequestFacts<'_> {
-    pub fn uri(&self) -> String {
-        match self.query {
-            Some(query) => format!("{}?{query}", self.path),
-            None => self.path.to_owned(),
+    /// The path and query, as the record keeps them.
+    pub fn uri(&self) -> Text {
+        let mut uri = Text::from(self.path);
+        if let Some(query) = self.query {
+            uri.push('?');
+            uri.push_str(query);
         }
+        uri
     }
 }
 
@@ -105,12 +109,12 @@ fn login_failed(detail: &'static str, diagnosis: Value) -> Refusal {
 /// and the record agree on the time (and a request pays for one read, not one per step).
 struct Known {
     at: i64,
-    realm: Option<String>,
-    account: Option<String>,
-    integration: Option<String>,
-    token: Option<String>,
-    user: Option<String>,
-    role: Option<String>,
+    realm: Option<Text>,
+    account: Option<Text>,
+    integration: Option<Text>,
+    token: Option<Text>,
+    user: Option<Text>,
+    role: Option<Text>,
 }
 
 impl Known {
@@ -139,7 +143,7 @@ pub async fn authenticate(
     let mut known = Known::at(state.now());
     let outcome = match parse_header(facts) {
         Ok(header) => {
-            known.realm = header.realm().map(str::to_owned);
+            known.realm = header.realm().map(Text::from);
             match require_params(&header, &REQUIRED) {
                 Ok(()) => run(state, facts, &presented(&header), need, &mut known).await,
                 Err(refusal) => Err(refusal),
@@ -158,7 +162,7 @@ pub async fn authenticate_presented(
     need: &Need,
 ) -> Result<Principal, Response> {
     let mut known = Known {
-        realm: presented.realm.map(str::to_owned),
+        realm: presented.realm.map(Text::from),
         ..Known::at(state.now())
     };
     let outcome = run(state, facts, presented, need, &mut known).await;
@@ -189,17 +193,17 @@ async fn finish<T>(
     };
     let record = LoginRecord {
         at: known.at,
-        request_id: facts.request_id.as_str().to_owned(),
+        request_id: facts.request_id.as_str().into(),
         ip: crate::respond::ip_text(facts.peer),
         account: known.account,
         integration: known.integration,
         token_name: known.token,
         user: known.user,
         role: known.role,
-        surface: facts.surface.as_str().into(),
+        surface: Text::const_new(facts.surface.as_str()),
         request_uri: facts.uri(),
-        status: status.into(),
-        detail: detail.into(),
+        status: Text::const_new(status),
+        detail: Text::const_new(detail),
         diagnosis,
     };
     // Waits when the queue is full (back-pressure); fails only if the writer is gone.
@@ -353,7 +357,7 @@ async fn account_step(
     let problem = matches!(looked_up, Ok(None))
         .then(|| json!({ "problem": format!("account {account_id} does not exist") }));
     // The id moves into the record (not copied): it was looked up.
-    known.account = Some(account_id.into());
+    known.account = Some(String::from(account_id).into());
     let Some(account) = looked_up.map_err(unavailable)? else {
         return Err(login_failed("InvalidAccount", problem.unwrap_or_default()));
     };
@@ -394,7 +398,7 @@ async fn integration_step(
             json!({ "problem": "no integration record has this consumer key in this account" }),
         ));
     };
-    known.integration = Some(integration.integration.name.clone());
+    known.integration = Some(integration.integration.name.as_str().into());
     if integration.integration.state != IntegrationState::Enabled {
         return Err(login_failed(
             "consumer_key_refused",
@@ -433,10 +437,10 @@ async fn token_step(
             json!({ "problem": "no token with this id belongs to this integration" }),
         ));
     };
-    // Copied: `Box<str>`'s `to_string` goes through `Display` and `Formatter::pad` (counted).
-    known.token = Some(token.token.name.as_ref().to_owned());
-    known.user = Some(token.user.email.clone());
-    known.role = Some(token.role.name.clone());
+    // Copied inline when short (most names are), without an allocation.
+    known.token = Some(token.token.name.as_ref().into());
+    known.user = Some(token.user.email.as_str().into());
+    known.role = Some(token.role.name.as_str().into());
     if let Err(unusable) = check_usable(
         &token.token.state,
         token.token.expires_at,
@@ -841,8 +845,8 @@ async fn flow_integration(
             json!({ "problem": "no integration record has this consumer key (in the account the host or realm names)" }),
         ));
     };
-    known.account = Some(integration.integration.account.as_str().to_owned());
-    known.integration = Some(integration.integration.name.clone());
+    known.account = Some(integration.integration.account.as_str().into());
+    known.integration = Some(integration.integration.name.as_str().into());
     let account = integration.account.clone();
     let account = Arc::new(account);
     admits(p, &account)?;
@@ -870,7 +874,7 @@ pub async fn authenticate_request_token(
     let mut known = Known::at(state.now());
     let outcome = async {
         let header = parse_header(facts)?;
-        known.realm = header.realm().map(str::to_owned);
+        known.realm = header.realm().map(Text::from);
         require_params(
             &header,
             &[
@@ -920,7 +924,7 @@ pub async fn authenticate_access_token(
     let mut known = Known::at(state.now());
     let outcome = async {
         let header = parse_header(facts)?;
-        known.realm = header.realm().map(str::to_owned);
+        known.realm = header.realm().map(Text::from);
         require_params(
             &header,
             &[

@@ -1,6 +1,6 @@
 //! Reading the admin audit trail.
 
-use keycard_core::{AccountId, AdminAction, AdminEvent};
+use keycard_core::{AccountId, AdminAction, AdminEvent, Text};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -224,19 +224,24 @@ impl Store {
         let rows = statement.bind(limit).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|row| {
+                let text = |column: &str| row.try_get::<String, _>(column).map(Text::from);
+                let optional = |column: &str| {
+                    row.try_get::<Option<String>, _>(column)
+                        .map(|value| value.map(Text::from))
+                };
                 Ok(keycard_core::LoginRecord {
                     at: row.try_get("at")?,
-                    request_id: row.try_get("request_id")?,
-                    ip: row.try_get("ip")?,
-                    account: row.try_get("account_id")?,
-                    integration: row.try_get("integration_name")?,
-                    token_name: row.try_get("token_name")?,
-                    user: row.try_get("user_email")?,
-                    role: row.try_get("role_name")?,
-                    surface: row.try_get::<String, _>("surface")?.into(),
-                    request_uri: row.try_get("request_uri")?,
-                    status: row.try_get::<String, _>("status")?.into(),
-                    detail: row.try_get::<String, _>("detail")?.into(),
+                    request_id: text("request_id")?,
+                    ip: text("ip")?,
+                    account: optional("account_id")?,
+                    integration: optional("integration_name")?,
+                    token_name: optional("token_name")?,
+                    user: optional("user_email")?,
+                    role: optional("role_name")?,
+                    surface: text("surface")?,
+                    request_uri: text("request_uri")?,
+                    status: text("status")?,
+                    detail: text("detail")?,
                     diagnosis: serde_json::from_str(&row.try_get::<String, _>("diagnosis")?)
                         .unwrap_or_default(),
                 })
@@ -317,10 +322,10 @@ async fn insert_on_postgres(
     .bind(column(records, |r| r.token_name.as_deref()))
     .bind(column(records, |r| r.user.as_deref()))
     .bind(column(records, |r| r.role.as_deref()))
-    .bind(column(records, |r| r.surface.as_ref()))
+    .bind(column(records, |r| r.surface.as_str()))
     .bind(column(records, |r| r.request_uri.as_str()))
-    .bind(column(records, |r| r.status.as_ref()))
-    .bind(column(records, |r| r.detail.as_ref()))
+    .bind(column(records, |r| r.status.as_str()))
+    .bind(column(records, |r| r.detail.as_str()))
     .bind(column(records, |r| r.diagnosis.to_string()))
     .execute(pool)
     .await?;

@@ -17,7 +17,7 @@
 //! follow. The diagnosis is JSON text, never a repeat. `bench/harness/audit.py` decodes it
 //! independently.
 
-use keycard_core::LoginRecord;
+use keycard_core::{LoginRecord, Text};
 
 use crate::StoreError;
 use crate::audit::LoginQuery;
@@ -109,8 +109,8 @@ impl<'a> Stored<'a> {
             request_uri,
             status,
             detail,
-        ] = self.texts.map(|text| text.map(str::to_owned));
-        let required = |field: Option<String>| field.ok_or_else(corrupt);
+        ] = self.texts.map(|text| text.map(Text::from));
+        let required = |field: Option<Text>| field.ok_or_else(corrupt);
         Ok(LoginRecord {
             at: self.at,
             request_id: required(request_id)?,
@@ -120,10 +120,10 @@ impl<'a> Stored<'a> {
             token_name,
             user,
             role,
-            surface: required(surface)?.into(),
+            surface: required(surface)?,
             request_uri: required(request_uri)?,
-            status: required(status)?.into(),
-            detail: required(detail)?.into(),
+            status: required(status)?,
+            detail: required(detail)?,
             diagnosis: match self.diagnosis {
                 None => serde_json::Value::Null,
                 Some(text) => serde_json::from_str(text).map_err(|_| corrupt())?,
@@ -334,10 +334,10 @@ mod tests {
     fn record(i: i64) -> LoginRecord {
         LoginRecord {
             at: 1_700_000_000 + i,
-            request_id: format!("{i:016x}"),
+            request_id: format!("{i:016x}").into(),
             ip: "2001:db8::1".into(),
             account: Some("1234567_SB1".into()),
-            integration: (i % 2 == 0).then(|| "Order Sync — ünïcode".to_owned()),
+            integration: (i % 2 == 0).then(|| "Order Sync — ünïcode".into()),
             token_name: None,
             user: Some("ap@acme.example".into()),
             role: Some("Administrator".into()),
@@ -440,7 +440,7 @@ mod tests {
         let with_ids = |ids: &[String]| -> Vec<LoginRecord> {
             ids.iter()
                 .map(|id| LoginRecord {
-                    request_id: id.clone(),
+                    request_id: id.clone().into(),
                     ..record(1)
                 })
                 .collect()

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use keycard_core::LoginRecord;
+use keycard_core::{LoginRecord, Text};
 use keycard_store::audit::LoginQuery;
 
 use super::output::{self, Table};
@@ -201,7 +201,7 @@ fn print_table(records: &[LoginRecord]) {
         "REQUEST ID",
         "WHY",
     ]);
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let or_dash = |v: &Option<Text>| v.as_deref().unwrap_or("-").to_owned();
     for r in records {
         table.row(vec![
             output::time(r.at),
@@ -215,8 +215,8 @@ fn print_table(records: &[LoginRecord]) {
             or_dash(&r.integration),
             or_dash(&r.token_name),
             or_dash(&r.user),
-            r.ip.clone(),
-            r.request_id.clone(),
+            r.ip.to_string(),
+            r.request_id.to_string(),
             why(r),
         ]);
     }
@@ -224,10 +224,10 @@ fn print_table(records: &[LoginRecord]) {
 }
 
 fn print_record(r: &LoginRecord) -> Result<()> {
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    let or_dash = |v: &Option<Text>| v.as_deref().unwrap_or("-").to_owned();
     output::fields(&[
         ("time", output::time(r.at)),
-        ("request id", r.request_id.clone()),
+        ("request id", r.request_id.to_string()),
         ("status", r.status.to_string()),
         (
             "detail",
@@ -238,8 +238,8 @@ fn print_record(r: &LoginRecord) -> Result<()> {
             },
         ),
         ("surface", r.surface.to_string()),
-        ("request", r.request_uri.clone()),
-        ("ip", r.ip.clone()),
+        ("request", r.request_uri.to_string()),
+        ("ip", r.ip.to_string()),
         ("account", or_dash(&r.account)),
         ("integration", or_dash(&r.integration)),
         ("token", or_dash(&r.token_name)),

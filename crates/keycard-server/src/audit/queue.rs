@@ -234,7 +234,7 @@ pub(super) mod tests {
     pub(in crate::audit) fn record(n: usize) -> LoginRecord {
         LoginRecord {
             at: 0,
-            request_id: n.to_string(),
+            request_id: n.to_string().into(),
             ip: "127.0.0.1".into(),
             account: None,
             integration: None,
@@ -250,7 +250,7 @@ pub(super) mod tests {
     }
 
     fn ids(batch: &[LoginRecord]) -> Vec<String> {
-        batch.iter().map(|r| r.request_id.clone()).collect()
+        batch.iter().map(|r| r.request_id.to_string()).collect()
     }
 
     async fn still_waiting<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool {

@@ -398,9 +398,9 @@ async fn login(
     let id = &incoming.request_id;
     let mut record = incoming.login_record(state, Surface::Token);
     record.surface = "app".into();
-    record.account = Some(pending.account.to_string());
-    record.integration = Some(integration.to_owned());
-    record.user = Some(email.to_owned());
+    record.account = Some(pending.account.to_string().into());
+    record.integration = Some(integration.into());
+    record.user = Some(email.into());
     let user = state
         .store
         .check_password(&pending.account, email, password)

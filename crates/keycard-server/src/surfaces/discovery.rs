@@ -125,13 +125,13 @@ async fn list_roles(
             NlAuthHeader::parse(value)
                 .map_err(|e| invalid("MissingRequiredParameter", &e.to_string()))
         })?;
-    record.user = Some(nlauth.email.clone());
+    record.user = Some(nlauth.email.as_str().into());
     // With nlauth_account, that account only; without it, every account the user is in.
     let accounts = match nlauth.account.as_deref() {
         Some(named) => {
             let id = AccountId::parse(named)
                 .map_err(|_| invalid("InvalidAccount", "nlauth_account is not an account id"))?;
-            record.account = Some(id.to_string());
+            record.account = Some(id.as_str().into());
             vec![
                 state
                     .store

@@ -173,7 +173,7 @@ impl Incoming {
     pub fn login_record(&self, state: &AppState, surface: Surface) -> keycard_core::LoginRecord {
         keycard_core::LoginRecord {
             at: state.now(),
-            request_id: self.request_id.as_str().to_owned(),
+            request_id: self.request_id.as_str().into(),
             ip: crate::respond::ip_text(self.peer),
             account: None,
             integration: None,
@@ -181,7 +181,7 @@ impl Incoming {
             user: None,
             role: None,
             surface: surface.as_str().into(),
-            request_uri: self.uri.to_string(),
+            request_uri: self.uri.to_string().into(),
             status: "Failure".into(),
             detail: "".into(),
             diagnosis: serde_json::Value::Null,

@@ -192,7 +192,7 @@ async fn issue(
             AccountId::parse(a)
                 .map_err(|_| invalid("InvalidAccount", "nlauth_account is not an account id"))
         })?;
-    record.account = Some(account_id.to_string());
+    record.account = Some(account_id.as_str().into());
     let account = state
         .cache
         .account(&account_id)
@@ -205,7 +205,7 @@ async fn issue(
             "Token-Based Authentication is not enabled",
         ));
     }
-    record.user = Some(nlauth.email.clone());
+    record.user = Some(nlauth.email.as_str().into());
     let user = state
         .store
         .check_password(&account.id, &nlauth.email, &nlauth.password)
@@ -221,7 +221,7 @@ async fn issue(
         .role(&account.id, &role_key)
         .await
         .map_err(|_| invalid("EntityOrRoleDisabled", "no such role"))?;
-    record.role = Some(role.name.clone());
+    record.role = Some(role.name.as_str().into());
     if role.two_factor_required && nlauth.otp.is_none() {
         return Err(invalid(
             "TwoFactorRequired",
@@ -259,7 +259,7 @@ async fn issue(
                 "no integration has this consumer key",
             )
         })?;
-    record.integration = Some(integration.integration.name.clone());
+    record.integration = Some(integration.integration.name.as_str().into());
     if integration.integration.state != IntegrationState::Enabled {
         return Err(invalid(
             "consumer_key_refused",
@@ -301,7 +301,7 @@ async fn issue(
                 json!({ "problem": error.to_string() }),
             )
         })?;
-    record.token_name = Some(token.name);
+    record.token_name = Some(token.name.into());
     Ok(json!({ "tokenId": credentials.token_id, "tokenSecret": credentials.token_secret.expose() }))
 }
 

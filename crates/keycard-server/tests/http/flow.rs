@@ -257,7 +257,7 @@ async fn three_step_flow_issues_an_ordinary_token_once() {
         .await
         .into_iter()
         .filter(|r| r.status == "Failure")
-        .map(|r| r.detail.into_owned())
+        .map(|r| r.detail.to_string())
         .collect();
     assert_eq!(
         details,
@@ -346,7 +346,7 @@ async fn three_step_refusals_deny_callback_flag_and_expiry() {
         .await
         .into_iter()
         .filter(|r| r.status == "Failure")
-        .map(|r| r.detail.into_owned())
+        .map(|r| r.detail.to_string())
         .collect();
     assert_eq!(
         details,

@@ -782,12 +782,12 @@ async fn login_records_match_each_filter_alone_and_together(h: Harness) {
     let records: Vec<keycard_core::LoginRecord> = (0..12)
         .map(|i| keycard_core::LoginRecord {
             at: 1_700_000_000 + i,
-            request_id: format!("f{i:02}"),
-            ip: format!("10.0.0.{}", i % 2),
+            request_id: format!("f{i:02}").into(),
+            ip: format!("10.0.0.{}", i % 2).into(),
             account: Some(if i < 8 { ACCOUNT } else { "7654321" }.into()),
-            integration: Some(format!("app{}", i % 3)),
-            token_name: Some(format!("token{}", i % 4)),
-            user: Some(format!("u{}@example.com", i % 2)),
+            integration: Some(format!("app{}", i % 3).into()),
+            token_name: Some(format!("token{}", i % 4).into()),
+            user: Some(format!("u{}@example.com", i % 2).into()),
             role: None,
             surface: if i % 2 == 0 { "rest" } else { "soap" }.into(),
             request_uri: "/".into(),
@@ -936,12 +936,12 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
     let records: Vec<keycard_core::LoginRecord> = (0..150)
         .map(|i| keycard_core::LoginRecord {
             at: 1_700_000_000 + i,
-            request_id: format!("req{i:03}"),
+            request_id: format!("req{i:03}").into(),
             ip: "127.0.0.1".into(),
             account: Some(ACCOUNT.into()),
             integration: Some("Order Sync".into()),
             token_name: None,
-            user: (i % 2 == 0).then(|| "a@example.com".to_owned()),
+            user: (i % 2 == 0).then(|| "a@example.com".into()),
             role: None,
             surface: "rest".into(),
             request_uri: "/rest/tokeninfo?x='1'".into(),
@@ -957,7 +957,11 @@ async fn login_records_are_written_in_batches_in_order(h: Harness) {
         .await
         .unwrap();
     assert_eq!(all.len(), 150);
-    let newest_first: Vec<String> = records.iter().rev().map(|r| r.request_id.clone()).collect();
+    let newest_first: Vec<String> = records
+        .iter()
+        .rev()
+        .map(|r| r.request_id.to_string())
+        .collect();
     assert_eq!(
         all.iter().map(|r| r.request_id.clone()).collect::<Vec<_>>(),
         newest_first

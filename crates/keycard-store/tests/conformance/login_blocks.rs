@@ -11,11 +11,11 @@ use crate::{ACCOUNT, Harness};
 fn record(i: u64, request_id: String) -> LoginRecord {
     LoginRecord {
         at: 1_700_000_000 + i64::try_from(i).unwrap(),
-        request_id,
+        request_id: request_id.into(),
         ip: "10.0.0.1".into(),
         account: Some(if i == 0 { "7654321" } else { ACCOUNT }.into()),
         integration: Some("Order Sync".into()),
-        token_name: Some(format!("token{}", i % 3)),
+        token_name: Some(format!("token{}", i % 3).into()),
         user: Some("ap@acme.example".into()),
         role: None,
         surface: "rest".into(),
@@ -53,7 +53,7 @@ async fn ids(h: &Harness, query: LoginQuery) -> Vec<String> {
         .await
         .unwrap()
         .into_iter()
-        .map(|r| r.request_id)
+        .map(|r| r.request_id.into())
         .collect()
 }
 
