@@ -101,8 +101,12 @@ impl KeySet {
         let slots = if capacity == 0 {
             0
         } else {
-            (capacity * 8 / 7 + 1).next_power_of_two()
+            (capacity * 8).div_ceil(7).next_power_of_two()
         };
+        Self::with_slots(slots)
+    }
+
+    fn with_slots(slots: usize) -> Self {
         Self {
             slots: vec![0; slots],
             len: 0,
@@ -134,7 +138,7 @@ impl KeySet {
 
     /// Doubles the table, placing every key again.
     fn grow(&mut self) {
-        let old = std::mem::replace(self, Self::with_capacity((self.len + 1) * 2));
+        let old = std::mem::replace(self, Self::with_slots((self.slots.len() * 2).max(8)));
         for key in old.slots.into_iter().filter(|&key| key != 0) {
             self.insert(key);
         }
@@ -252,6 +256,19 @@ mod tests {
             assert!(!keys.insert(spread));
         }
         assert_eq!(keys.len(), 40 + 4_999);
+    }
+
+    #[test]
+    fn a_key_set_doubles_when_it_grows() {
+        let mut keys = KeySet::with_capacity(0);
+        let mut sizes = vec![];
+        for key in 1..=1_000 {
+            keys.insert(key);
+            if sizes.last() != Some(&keys.slots.len()) {
+                sizes.push(keys.slots.len());
+            }
+        }
+        assert_eq!(sizes, [8, 16, 32, 64, 128, 256, 512, 1024, 2048]);
     }
 
     #[test]
