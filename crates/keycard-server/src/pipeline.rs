@@ -354,13 +354,17 @@ async fn account_step(
             json!({ "problem": "no account: call the account's host ({slug}.restlets.api.<domain>) or send realm=\"<account id>\"", "realm": p.realm }),
         ));
     };
-    let looked_up = state.cache.account(&account_id).await;
-    let problem = matches!(looked_up, Ok(None))
-        .then(|| json!({ "problem": format!("account {account_id} does not exist") }));
-    // The id moves into the record (not copied): it was looked up.
-    known.account = Some(String::from(account_id).into());
-    let Some(account) = looked_up.map_err(unavailable)? else {
-        return Err(login_failed("InvalidAccount", problem.unwrap_or_default()));
+    known.account = Some(account_id.as_str().into());
+    let Some(account) = state
+        .cache
+        .account(&account_id)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Err(login_failed(
+            "InvalidAccount",
+            json!({ "problem": format!("account {account_id} does not exist") }),
+        ));
     };
     admits(p, &account)?;
     Ok(account)
