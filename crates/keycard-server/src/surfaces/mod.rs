@@ -14,6 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use keycard_core::Text;
 
 use crate::AppState;
 use crate::pipeline::RequestFacts;
@@ -68,8 +69,9 @@ pub struct Incoming {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub peer: IpAddr,
-    pub scheme: String,
-    pub authority: String,
+    /// Inline up to 24 bytes (`Text`): no allocation for the scheme or a short host.
+    pub scheme: Text,
+    pub authority: Text,
     pub request_id: RequestId,
 }
 
@@ -82,7 +84,14 @@ impl Incoming {
         request: axum::extract::Request,
     ) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, 2 * 1024 * 1024).await else {
+        // Most requests are GETs without a body: nothing to collect (collecting an empty body
+        // still allocated a buffer list).
+        let body = if axum::body::HttpBody::is_end_stream(&body) {
+            Ok(Bytes::new())
+        } else {
+            axum::body::to_bytes(body, 2 * 1024 * 1024).await
+        };
+        let Ok(body) = body else {
             let response = (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "The request body is larger than 2 MiB or was cut off." } })),
@@ -115,20 +124,20 @@ impl Incoming {
                     headers
                         .get(name)
                         .and_then(|v| v.to_str().ok())
-                        .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+                        .map(|v| Text::from(v.split(',').next().unwrap_or(v).trim()))
                 })
                 .flatten()
         };
-        let scheme =
-            forwarded("x-forwarded-proto").unwrap_or_else(|| state.config.public_scheme.clone());
+        let scheme = forwarded("x-forwarded-proto")
+            .unwrap_or_else(|| state.config.public_scheme.as_str().into());
         let authority = forwarded("x-forwarded-host")
             .or_else(|| {
                 headers
                     .get(header::HOST)
                     .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
+                    .map(Text::from)
             })
-            .or_else(|| uri.authority().map(ToString::to_string))
+            .or_else(|| uri.authority().map(|a| Text::from(a.as_str())))
             .unwrap_or_default();
         let peer_ip = forwarded("x-forwarded-for")
             .and_then(|ip| ip.parse().ok())
