@@ -5,13 +5,17 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::RuleError;
+use crate::{RuleError, Text};
 
 /// A validated NetSuite account id, kept in its canonical upper-case form:
 /// `1234567`, `TSTDRV1234567`, `1234567_SB1`, `1234567_RP`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct AccountId(String);
+pub struct AccountId(Text);
+
+/// The longest valid account id: `TSTDRV`, 12 digits, `_SB999`. It is also `Text`'s inline
+/// size, so an id never allocates.
+const MAX_ACCOUNT_ID_LEN: usize = 24;
 
 /// What kind of account an id names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,14 +28,31 @@ pub enum AccountKind {
 }
 
 impl AccountId {
-    /// Parses an id in any letter case (`1234567_sb1` is `1234567_SB1`). The host form
-    /// (`1234567-sb1`) is not an account id: it is what [`AccountId::host_slug`] produces.
+    /// Parses an account id in any case, with surrounding whitespace.
     pub fn parse(value: &str) -> Result<Self, RuleError> {
+        Self::parse_mapped(value, false)
+    }
+
+    /// `value` upper-cased (and with `-` read as `_` when `dash_as_underscore`), then checked.
+    fn parse_mapped(value: &str, dash_as_underscore: bool) -> Result<Self, RuleError> {
         let invalid = || RuleError::InvalidAccountId {
             value: value.to_owned(),
         };
-        let upper = value.trim().to_ascii_uppercase();
-        let rest = upper.strip_prefix("TSTDRV").unwrap_or(&upper);
+        let trimmed = value.trim().as_bytes();
+        let mut canonical = [0u8; MAX_ACCOUNT_ID_LEN];
+        let Some(out) = canonical.get_mut(..trimmed.len()) else {
+            return Err(invalid());
+        };
+        for (to, &from) in out.iter_mut().zip(trimmed) {
+            *to = if dash_as_underscore && from == b'-' {
+                b'_'
+            } else {
+                from.to_ascii_uppercase()
+            };
+        }
+        // Only ASCII bytes were changed, into ASCII: still UTF-8.
+        let upper = std::str::from_utf8(out).map_err(|_| invalid())?;
+        let rest = upper.strip_prefix("TSTDRV").unwrap_or(upper);
         let (digits, suffix) = rest
             .split_once('_')
             .map_or((rest, None), |(d, s)| (d, Some(s)));
@@ -51,7 +72,7 @@ impl AccountId {
                 }
             }
         }
-        Ok(Self(upper))
+        Ok(Self(upper.into()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -81,7 +102,7 @@ impl AccountId {
 
     /// Reads a host slug back into an account id.
     pub fn from_host_slug(slug: &str) -> Result<Self, RuleError> {
-        Self::parse(&slug.replace('-', "_"))
+        Self::parse_mapped(slug, true)
     }
 }
 
@@ -100,7 +121,7 @@ impl TryFrom<String> for AccountId {
 
 impl From<AccountId> for String {
     fn from(id: AccountId) -> Self {
-        id.0
+        id.0.into_string()
     }
 }
 
@@ -254,6 +275,13 @@ mod tests {
                 "tstdrv1234567",
                 AccountKind::TestDrive,
             ),
+            // The longest valid id (24 bytes), with whitespace around it.
+            (
+                " tstdrv123456789012_sb999\t",
+                "TSTDRV123456789012_SB999",
+                "tstdrv123456789012-sb999",
+                AccountKind::Sandbox { number: 999 },
+            ),
         ] {
             let id = AccountId::parse(input).unwrap();
             assert_eq!(id.as_str(), canonical);
@@ -271,6 +299,10 @@ mod tests {
             "_SB1",
             "12 34",
             "1234567_SB1234",
+            "1234567890123",
+            "TSTDRV1234567890123_SB999",
+            "１２３４５６７",
+            "1234567\u{e9}",
         ] {
             assert_eq!(
                 AccountId::parse(bad).unwrap_err().code(),
