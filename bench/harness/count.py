@@ -24,8 +24,8 @@ import subprocess
 import sys
 
 from . import audit, servers
-from .config import BENCH, SCENARIOS, from_environment
-from .main import capture_bodies, create_directory, log, metadata, publish, start
+from .config import SCENARIOS, from_environment
+from .main import capture_bodies, create_directory, log, metadata, publish, results_path, start
 
 # The scenarios counted: failures (mix) are drawn at random, so their count is not repeatable.
 COUNTED = ("tokeninfo", "record", "floor")
@@ -98,7 +98,7 @@ def main() -> int:
     meta = metadata("count", env)
     # Not pinned (callgrind runs the server on one thread of its own), fewer connections.
     meta.update(connections=CONNECTIONS, server_cpus=None, loadgen_cpus=None)
-    out = BENCH / "results" / f"{meta['date']}-{meta['host']}-count.json"
+    out = results_path(meta, "count")
     out.write_text(json.dumps({"meta": meta, "requests": n,
                                "per_request": per_request}, indent=1) + "\n")
     lines = [f"Instructions per request in the server process (callgrind, {n} against {2 * n} "

@@ -1,6 +1,7 @@
 """The benchmark run (bench/run calls this after building): set up a directory, then for each
 scenario and server a max-throughput run and open-loop runs at fractions of that max; write
-bench/results/<date>-<host>[-quick].json and print the markdown tables."""
+bench/results/<date>-<host>[-quick].json (-2, -3, … for a later run that day) and print the
+markdown tables."""
 
 import argparse
 import datetime
@@ -61,8 +62,7 @@ def main() -> int:
     shares = [r["foreign_cpu_share"] for r in runs]
     meta["others_on_cpus"] = {"mean": sum(shares) / len(shares), "max": max(shares)}
     meta["problems"] = runner.problems
-    out = BENCH / "results" / f"{meta['date']}-{meta['host']}{'' if args.mode == 'full' else '-' + args.mode}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path(meta, "" if args.mode == "full" else args.mode)
     out.write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=1) + "\n")
     table = report.markdown(summary, runs, meta)
     (args.work / "results-path").write_text(str(out))  # for bench/run's plot step
@@ -96,6 +96,19 @@ def create_directory(paths: servers.Paths, env) -> None:
     creds = setup_data.create(paths.keycard, paths.data_dir, env.tokens, env.connections,
                               paths.database_url)
     paths.creds.write_text(json.dumps(creds))
+
+
+def results_path(meta: dict, kind: str = "") -> Path:
+    """bench/results/<date>-<host>[-<kind>].json, or with -2, -3, … when a run of that day
+    is already there: a recorded run is never overwritten."""
+    stem = f"{meta['date']}-{meta['host']}" + (f"-{kind}" if kind else "")
+    folder = BENCH / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    out, n = folder / f"{stem}.json", 1
+    while out.exists() or out.with_suffix(".md").exists():
+        n += 1
+        out = folder / f"{stem}-{n}.json"
+    return out
 
 
 def publish(out: Path, table: str, problems: list[str]) -> int:

@@ -11,8 +11,9 @@ import json
 import os
 import sys
 
-from .config import BENCH, MODES, SCENARIOS, from_environment
-from .main import capture_bodies, create_directory, log, max_run, metadata, publish, start
+from .config import MODES, SCENARIOS, from_environment
+from .main import (capture_bodies, create_directory, log, max_run, metadata, publish,
+                   results_path, start)
 from .measure import Runner
 
 
@@ -55,7 +56,7 @@ def main() -> int:
         rows.append(row)
         problems += runner.problems
     meta = metadata("scaling", base)
-    out = BENCH / "results" / f"{meta['date']}-{meta['host']}-scaling.json"
+    out = results_path(meta, "scaling")
     out.write_text(json.dumps({"meta": meta, "rows": rows, "problems": problems}, indent=1) + "\n")
     lines = [f"Core scaling, {meta['date']}, {meta['host']} ({meta['cpu_model']}, {nproc} CPUs), "
              f"tokeninfo, {base.connections} connections, {base.tokens} tokens:", "",

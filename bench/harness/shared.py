@@ -21,8 +21,9 @@ import subprocess
 import sys
 import time
 
-from .config import BENCH, MODES, REPO, SCENARIOS, from_environment
-from .main import capture_bodies, create_directory, log, max_run, metadata, publish, start
+from .config import MODES, REPO, SCENARIOS, from_environment
+from .main import (capture_bodies, create_directory, log, max_run, metadata, publish,
+                   results_path, start)
 from .measure import Runner
 
 ROUNDS = 3
@@ -117,7 +118,7 @@ def main() -> int:
                for name, rs in runs.items()}
     ratio = summary["redis"]["rps"] / summary["memory"]["rps"]
     meta = metadata("shared", env)
-    out = BENCH / "results" / f"{meta['date']}-{meta['host']}-shared.json"
+    out = results_path(meta, "shared")
     out.write_text(json.dumps({"meta": meta, "runs": runs, "summary": summary, "ratio": ratio,
                                "cluster_node_ratio": summary["postgres+redis"]["rps"]
                                / summary["memory"]["rps"],
