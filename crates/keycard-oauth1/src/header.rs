@@ -239,7 +239,9 @@ fn split_pairs<'a>(
             limit: MAX_HEADER_LEN,
         });
     }
-    let value = value.trim_start();
+    // Only HTTP's own whitespace: `trim_start` would also pass Unicode spaces (a header
+    // starting with U+00A0 was accepted although it is not ASCII).
+    let value = value.trim_start_matches([' ', '\t']);
     let rest = value
         .get(..scheme.len())
         .filter(|prefix| prefix.eq_ignore_ascii_case(scheme))
@@ -277,25 +279,33 @@ fn split_pairs<'a>(
         }
         at = skip_whitespace(bytes, at);
         let value_start = at + usize::from(bytes.get(at) == Some(&b'"'));
-        let value_end = if value_start > at {
-            let value_end = bytes
-                .get(value_start..)
-                .and_then(|tail| memchr::memchr(b'"', tail))
-                .map(|offset| value_start + offset)
-                .ok_or(OAuthError::MalformedHeader {
-                    reason: "a quoted value is not closed",
-                })?;
-            at = value_end + 1;
-            value_end
+        let tail = bytes.get(value_start..).unwrap_or_default();
+        // Most values are only unreserved bytes: nothing to decode, and already in the base
+        // string's normal form. One scan (eight bytes at a time) finds that out, and as `"`
+        // is reserved, it stops at a quoted value's end too.
+        let plain_len = unreserved_prefix_len(tail);
+        let value_len = if value_start > at {
+            let value_len = if tail.get(plain_len) == Some(&b'"') {
+                plain_len
+            } else {
+                tail.get(plain_len..)
+                    .and_then(|rest| memchr::memchr(b'"', rest))
+                    .map(|offset| plain_len + offset)
+                    .ok_or(OAuthError::MalformedHeader {
+                        reason: "a quoted value is not closed",
+                    })?
+            };
+            at = value_start + value_len + 1;
+            value_len
         } else {
             at = scan(bytes, at, |b| !matches!(b, b',' | b' ' | b'\t'));
-            at
+            at - value_start
         };
-        let raw_value = rest.get(value_start..value_end).unwrap_or_default();
-        // Most values are only unreserved bytes: nothing to decode, and already in the base
-        // string's normal form. One scan (eight bytes at a time) finds that out.
-        let plain_len = unreserved_prefix_len(raw_value.as_bytes());
-        let unreserved = plain_len == raw_value.len();
+        let raw_value = rest
+            .get(value_start..value_start + value_len)
+            .unwrap_or_default();
+        let plain_len = plain_len.min(value_len);
+        let unreserved = plain_len == value_len;
         if ascii_only && !unreserved && !raw_value.is_ascii() {
             return Err(NOT_ASCII);
         }
@@ -520,6 +530,9 @@ mod tests {
             r#"OAuth oauth_noncé="n""#,
             "OAuth oauth_nonce=\"n\",\u{a0}oauth_token=\"t\"",
             "OAuth\u{a0}oauth_nonce=\"n\"",
+            // Found by the fuzz target: leading Unicode space was trimmed away.
+            "\u{a0}OAuth oauth_nonce=\"n\"",
+            "\u{a0}OAuTh  .$$$$$$.=",
         ] {
             assert_eq!(
                 AuthorizationHeader::parse(input).unwrap_err(),
