@@ -28,7 +28,9 @@ pub enum AccountKind {
 }
 
 impl AccountId {
-    /// Parses an account id in any case, with surrounding whitespace.
+    /// Parses an id in any letter case (`1234567_sb1` is `1234567_SB1`), surrounding space
+    /// ignored. The host form (`1234567-sb1`) is not an account id: it is what
+    /// [`AccountId::host_slug`] produces.
     pub fn parse(value: &str) -> Result<Self, RuleError> {
         Self::parse_mapped(value, false)
     }

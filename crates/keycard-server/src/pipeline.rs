@@ -108,6 +108,7 @@ fn login_failed(detail: &'static str, diagnosis: Value) -> Refusal {
 /// What the record names, filled in as the pipeline learns it, and when the attempt is judged:
 /// the clock is read once per attempt, so the token's expiry, the timestamp window, the nonce
 /// and the record agree on the time (and a request pays for one read, not one per step).
+#[derive(Default)]
 struct Known {
     at: i64,
     realm: Option<Text>,
@@ -122,12 +123,7 @@ impl Known {
     fn at(now: i64) -> Self {
         Self {
             at: now,
-            realm: None,
-            account: None,
-            integration: None,
-            token: None,
-            user: None,
-            role: None,
+            ..Self::default()
         }
     }
 }

@@ -398,7 +398,7 @@ async fn login(
     let id = &incoming.request_id;
     let mut record = incoming.login_record(state, Surface::Token);
     record.surface = "app".into();
-    record.account = Some(pending.account.to_string().into());
+    record.account = Some(pending.account.as_str().into());
     record.integration = Some(integration.into());
     record.user = Some(email.into());
     let user = state
