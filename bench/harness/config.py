@@ -48,6 +48,13 @@ TARGET_LOAD = 0.8
 SERVERS = ("keycard", "bare", "reference")
 
 
+# keycard built without profile-guided optimization (`cargo build --release`), measured beside
+# the PGO build in the full run's max runs only: it shows what PGO gives, side by side.
+PLAIN = "keycard-plain"
+# Both builds: each serves the same directory and has its audit trail checked.
+KEYCARDS = ("keycard", PLAIN)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str

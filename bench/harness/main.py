@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from . import report, servers, setup_data
-from .config import (BENCH, MODES, NOISY, REPO, SCENARIOS, TARGET_LOAD, cpu_count,
+from .config import (BENCH, MODES, NOISY, PLAIN, REPO, SCENARIOS, TARGET_LOAD, cpu_count,
                      from_environment)
 from .measure import Runner
 
@@ -27,6 +27,7 @@ def main() -> int:
     # Taken now, right after bench/run's build: the commit that was built and measured (the
     # repository may move on during a run).
     meta = metadata(args.mode, env)
+    meta["keycard_build"] = "pgo" if paths.keycard_plain else "plain"
     log(f"setup: directory with {env.tokens} tokens in {paths.data_dir}")
     create_directory(paths, env)
     record_id = capture_bodies(paths, env)
@@ -34,11 +35,13 @@ def main() -> int:
 
     # Rough first guesses per server CPU; each max run is then sized from the last rate seen.
     ncpu = cpu_count(env.server_cpus)
-    rate_seen = {"keycard": 30_000.0 * ncpu, "bare": 80_000.0 * ncpu, "reference": 2_000.0}
+    rate_seen = {"keycard": 30_000.0 * ncpu, PLAIN: 30_000.0 * ncpu, "bare": 80_000.0 * ncpu,
+                 "reference": 2_000.0}
     runs = []
     for sc in SCENARIOS:
         fractions = mode.sweep if sc.sweep_from_mode else (TARGET_LOAD,)
         tops = side_by_side_max_runs(runner, sc, mode, rate_seen)
+        runs += tops.pop(PLAIN, [])
         for kind in sc.servers:
             runs += tops[kind]
             top = report.median_run(tops[kind])
@@ -76,6 +79,8 @@ def start(with_mode: bool = False) -> tuple[argparse.Namespace, servers.Paths]:
     if with_mode:
         ap.add_argument("--mode", choices=MODES, default="full")
     ap.add_argument("--keycard", type=Path, required=True)
+    ap.add_argument("--keycard-plain", type=Path,
+                    help="the plain release build, when --keycard is the PGO one")
     ap.add_argument("--bare", type=Path, required=True)
     ap.add_argument("--loadgen", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True, help="raw files of this run")
@@ -86,7 +91,8 @@ def start(with_mode: bool = False) -> tuple[argparse.Namespace, servers.Paths]:
     args.work.mkdir(parents=True, exist_ok=True)
     paths = servers.Paths(keycard=args.keycard, bare=args.bare, loadgen=args.loadgen,
                           venv=BENCH / ".venv", data_dir=args.work / "data",
-                          creds=args.work / "creds.json", work=args.work)
+                          creds=args.work / "creds.json", work=args.work,
+                          keycard_plain=args.keycard_plain)
     return args, paths
 
 
@@ -124,13 +130,15 @@ def publish(out: Path, table: str, problems: list[str]) -> int:
 
 
 def side_by_side_max_runs(runner: Runner, sc, mode, rate_seen) -> dict[str, list[dict]]:
-    """Max runs of keycard and bare back to back, `mode.rounds` times, the order alternating
-    (keycard first, then bare first, …). On a shared VM whose speed drifts by 15–40% within
-    minutes, only runs made side by side give a keycard/bare ratio worth quoting; the report
-    takes the median of the rounds' ratios. The reference, at a thirtieth of keycard's rate,
-    gets one run."""
+    """Max runs of keycard and bare (and the plain build, when measured) back to back,
+    `mode.rounds` times, the order turning (keycard first, then bare first, …). On a shared VM
+    whose speed drifts by 15–40% within minutes, only runs made side by side give a ratio worth
+    quoting; the report takes the median of the rounds' ratios. The reference, at a thirtieth
+    of keycard's rate, gets one run."""
     paired = [kind for kind in ("keycard", "bare") if kind in sc.servers]
-    tops: dict[str, list[dict]] = {kind: [] for kind in sc.servers}
+    if runner.paths.keycard_plain and "keycard" in paired:
+        paired.append(PLAIN)
+    tops: dict[str, list[dict]] = {kind: [] for kind in (*sc.servers, *paired)}
     plan = [(round_, kind) for round_ in range(mode.rounds)
             for kind in (paired if round_ % 2 == 0 else paired[::-1])]
     plan += [(0, kind) for kind in sc.servers if kind not in paired]

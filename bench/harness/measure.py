@@ -6,7 +6,7 @@ import subprocess
 import time
 
 from . import audit, servers
-from .config import Env, Scenario
+from .config import KEYCARDS, Env, Scenario
 
 
 class Runner:
@@ -25,7 +25,7 @@ class Runner:
     def run(self, kind: str, scenario: Scenario, *, requests: int | None = None,
             rate: float | None = None, seconds: float, warmup: int) -> dict:
         port = servers.port_for(kind, self.env.port_base)
-        before = self.audit_counts() if kind == "keycard" else None
+        before = self.audit_counts() if kind in KEYCARDS else None
         server = servers.start(kind, self.paths, self.env.server_cpus, port, scenario.name)
         try:
             cpus = servers.cpu_list(self.env.server_cpus)
@@ -81,7 +81,7 @@ class Runner:
         if kind != "bare" and result["unexpected_status"]:
             self.problems.append(f"{where}: {result['unexpected_status']} unexpected statuses "
                                  f"{result['statuses']}")
-        if kind == "keycard":
+        if kind in KEYCARDS:
             check = audit.check(before, self.audit_counts(), result, scenario.authenticated)
             result["audit"] = check
             if not check["ok"]:

@@ -1,6 +1,6 @@
 """From the list of runs to the summary (figures, ratios, targets) and the markdown tables."""
 
-from .config import SCENARIOS, SERVERS, TARGET_LOAD
+from .config import PLAIN, SCENARIOS, SERVERS, TARGET_LOAD
 
 
 def pick(runs, server, scenario, mode, offered_fraction=None):
@@ -25,12 +25,13 @@ def median_run(tops: list[dict]) -> dict:
     return ranked[(len(ranked) - 1) // 2]
 
 
-def round_ratios(runs: list[dict], scenario: str, other: str) -> list[float]:
-    """keycard's max over `other`'s in each round of side-by-side runs, in round order."""
+def round_ratios(runs: list[dict], scenario: str, other: str,
+                 server: str = "keycard") -> list[float]:
+    """`server`'s max over `other`'s in each round of side-by-side runs, in round order."""
     def by_round(server):
         return {r.get("round", 0): max_rps(r) for r in runs
                 if (r["server"], r["scenario"], r["mode"]) == (server, scenario, "max")}
-    mine, theirs = by_round("keycard"), by_round(other)
+    mine, theirs = by_round(server), by_round(other)
     return [mine[k] / theirs[k] for k in sorted(mine) if theirs.get(k)]
 
 
@@ -42,7 +43,7 @@ def summarize(runs: list[dict]) -> dict:
     summary = {}
     for sc in SCENARIOS:
         per = {}
-        for server in SERVERS:
+        for server in (*SERVERS, PLAIN):
             tops = [r for r in runs
                     if (r["server"], r["scenario"], r["mode"]) == (server, sc.name, "max")]
             at = pick(runs, server, sc.name, "open", TARGET_LOAD)
@@ -68,17 +69,19 @@ def summarize(runs: list[dict]) -> dict:
             }
         # keycard/bare: the median of the rounds' ratios (each round's two runs side by side).
         # keycard/reference: keycard's median max over the reference's one run.
+        # With the plain build measured: its ratio to bare and the PGO build's to it, the same way.
         ratios, rounds = {}, {}
-        if "keycard" in per:
-            for other in ("bare", "reference"):
-                if other in per and per[other]["max_rps"]:
-                    paired = round_ratios(runs, sc.name, other)
-                    if len(paired) > 1:
-                        rounds[f"keycard/{other}"] = paired
-                        ratios[f"keycard/{other}"] = sorted(paired)[(len(paired) - 1) // 2]
-                    else:
-                        ratios[f"keycard/{other}"] = (per["keycard"]["max_rps"]
-                                                      / per[other]["max_rps"])
+        pairs = [("keycard", "bare"), ("keycard", "reference"), (PLAIN, "bare"),
+                 ("keycard", PLAIN)]
+        for server, other in pairs:
+            if server in per and other in per and per[other]["max_rps"]:
+                name = f"{server}/{other}"
+                paired = round_ratios(runs, sc.name, other, server)
+                if len(paired) > 1:
+                    rounds[name] = paired
+                    ratios[name] = sorted(paired)[(len(paired) - 1) // 2]
+                else:
+                    ratios[name] = per[server]["max_rps"] / per[other]["max_rps"]
         summary[sc.name] = {"title": sc.title, "servers": per, "ratios": ratios,
                             "ratio_rounds": rounds}
     return summary
@@ -130,6 +133,19 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
         lines += ["", "keycard/bare in each round of side-by-side max runs (the table shows "
                   "the median ratio, and each server's median run):", ""]
         lines += [f"- {title}: {', '.join(f'{v:.2f}' for v in r)}" for title, r in paired]
+    plain = [(s["title"], s["servers"][PLAIN], s["ratios"], s.get("ratio_rounds", {}))
+             for s in summary.values() if PLAIN in s["servers"]]
+    if plain:
+        lines += ["", f"keycard is the profile-guided build (scripts/build-pgo); {PLAIN}, the "
+                  "plain `cargo build --release`, ran in the same max rounds (max requests/s; "
+                  "ratios: median of the rounds, then each round):", "",
+                  f"| scenario | {PLAIN} | {PLAIN}/bare | keycard/{PLAIN} |", "|---|---:|---:|---:|"]
+        for title, v, r, rr in plain:
+            each = lambda k: (f"({', '.join(f'{x:.2f}' for x in rr[k])})"  # noqa: E731
+                              if rr.get(k) else "")
+            lines.append(f"| {title} | {fmt_rps(v['max_rps'])} | "
+                         f"{_ratio(r.get(f'{PLAIN}/bare'))} {each(f'{PLAIN}/bare')} | "
+                         f"{_ratio(r.get(f'keycard/{PLAIN}'))} {each(f'keycard/{PLAIN}')} |")
     lines += ["", f"Latency of successes (p50 / p99 / p99.9): at max (closed loop, every "
               f"connection busy) and at {int(TARGET_LOAD * 100)}% of the server's own max "
               "(open loop, from the scheduled send time); server CPU per request at max, and its "

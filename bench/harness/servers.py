@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import BENCH
+from .config import BENCH, KEYCARDS, PLAIN
 
 
 @dataclass
@@ -27,6 +27,8 @@ class Paths:
     work: Path  # this run's raw directory: logs, bodies
     keycard_args: tuple = ()  # extra `keycard serve` flags (e.g. --redis-url)
     database_url: str | None = None  # the directory, when not SQLite in data_dir
+    # The plain release build, when `keycard` is the profile-guided one (the full run).
+    keycard_plain: Path | None = None
 
 
 @dataclass
@@ -38,16 +40,17 @@ class Running:
 
 
 def port_for(kind: str, base: int) -> int:
-    return base + {"keycard": 0, "bare": 10, "reference": 20}[kind]
+    return base + {"keycard": 0, PLAIN: 5, "bare": 10, "reference": 20}[kind]
 
 
 def command(kind: str, paths: Paths, port: int, scenario: str) -> tuple[list[str], dict]:
     listen = f"127.0.0.1:{port}"
     env = dict(os.environ)
-    if kind == "keycard":
+    if kind in KEYCARDS:
         # Default settings, default log level (KEYCARD_LOG): what an operator runs.
         database = ("--database-url", paths.database_url) if paths.database_url else ()
-        return [str(paths.keycard), "serve", "--data-dir", str(paths.data_dir),
+        binary = paths.keycard if kind == "keycard" else paths.keycard_plain
+        return [str(binary), "serve", "--data-dir", str(paths.data_dir),
                 "--listen", listen, *database, *paths.keycard_args], env
     body = paths.work / f"body-{scenario}.json"
     if kind == "bare":
