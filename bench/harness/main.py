@@ -27,7 +27,8 @@ def main() -> int:
     # Taken now, right after bench/run's build: the commit that was built and measured (the
     # repository may move on during a run).
     meta = metadata(args.mode, env)
-    meta["keycard_build"] = "pgo" if paths.keycard_plain else "plain"
+    meta["build"] = ("profile-guided: keycard and bare (scripts/build-pgo --with-bare)"
+                     if paths.keycard_plain else "plain release")
     log(f"setup: directory with {env.tokens} tokens in {paths.data_dir}")
     create_directory(paths, env)
     record_id = capture_bodies(paths, env)

@@ -69,10 +69,9 @@ def summarize(runs: list[dict]) -> dict:
             }
         # keycard/bare: the median of the rounds' ratios (each round's two runs side by side).
         # keycard/reference: keycard's median max over the reference's one run.
-        # With the plain build measured: its ratio to bare and the PGO build's to it, the same way.
+        # With the plain build measured: the PGO build's ratio to it, the same way.
         ratios, rounds = {}, {}
-        pairs = [("keycard", "bare"), ("keycard", "reference"), (PLAIN, "bare"),
-                 ("keycard", PLAIN)]
+        pairs = [("keycard", "bare"), ("keycard", "reference"), ("keycard", PLAIN)]
         for server, other in pairs:
             if server in per and other in per and per[other]["max_rps"]:
                 name = f"{server}/{other}"
@@ -136,15 +135,14 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
     plain = [(s["title"], s["servers"][PLAIN], s["ratios"], s.get("ratio_rounds", {}))
              for s in summary.values() if PLAIN in s["servers"]]
     if plain:
-        lines += ["", f"keycard is the profile-guided build (scripts/build-pgo); {PLAIN}, the "
-                  "plain `cargo build --release`, ran in the same max rounds (max requests/s; "
-                  "ratios: median of the rounds, then each round):", "",
-                  f"| scenario | {PLAIN} | {PLAIN}/bare | keycard/{PLAIN} |", "|---|---:|---:|---:|"]
+        lines += ["", "keycard and bare are profile-guided builds (scripts/build-pgo --with-bare); "
+                  f"{PLAIN}, keycard's plain `cargo build --release`, ran in the same max rounds "
+                  "(max requests/s; the ratio: median of the rounds, then each round):", "",
+                  f"| scenario | {PLAIN} | keycard/{PLAIN} |", "|---|---:|---:|"]
         for title, v, r, rr in plain:
             each = lambda k: (f"({', '.join(f'{x:.2f}' for x in rr[k])})"  # noqa: E731
                               if rr.get(k) else "")
             lines.append(f"| {title} | {fmt_rps(v['max_rps'])} | "
-                         f"{_ratio(r.get(f'{PLAIN}/bare'))} {each(f'{PLAIN}/bare')} | "
                          f"{_ratio(r.get(f'keycard/{PLAIN}'))} {each(f'keycard/{PLAIN}')} |")
     lines += ["", f"Latency of successes (p50 / p99 / p99.9): at max (closed loop, every "
               f"connection busy) and at {int(TARGET_LOAD * 100)}% of the server's own max "

@@ -2,7 +2,8 @@
 keycard serves every load scenario at full speed for a few seconds, so the profile LLVM
 optimizes with is the request path as the benchmark and production drive it (signed GETs,
 record reads, refused signatures and replays, the probes), every request verified and audited.
-The instrumented binary writes its profile when it exits (`servers.stop`)."""
+With --bare, the bench's bare server is trained on the same requests. Each instrumented binary
+writes its profile when it exits (`servers.stop`)."""
 
 import argparse
 import signal
@@ -21,21 +22,25 @@ REQUESTS = 100_000
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--keycard", type=Path, required=True, help="the instrumented binary")
+    ap.add_argument("--keycard", type=Path, required=True, help="the instrumented keycard")
+    ap.add_argument("--bare", type=Path, help="an instrumented bare server, trained the same way")
     ap.add_argument("--loadgen", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True)
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.work.mkdir(parents=True, exist_ok=True)
     env = from_environment()
-    paths = servers.Paths(keycard=args.keycard, bare=args.keycard, loadgen=args.loadgen,
+    paths = servers.Paths(keycard=args.keycard, bare=args.bare or args.keycard, loadgen=args.loadgen,
                           venv=BENCH / ".venv", data_dir=args.work / "data",
                           creds=args.work / "creds.json", work=args.work)
     create_directory(paths, env)
     runner = Runner(env, paths, capture_bodies(paths, env))
+    kinds = ["keycard", "bare"] if args.bare else ["keycard"]
     for sc in SCENARIOS:
-        result = runner.run("keycard", sc, requests=REQUESTS, seconds=10.0, warmup=1000)
-        log(f"training: {sc.name:9} {result['achieved_rps']:9,.0f} req/s (instrumented)")
+        for kind in kinds:
+            result = runner.run(kind, sc, requests=REQUESTS, seconds=10.0, warmup=1000)
+            log(f"training: {sc.name:9} {kind:7} {result['achieved_rps']:9,.0f} req/s "
+                "(instrumented)")
     if runner.problems:
         print("training run failed:\n- " + "\n- ".join(runner.problems), file=sys.stderr)
         return 1
