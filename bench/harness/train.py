@@ -30,8 +30,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.work.mkdir(parents=True, exist_ok=True)
     env = from_environment()
-    paths = servers.Paths(keycard=args.keycard, bare=args.bare or args.keycard, loadgen=args.loadgen,
-                          venv=BENCH / ".venv", data_dir=args.work / "data",
+    # Without --bare no bare server runs; Paths still wants a path there.
+    paths = servers.Paths(keycard=args.keycard, bare=args.bare or args.keycard,
+                          loadgen=args.loadgen, venv=BENCH / ".venv", data_dir=args.work / "data",
                           creds=args.work / "creds.json", work=args.work)
     create_directory(paths, env)
     runner = Runner(env, paths, capture_bodies(paths, env))
