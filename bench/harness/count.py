@@ -11,6 +11,16 @@ rows written must match the requests answered.
 
 One caveat: under valgrind the `sha2` crate cannot use the CPU's SHA extensions and runs its
 portable code, about 21,000 more instructions per signed request than the real run spends.
+Another: the server runs tens of times slower under valgrind, so keycard's audit writer, which
+lets records gather for 4 ms, commits a few records per transaction instead of hundreds: the
+count charges the trail's commits several thousand instructions a request that the loaded
+server spreads over a whole batch (docs/benchmarks.md, seventeenth session).
+
+With CACHE_SIM=1, callgrind also simulates the caches (a 32 KiB 8-way instruction cache, as on
+the machines this runs on: CACHES) and the report adds the instruction-cache misses per request: how
+many 64-byte lines of code a request runs through. A request that runs mostly straight-line
+code, as keycard's does, pays for each line it fetches, and the instruction count does not see
+it. (The portable SHA-256 adds about 200 lines of its own that the real run does not fetch.)
 
     bench/run --count       (bench/run builds first, then calls this; REQUESTS sets N)
 """
@@ -31,18 +41,26 @@ from .main import capture_bodies, create_directory, log, metadata, publish, resu
 COUNTED = ("tokeninfo", "record", "floor")
 WARMUP = 200
 CONNECTIONS = 4
+# The caches callgrind simulates with CACHE_SIM=1 (size, associativity, line): one core's L1s
+# and L2 on the machines the benchmark runs on (32 KiB each, 1 MiB). Only the server's own
+# accesses are simulated: the kernel's, which share these caches, are not.
+CACHES = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,8,64")
 
 
-def collected(kind: str, paths, port_base: int, scenario, record_id: int, requests: int) -> int:
-    """Instructions callgrind collected in the server for `requests` measured requests."""
+def collected(kind: str, paths, port_base: int, scenario, record_id: int, requests: int,
+              caches: bool = False) -> dict[str, int]:
+    """The events callgrind collected in the server for `requests` measured requests, by
+    callgrind's name: `Ir` (instructions), and with `caches` `I1mr` (instruction-cache
+    misses) and the others of its cache simulation."""
     port = servers.port_for(kind, port_base)
     cmd, env = servers.command(kind, paths, port, scenario.name)
     out = paths.work / f"callgrind.{kind}.{scenario.name}.{requests}"
     log_path = paths.work / f"{kind}-count.log"
     before = audit.counts(paths.data_dir) if kind == "keycard" else None
     with open(log_path, "w", encoding="utf-8") as sink:
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                                 *cmd], stdout=sink, stderr=sink, env=env)
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", *(CACHES if caches else ()),
+                                 f"--callgrind-out-file={out}", *cmd],
+                                stdout=sink, stderr=sink, env=env)
     try:
         servers.wait_listening(proc, port, log_path, timeout=120.0)
         path = scenario.path.format(record_id=record_id)
@@ -72,10 +90,11 @@ def collected(kind: str, paths, port_base: int, scenario, record_id: int, reques
                             scenario.authenticated)
         if not check["ok"]:
             raise RuntimeError(f"{kind}/{scenario.name}: login audit mismatch {check}")
-    match = re.search(r"Collected : (\d+)", log_path.read_text())
-    if not match:
+    text = log_path.read_text()
+    names, totals = re.search(r"Events\s*:\s*(.+)", text), re.search(r"Collected\s*:\s*(.+)", text)
+    if not (names and totals):
         raise RuntimeError(f"callgrind wrote no total; see {log_path}")
-    return int(match.group(1))
+    return dict(zip(names.group(1).split(), (int(t) for t in totals.group(1).split())))
 
 
 def main() -> int:
@@ -85,28 +104,46 @@ def main() -> int:
     args, paths = start()
     env = from_environment()
     n = int(os.environ.get("REQUESTS", "2000"))
+    caches = os.environ.get("CACHE_SIM") == "1"
     create_directory(paths, env)
     record_id = capture_bodies(paths, env)
     per_request: dict[str, dict[str, int]] = {}
+    code_lines: dict[str, dict[str, int]] = {}
     for scenario in (s for s in SCENARIOS if s.name in COUNTED):
         for kind in ("keycard", "bare"):
-            once, twice = (collected(kind, paths, env.port_base, scenario, record_id, k)
+            once, twice = (collected(kind, paths, env.port_base, scenario, record_id, k, caches)
                            for k in (n, 2 * n))
-            per_request.setdefault(scenario.name, {})[kind] = (twice - once) // n
-            log(f"{scenario.name:9} {kind:7} {per_request[scenario.name][kind]:8,} "
-                "instructions per request")
+            per_request.setdefault(scenario.name, {})[kind] = (twice["Ir"] - once["Ir"]) // n
+            line = (f"{scenario.name:9} {kind:7} {per_request[scenario.name][kind]:8,} "
+                    "instructions per request")
+            if caches:
+                code_lines.setdefault(scenario.name, {})[kind] = (
+                    (twice["I1mr"] - once["I1mr"]) // n)
+                line += f", {code_lines[scenario.name][kind]:6,} instruction-cache misses"
+            log(line)
     meta = metadata("count", env)
     # Not pinned (callgrind runs the server on one thread of its own), fewer connections.
     meta.update(connections=CONNECTIONS, server_cpus=None, loadgen_cpus=None)
+    if caches:
+        meta["cache_sim"] = " ".join(CACHES[1:])
     out = results_path(meta, "count")
-    out.write_text(json.dumps({"meta": meta, "requests": n,
-                               "per_request": per_request}, indent=1) + "\n")
+    result = {"meta": meta, "requests": n, "per_request": per_request}
+    if caches:
+        result["i1_misses_per_request"] = code_lines
+    out.write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"Instructions per request in the server process (callgrind, {n} against {2 * n} "
              f"requests), {meta['date']}, keycard {meta['keycard_commit']}:", "",
              "| scenario | keycard | bare | keycard/bare |", "|---|---:|---:|---:|"]
     for name, counts in per_request.items():
         lines.append(f"| {name} | {counts['keycard']:,} | {counts['bare']:,} | "
                      f"{counts['keycard'] / counts['bare']:.1f}× |")
+    if caches:
+        lines += ["", "Instruction-cache misses per request (callgrind's simulation, "
+                  f"{meta['cache_sim']}):", "",
+                  "| scenario | keycard | bare | keycard/bare |", "|---|---:|---:|---:|"]
+        for name, misses in code_lines.items():
+            lines.append(f"| {name} | {misses['keycard']:,} | {misses['bare']:,} | "
+                         f"{misses['keycard'] / max(misses['bare'], 1):.1f}× |")
     return publish(out, "\n".join(lines), [])
 
 
