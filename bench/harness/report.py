@@ -86,14 +86,33 @@ def summarize(runs: list[dict]) -> dict:
     return summary
 
 
+# How far bare's max may move between the rounds of one scenario before keycard/bare is not
+# taken as a measurement: bare does the same work in every round, so a larger spread is the
+# machine changing speed under the ceiling (seventeenth session: 111,784, 150,387 and 114,697
+# req/s in one run's tokeninfo rounds, while its other scenarios' rounds held within 4%).
+CEILING_SPREAD = 0.15
+
+
+def ceiling_spread(summary: dict, scenario: str) -> float | None:
+    """(fastest − slowest) / fastest of bare's max rounds in `scenario`, if it had several."""
+    rounds = ((summary.get(scenario, {}).get("servers", {}).get("bare") or {})
+              .get("max_rps_per_round") or [])
+    return (max(rounds) - min(rounds)) / max(rounds) if len(rounds) > 1 and max(rounds) else None
+
+
 def targets(summary: dict) -> dict:
-    """keycard's stated goals, read from the tokeninfo scenario."""
+    """keycard's stated goals, read from the tokeninfo scenario. The ratio to bare is left
+    undecided when bare's own rounds spread more than CEILING_SPREAD."""
     t = summary.get("tokeninfo", {})
     ratios = t.get("ratios", {})
     at = (t.get("servers", {}).get("keycard") or {}).get(f"at_{int(TARGET_LOAD * 100)}pct")
     p99 = at["success"]["p99_us"] if at else None
+    spread = ceiling_spread(summary, "tokeninfo")
+    to_bare = _met(ratios.get("keycard/bare"), lambda v: v >= 0.70)
+    if spread is not None and spread > CEILING_SPREAD:
+        to_bare.update(met=None, unsettled=f"bare's rounds spread {spread:.0%}")
     return {
-        "keycard/bare >= 0.70": _met(ratios.get("keycard/bare"), lambda v: v >= 0.70),
+        "keycard/bare >= 0.70": to_bare,
         "keycard/reference >= 20": _met(ratios.get("keycard/reference"), lambda v: v >= 20),
         "p99 < 1 ms at 80% of keycard max": _met(p99, lambda v: v < 1000),
     }
@@ -132,6 +151,14 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
         lines += ["", "keycard/bare in each round of side-by-side max runs (the table shows "
                   "the median ratio, and each server's median run):", ""]
         lines += [f"- {title}: {', '.join(f'{v:.2f}' for v in r)}" for title, r in paired]
+        unsteady = [(s["title"], spread, s["servers"]["bare"]["max_rps_per_round"])
+                    for name, s in summary.items()
+                    for spread in [ceiling_spread(summary, name)]
+                    if spread is not None and spread > CEILING_SPREAD]
+        for title, spread, rounds in unsteady:
+            lines.append(f"- **{title}: bare's own max moved by {spread:.0%} between rounds** "
+                         f"({', '.join(fmt_rps(v) for v in rounds)} req/s): the machine changed "
+                         "speed under the ceiling, so this median ratio is not a measurement")
     plain = [(s["title"], s["servers"][PLAIN], s["ratios"], s.get("ratio_rounds", {}))
              for s in summary.values() if PLAIN in s["servers"]]
     if plain:
@@ -177,7 +204,8 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
                      f"{fmt_rps(r['achieved_rps'])} | {_trio(r['success'])} |")
     lines += ["", "Targets (tokeninfo):", ""]
     for name, t in meta["targets"].items():
-        mark = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        mark = t.get("unsettled") and f"undecided: {t['unsettled']}" or {
+            True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         value = t["value"]
         shown = "–" if value is None else (f"{value:.2f}" if "ratio" in name or "/" in name
                                            else fmt_us(value))
