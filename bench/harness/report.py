@@ -100,6 +100,13 @@ def ceiling_spread(summary: dict, scenario: str) -> float | None:
     return (max(rounds) - min(rounds)) / max(rounds) if len(rounds) > 1 and max(rounds) else None
 
 
+def unsteady_ceiling(summary: dict, scenario: str) -> float | None:
+    """bare's spread in `scenario` when it is above CEILING_SPREAD: that scenario's keycard/bare
+    is then not a measurement."""
+    spread = ceiling_spread(summary, scenario)
+    return spread if spread is not None and spread > CEILING_SPREAD else None
+
+
 def targets(summary: dict) -> dict:
     """keycard's stated goals, read from the tokeninfo scenario. The ratio to bare is left
     undecided when bare's own rounds spread more than CEILING_SPREAD."""
@@ -107,9 +114,9 @@ def targets(summary: dict) -> dict:
     ratios = t.get("ratios", {})
     at = (t.get("servers", {}).get("keycard") or {}).get(f"at_{int(TARGET_LOAD * 100)}pct")
     p99 = at["success"]["p99_us"] if at else None
-    spread = ceiling_spread(summary, "tokeninfo")
+    spread = unsteady_ceiling(summary, "tokeninfo")
     to_bare = _met(ratios.get("keycard/bare"), lambda v: v >= 0.70)
-    if spread is not None and spread > CEILING_SPREAD:
+    if spread is not None:
         to_bare.update(met=None, unsettled=f"bare's rounds spread {spread:.0%}")
     return {
         "keycard/bare >= 0.70": to_bare,
@@ -153,8 +160,7 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
         lines += [f"- {title}: {', '.join(f'{v:.2f}' for v in r)}" for title, r in paired]
         unsteady = [(s["title"], spread, s["servers"]["bare"]["max_rps_per_round"])
                     for name, s in summary.items()
-                    for spread in [ceiling_spread(summary, name)]
-                    if spread is not None and spread > CEILING_SPREAD]
+                    for spread in [unsteady_ceiling(summary, name)] if spread is not None]
         for title, spread, rounds in unsteady:
             lines.append(f"- **{title}: bare's own max moved by {spread:.0%} between rounds** "
                          f"({', '.join(fmt_rps(v) for v in rounds)} req/s): the machine changed "
@@ -204,8 +210,10 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
                      f"{fmt_rps(r['achieved_rps'])} | {_trio(r['success'])} |")
     lines += ["", "Targets (tokeninfo):", ""]
     for name, t in meta["targets"].items():
-        mark = t.get("unsettled") and f"undecided: {t['unsettled']}" or {
-            True: "met", False: "NOT met", None: "not measured"}[t["met"]]
+        if t.get("unsettled"):
+            mark = f"undecided: {t['unsettled']}"
+        else:
+            mark = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
         value = t["value"]
         shown = "–" if value is None else (f"{value:.2f}" if "ratio" in name or "/" in name
                                            else fmt_us(value))

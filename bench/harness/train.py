@@ -22,8 +22,8 @@ from pathlib import Path
 from . import servers
 from .config import BENCH, SCENARIOS, Scenario, from_environment
 from .main import capture_bodies, create_directory, log
-from .setup_data import ACCOUNT
 from .measure import Runner
+from .setup_data import ACCOUNT
 
 # Requests per scenario: enough for every hot branch's counts to settle (an instrumented
 # binary serves about 50k requests/s on one core here), few enough to keep the build short.
@@ -37,7 +37,9 @@ TRAINING_ONLY = (
 
 
 # SOAP calls in the training run: fewer than the scenarios' requests (Python signs and sends
-# them, a few thousand a second), enough for the SOAP surface's paths to count as run.
+# them, a few thousand a second), enough for the SOAP surface's paths to count as run. The
+# passport is signed as tools/vectors' soap_envelope.py does (that script is the tests'
+# independent signer, one process per envelope: too slow to call 20,000 times).
 SOAP_REQUESTS = 20_000
 SOAP_PORT = "/services/NetSuitePort_2024_2"
 
@@ -70,8 +72,8 @@ def train_soap(paths: servers.Paths, env) -> str | None:
     port = servers.port_for("keycard", env.port_base)
     server = servers.start("keycard", paths, env.server_cpus, port, "soap")
     started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         headers = {"Host": f"localhost:{port}", "Content-Type": "text/xml; charset=utf-8",
                    "SOAPAction": "getServerTime"}
         for i in range(SOAP_REQUESTS):
@@ -81,8 +83,8 @@ def train_soap(paths: servers.Paths, env) -> str | None:
             body = response.read()
             if response.status != 200 or b'isSuccess="true"' not in body:
                 return f"soap: request {i} answered {response.status}: {body[:300]!r}"
-        conn.close()
     finally:
+        conn.close()
         servers.stop(server)
     log(f"training: soap      keycard {SOAP_REQUESTS / (time.monotonic() - started):9,.0f} req/s "
         "(instrumented, one Python client)")
