@@ -36,6 +36,11 @@ MODES = {
     "full": Mode("full", max_seconds=6.0, open_seconds=5.0, warmup_seconds=1.0,
                  sweep=(0.1, 0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.2), attempts=3,
                  quiet_wait_seconds=30.0, rounds=3),
+    # The full run's method (three side-by-side rounds, a sweep through 80% of max) in about
+    # four minutes: for a machine lent for minutes (bench/lent). Shorter runs, a coarser sweep
+    # and no repeats when disturbed; the report and its targets are the full run's.
+    "short": Mode("short", max_seconds=3.0, open_seconds=3.0, warmup_seconds=0.5,
+                  sweep=(0.25, 0.5, 0.8, 1.0), attempts=1, rounds=3),
 }
 
 # Share of the server's CPUs taken by other processes above which a run is repeated.

@@ -1,6 +1,6 @@
 """The benchmark run (bench/run calls this after building): set up a directory, then for each
 scenario and server a max-throughput run and open-loop runs at fractions of that max; write
-bench/results/<date>-<host>[-quick].json (-2, -3, … for a later run that day) and print the
+bench/results/<date>-<host>[-quick|-short].json (-2, -3, … for a later run that day) and print the
 markdown tables."""
 
 import argparse
@@ -27,8 +27,7 @@ def main() -> int:
     # Taken now, right after bench/run's build: the commit that was built and measured (the
     # repository may move on during a run).
     meta = metadata(args.mode, env)
-    meta["build"] = ("profile-guided: keycard and bare (scripts/build-pgo --with-bare)"
-                     if paths.keycard_plain else "plain release")
+    meta["build"] = build_label(args)
     log(f"setup: directory with {env.tokens} tokens in {paths.data_dir}")
     create_directory(paths, env)
     record_id = capture_bodies(paths, env)
@@ -83,6 +82,8 @@ def start(with_mode: bool = False) -> tuple[argparse.Namespace, servers.Paths]:
     ap.add_argument("--keycard-plain", type=Path,
                     help="the plain release build, when --keycard is the PGO one")
     ap.add_argument("--bare", type=Path, required=True)
+    ap.add_argument("--pgo", action="store_true",
+                    help="keycard and bare are the PGO builds (scripts/build-pgo --with-bare)")
     ap.add_argument("--loadgen", type=Path, required=True)
     ap.add_argument("--work", type=Path, required=True, help="raw files of this run")
     args = ap.parse_args()
@@ -95,6 +96,12 @@ def start(with_mode: bool = False) -> tuple[argparse.Namespace, servers.Paths]:
                           creds=args.work / "creds.json", work=args.work,
                           keycard_plain=args.keycard_plain)
     return args, paths
+
+
+def build_label(args: argparse.Namespace) -> str:
+    """How the measured keycard and bare were built, for the results' metadata."""
+    return ("profile-guided: keycard and bare (scripts/build-pgo --with-bare)" if args.pgo
+            else "plain release")
 
 
 def create_directory(paths: servers.Paths, env) -> None:
@@ -253,7 +260,9 @@ def metadata(mode: str, env) -> dict:
         "server_cpus": env.server_cpus, "loadgen_cpus": env.loadgen_cpus,
         "connections": env.connections, "tokens": env.tokens,
         "loadgen_sleeps": env.loadgen_sleeps,
-        "keycard_commit": cmd("git", "rev-parse", "--short", "HEAD"),
+        # BENCH_COMMIT: set by bench/lent, whose machine gets the files without their history.
+        "keycard_commit": (os.environ.get("BENCH_COMMIT")
+                           or cmd("git", "rev-parse", "--short", "HEAD")),
         "keycard_dirty": bool(cmd("git", "status", "--porcelain", "--", "crates")),
         "rustc": cmd("rustc", "--version"),
         "python": platform.python_version(),

@@ -12,13 +12,13 @@ import os
 import sys
 
 from .config import MODES, SCENARIOS, from_environment
-from .main import (capture_bodies, create_directory, log, max_run, metadata, publish,
-                   results_path, start)
+from .main import (build_label, capture_bodies, create_directory, log, max_run, metadata,
+                   publish, results_path, start)
 from .measure import Runner
 
 
 def main() -> int:
-    _, paths = start()
+    args, paths = start()
     mode = MODES["quick"]
     base = from_environment()
     nproc = os.cpu_count() or 2
@@ -56,6 +56,7 @@ def main() -> int:
         rows.append(row)
         problems += runner.problems
     meta = metadata("scaling", base)
+    meta["build"] = build_label(args)
     out = results_path(meta, "scaling")
     out.write_text(json.dumps({"meta": meta, "rows": rows, "problems": problems}, indent=1) + "\n")
     lines = [f"Core scaling, {meta['date']}, {meta['host']} ({meta['cpu_model']}, {nproc} CPUs), "
