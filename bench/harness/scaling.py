@@ -1,7 +1,9 @@
 """How throughput changes with the server's cores: max-throughput tokeninfo runs of keycard and
 the bare server with the server on the first N CPUs and the generator on the rest, for each N
-in SCALING_CORES (default "1,2"; e.g. "1,2,4,8,14" on 16 cores). The same checks as the main
-benchmark (audit and success counts) hold on every keycard run.
+in SCALING_CORES (default "1,2"; e.g. "1,2,4,8,14" on 16 cores). From 8 server cores the
+default 16 connections (closed loop) bound both servers: use CONNECTIONS=64 there (bench/lent
+does). The same checks as the main benchmark (audit and success counts) hold on every keycard
+run.
 
     bench/run --scaling      (bench/run builds first, then calls this)
 """
