@@ -8,19 +8,16 @@ With --bare, the bench's bare server is trained on the same requests. Each instr
 writes its profile when it exits (`servers.stop`)."""
 
 import argparse
-import base64
-import hashlib
-import hmac
 import http.client
+import importlib.util
 import json
-import secrets
 import signal
 import sys
 import time
 from pathlib import Path
 
 from . import servers
-from .config import BENCH, SCENARIOS, Scenario, from_environment
+from .config import BENCH, REPO, SCENARIOS, Scenario, from_environment
 from .main import capture_bodies, create_directory, log
 from .measure import Runner
 from .setup_data import ACCOUNT
@@ -38,37 +35,26 @@ TRAINING_ONLY = (
 
 # SOAP calls in the training run: fewer than the scenarios' requests (Python signs and sends
 # them, a few thousand a second), enough for the SOAP surface's paths to count as run. The
-# passport is signed as tools/vectors' soap_envelope.py does (that script is the tests'
-# independent signer, one process per envelope: too slow to call 20,000 times).
+# passports are signed by tools/vectors/soap_envelope.py, the tests' independent signer.
 SOAP_REQUESTS = 20_000
-SOAP_PORT = "/services/NetSuitePort_2024_2"
+SOAP_VERSION = "2024_2"
+SOAP_PORT = f"/services/NetSuitePort_{SOAP_VERSION}"
 
 
-def soap_envelope(creds: dict, token: dict) -> bytes:
-    """getServerTime with a token passport: HMAC-SHA256 over
-    account&consumerKey&token&nonce&timestamp, keyed consumerSecret&tokenSecret, base64."""
-    nonce, timestamp = secrets.token_hex(10), str(int(time.time()))
-    base = "&".join([ACCOUNT, creds["consumer_key"], token["token_id"], nonce, timestamp])
-    key = f"{creds['consumer_secret']}&{token['token_secret']}".encode()
-    signature = base64.b64encode(hmac.new(key, base.encode(), hashlib.sha256).digest()).decode()
-    return (
-        '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
-        'xmlns:msg="urn:messages_2024_2.platform.webservices.netsuite.com" '
-        'xmlns:core="urn:core_2024_2.platform.webservices.netsuite.com"><soap:Header>'
-        f"<msg:tokenPassport><core:account>{ACCOUNT}</core:account>"
-        f"<core:consumerKey>{creds['consumer_key']}</core:consumerKey>"
-        f"<core:token>{token['token_id']}</core:token><core:nonce>{nonce}</core:nonce>"
-        f"<core:timestamp>{timestamp}</core:timestamp>"
-        f'<core:signature algorithm="HMAC-SHA256">{signature}</core:signature>'
-        "</msg:tokenPassport></soap:Header><soap:Body><msg:getServerTime/></soap:Body>"
-        "</soap:Envelope>"
-    ).encode()
+def soap_signer():
+    """tools/vectors/soap_envelope.py as a module (the tools are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        "soap_envelope", REPO / "tools" / "vectors" / "soap_envelope.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def train_soap(paths: servers.Paths, env) -> str | None:
     """SOAP_REQUESTS getServerTime calls on one keep-alive connection, tokens in turn; a
     problem's description when one did not succeed."""
     creds = json.loads(paths.creds.read_text())
+    signer = soap_signer()
     port = servers.port_for("keycard", env.port_base)
     server = servers.start("keycard", paths, env.server_cpus, port, "soap")
     started = time.monotonic()
@@ -78,7 +64,12 @@ def train_soap(paths: servers.Paths, env) -> str | None:
                    "SOAPAction": "getServerTime"}
         for i in range(SOAP_REQUESTS):
             token = creds["tokens"][i % len(creds["tokens"])]
-            conn.request("POST", SOAP_PORT, body=soap_envelope(creds, token), headers=headers)
+            envelope = signer.envelope({
+                "account": ACCOUNT, "consumer_key": creds["consumer_key"],
+                "consumer_secret": creds["consumer_secret"], "token": token["token_id"],
+                "token_secret": token["token_secret"], "version": SOAP_VERSION,
+                "body": "<platformMsgs:getServerTime/>"})
+            conn.request("POST", SOAP_PORT, body=envelope.encode(), headers=headers)
             response = conn.getresponse()
             body = response.read()
             if response.status != 200 or b'isSuccess="true"' not in body:
