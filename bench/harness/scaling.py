@@ -63,12 +63,23 @@ def main() -> int:
     out.write_text(json.dumps({"meta": meta, "rows": rows, "problems": problems}, indent=1) + "\n")
     lines = [f"Core scaling, {meta['date']}, {meta['host']} ({meta['cpu_model']}, {nproc} CPUs), "
              f"tokeninfo, {base.connections} connections, {base.tokens} tokens:", "",
-             "| server cores | keycard req/s | bare req/s | keycard/bare | keycard per core |",
-             "|---:|---:|---:|---:|---:|"]
+             "| server cores | keycard req/s | bare req/s | keycard/bare | keycard per core "
+             "| cores busy: keycard, bare |",
+             "|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['server_cores']}{' (shared with the generator)' if r['shared_with_generator'] else ''} | {r['keycard']['rps']:,.0f} | {r['bare']['rps']:,.0f} "
-                     f"| {r['ratio']:.2f}× | {r['keycard']['rps'] / r['server_cores']:,.0f} |")
+        shared = " (shared with the generator)" if r["shared_with_generator"] else ""
+        lines.append(f"| {r['server_cores']}{shared} | {r['keycard']['rps']:,.0f} "
+                     f"| {r['bare']['rps']:,.0f} | {r['ratio']:.2f}× "
+                     f"| {r['keycard']['rps'] / r['server_cores']:,.0f} "
+                     f"| {cores_busy(r['keycard'])}, {cores_busy(r['bare'])} |")
     return publish(out, "\n".join(lines), problems)
+
+
+def cores_busy(figures: dict) -> str:
+    """The server's CPU time per second of the run: below its core count, something other than
+    CPU (a lock, a single writer, the generator, too few connections) held it back."""
+    cpu = figures.get("cpu_us_per_request")
+    return "–" if cpu is None else f"{figures['rps'] * cpu / 1e6:.1f}"
 
 
 if __name__ == "__main__":
