@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from .config import MODES, SCENARIOS, from_environment
+from .config import MODES, PLAIN, SCENARIOS, from_environment
 from .main import (build_label, capture_bodies, create_directory, log, max_run, metadata,
                    publish, results_path, start)
 from .measure import Runner
@@ -32,26 +32,14 @@ def main() -> int:
         if n > nproc:
             log(f"skipping {n} server cores: this machine has {nproc} CPUs")
             continue
-        # All the machine's CPUs for the server: the generator has to share them (marked so in
-        # the table; the figure then understates the server).
-        shared = n == nproc
-        server_cpus = f"0-{n - 1}" if n > 1 else "0"
-        loadgen_cpus = (server_cpus if shared else
-                        f"{n}-{nproc - 1}" if nproc - n > 1 else str(n))
-        env = dataclasses.replace(base, server_cpus=server_cpus, loadgen_cpus=loadgen_cpus)
-        os.environ.update(SERVER_CPUS=env.server_cpus, LOADGEN_CPUS=env.loadgen_cpus)
+        env, shared = split_cpus(base, n, nproc)
         record_id = capture_bodies(paths, env)
         runner = Runner(env, paths, record_id)
         row = {"server_cores": n, "server_cpus": env.server_cpus, "loadgen_cpus": env.loadgen_cpus,
                "shared_with_generator": shared}
         for kind in ("keycard", "bare"):
-            top = max_run(runner, kind, scenario, mode, {"keycard": 40_000.0 * n,
-                                                         "bare": 150_000.0 * n})
-            row[kind] = {"rps": top["steady_rps"] or top["achieved_rps"],
-                         "p99_us": top["success"].get("p99_us"),
-                         "cpu_us_per_request": top["server_cpu_us_per_request"],
-                         "generator_cpu_util": top["generator_cpu_util"],
-                         "others_on_cpus": top["foreign_cpu_share"]}
+            top = max_run(runner, kind, scenario, mode, first_guesses(n))
+            row[kind] = figures(top)
             log(f"{n:2} cores {kind:8} {row[kind]['rps']:10,.0f} req/s  "
                 f"generator busy {top['generator_cpu_util']:.0%}")
         row["ratio"] = row["keycard"]["rps"] / row["bare"]["rps"]
@@ -75,11 +63,41 @@ def main() -> int:
     return publish(out, "\n".join(lines), problems)
 
 
-def cores_busy(figures: dict) -> str:
-    """The server's CPU time per second of the run: below its core count, something other than
-    CPU (a lock, a single writer, the generator, too few connections) held it back."""
-    cpu = figures.get("cpu_us_per_request")
-    return "–" if cpu is None else f"{figures['rps'] * cpu / 1e6:.1f}"
+def split_cpus(base, n: int, nproc: int):
+    """The settings for N server cores: the server on the first N CPUs, the generator on the
+    rest (or, when N is all of them, on the same CPUs: the figure then understates the server,
+    and the table says so). Also exported to the environment, which the runs read. Returns the
+    settings and whether the generator shares the server's CPUs."""
+    shared = n == nproc
+    server_cpus = f"0-{n - 1}" if n > 1 else "0"
+    loadgen_cpus = (server_cpus if shared else
+                    f"{n}-{nproc - 1}" if nproc - n > 1 else str(n))
+    env = dataclasses.replace(base, server_cpus=server_cpus, loadgen_cpus=loadgen_cpus)
+    os.environ.update(SERVER_CPUS=env.server_cpus, LOADGEN_CPUS=env.loadgen_cpus)
+    return env, shared
+
+
+def first_guesses(n: int) -> dict:
+    """Rates to size the first max run of each server on N cores (later runs use the last rate
+    seen)."""
+    return {"keycard": 40_000.0 * n, PLAIN: 40_000.0 * n, "bare": 150_000.0 * n}
+
+
+def figures(top: dict) -> dict:
+    """What the scaling tables keep of a max run."""
+    return {"rps": top["steady_rps"] or top["achieved_rps"],
+            "p99_us": top["success"].get("p99_us"),
+            "cpu_us_per_request": top["server_cpu_us_per_request"],
+            "generator_cpu_util": top["generator_cpu_util"],
+            "others_on_cpus": top["foreign_cpu_share"]}
+
+
+def cores_busy(run: dict) -> str:
+    """The server's CPU time per second of the run (from `figures`): below its core count,
+    something other than CPU (a lock, a single writer, the generator, too few connections)
+    held it back."""
+    cpu = run.get("cpu_us_per_request")
+    return "–" if cpu is None else f"{run['rps'] * cpu / 1e6:.1f}"
 
 
 if __name__ == "__main__":
