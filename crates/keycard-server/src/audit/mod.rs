@@ -40,11 +40,12 @@ pub fn spawn_writer(
 }
 
 /// How the native writer shares the core with request handling. It is a task on the request
-/// runtime and stores one block of the trail ([`OpenLoginBatch::BLOCK_RECORDS`] records) at a
-/// time. Before each block it gives way ([`give_way`]): it yields, and yields again while
-/// requests keep arriving, so a burst is answered before the trail is written; once it is
-/// [`BEHIND`] it takes a block per turn of the runtime, so it keeps up at full load. A
-/// response waits for at most one block or commit.
+/// runtime and stores the trail a step at a time: one block ([`OpenLoginBatch::BLOCK_RECORDS`]
+/// records) per runtime worker, so one block on one core. Before each step it gives way
+/// ([`give_way`]): it yields, and yields again while requests keep arriving, so a burst is
+/// answered before the trail is written; once it is [`BEHIND`] it takes a step per turn of
+/// its worker, so it keeps up at full load. On one core a response waits for at most one
+/// block or commit.
 ///
 /// It first ran on a thread of its own, in the idle scheduling class while keeping up and at
 /// normal priority once behind. But a thread the kernel switches to keeps the core for up to a
