@@ -42,6 +42,9 @@ fn main() -> Result<()> {
 
 async fn serve(listen: SocketAddr, body: Bytes) -> Result<()> {
     let listener = TcpListener::bind(listen).await?;
+    // The harness stops servers with SIGTERM. An instrumented (PGO) build writes its profile
+    // only when it exits normally, so SIGTERM ends the loop like Ctrl-C instead of killing it.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     eprintln!("bare serving on http://{listen}");
     loop {
         tokio::select! {
@@ -65,6 +68,7 @@ async fn serve(listen: SocketAddr, body: Bytes) -> Result<()> {
                 });
             }
             _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = terminate.recv() => return Ok(()),
         }
     }
 }
