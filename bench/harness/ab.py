@@ -36,7 +36,10 @@ def main() -> int:
     create_directory(paths, base)
     scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
     runs, problems = [], []
-    for n in (n for n in cores if n <= nproc):
+    for n in cores:
+        if n > nproc:
+            log(f"skipping {n} server cores: this machine has {nproc} CPUs")
+            continue
         env, _ = split_cpus(base, n, nproc)
         runner = Runner(env, paths, capture_bodies(paths, env))
         guesses = first_guesses(n)
