@@ -194,3 +194,36 @@ async fn request_ids_find_their_block_or_row() {
     };
     assert!(ids(&h, wrong_account).await.is_empty());
 }
+
+/// The salts in the write-ahead log's header: SQLite draws new ones each time it starts the
+/// log over.
+fn log_salts(h: &Harness) -> [u8; 8] {
+    let mut log = h.sqlite_file().unwrap().into_os_string();
+    log.push("-wal");
+    let header = std::fs::read(log).unwrap();
+    header[16..24].try_into().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_that_copies_the_whole_log_starts_it_over_itself() {
+    let h = crate::sqlite().await;
+    let writer = h.store.login_writer().unwrap();
+    let records: Vec<_> = (1..=40).map(|i| record(i, keycard_id(i))).collect();
+    writer.write(&records[..20]).unwrap();
+    writer.checkpoint().unwrap();
+    let restarted = log_salts(&h);
+    // The writer's next transaction goes on in the log the checkpoint started (starting it
+    // over itself would have drawn new salts, and synced the header on the writer's thread).
+    writer.write(&records[20..]).unwrap();
+    assert_eq!(log_salts(&h), restarted);
+    // Idle: the first checkpoint copies that and starts over once more, later ones find
+    // nothing to copy and leave the log alone.
+    writer.checkpoint().unwrap();
+    let idle = log_salts(&h);
+    assert_ne!(idle, restarted);
+    writer.checkpoint().unwrap();
+    writer.checkpoint().unwrap();
+    assert_eq!(log_salts(&h), idle);
+    let written = ids(&h, LoginQuery::default()).await;
+    assert_eq!(written.len(), 40);
+}
