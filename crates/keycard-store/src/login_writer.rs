@@ -237,15 +237,17 @@ const WAL_RESTART_PAGES: u32 = 1000;
 /// held the request runtime for up to 3.6 ms at 60k req/s).
 const WAL_SAFETY_PAGES: u32 = 10 * WAL_RESTART_PAGES;
 
-/// Writes the first transaction into a log that a RESTART checkpoint has wholly copied, so
-/// that the sync of its new header happens on this connection ([`LoginWriter::checkpoint`]).
-/// Should another connection write first, this is one page more in the log, and nothing else.
-fn start_log_over(connection: &Connection) -> rusqlite::Result<()> {
-    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+/// Writes the first transaction into a log that a checkpoint has wholly copied, so that the
+/// sync of its new header happens on this connection ([`LoginWriter::checkpoint`]). Should
+/// another connection write first, this is one page more in the log, and nothing else.
+fn start_log_over(connection: &mut Connection) -> rusqlite::Result<()> {
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Read under the write lock, so the value written back is the one the file holds.
+    let version: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     // A PRAGMA takes no parameters; the value is the integer just read.
-    connection.execute_batch(&format!(
-        "BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;"
-    ))
+    transaction.execute_batch(&format!("PRAGMA user_version = {version}"))?;
+    transaction.commit()
 }
 
 /// Opens a connection that waits up to `busy` for another connection's lock (zero: fails at
