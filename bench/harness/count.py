@@ -14,7 +14,11 @@ portable code, about 21,000 more instructions per signed request than the real r
 Another: the server runs tens of times slower under valgrind, so keycard's audit writer, which
 lets records gather for 4 ms, commits a few records per transaction instead of hundreds: the
 count charges the trail's commits several thousand instructions a request that the loaded
-server spreads over a whole batch (docs/benchmarks.md, seventeenth session).
+server spreads over a whole batch (docs/benchmarks.md, seventeenth session). How the records
+fall into commits, and what the checkpoint thread (on a 50 ms clock) finds to copy, differ
+between the N and 2N runs, so keycard's total moves by 1,000-2,000 instructions from one count
+to the next with no change in the code (nineteenth session): an A/B of a change on the request
+path should compare the functions it touches (callgrind's files stay in the run's raw folder).
 
 With CACHE_SIM=1, callgrind also simulates the caches (a 32 KiB 8-way instruction cache, as on
 the machines this runs on: CACHES) and the report adds the instruction-cache misses per request: how
