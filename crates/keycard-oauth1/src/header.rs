@@ -281,7 +281,7 @@ fn split_pairs<'a>(
         let value_start = at + usize::from(bytes.get(at) == Some(&b'"'));
         let tail = bytes.get(value_start..).unwrap_or_default();
         // Most values are only unreserved bytes: nothing to decode, and already in the base
-        // string's normal form. One scan (eight bytes at a time) finds that out, and as `"`
+        // string's normal form. One scan (sixteen bytes at a time) finds that out, and as `"`
         // is reserved, it stops at a quoted value's end too.
         let plain_len = unreserved_prefix_len(tail);
         let value_len = if value_start > at {
