@@ -32,27 +32,35 @@ pub fn is_unreserved(byte: u8) -> bool {
 /// (hex keys, nonces, timestamps), so sixteen bytes are classified at once.
 #[inline]
 pub fn unreserved_prefix_len(bytes: &[u8]) -> usize {
+    prefix_len(bytes, reserved_bytes)
+}
+
+/// The length of the prefix of `bytes` that `outside` flags nowhere, sixteen bytes at a time.
+/// `outside` gives `0xFF` for each of sixteen bytes outside the set (little-endian), and must
+/// flag NUL: the last bytes are padded with it.
+#[inline]
+pub(crate) fn prefix_len(bytes: &[u8], outside: impl Fn([u8; 16]) -> u128) -> usize {
     let mut chunks = bytes.chunks_exact(16);
     let mut checked = 0;
     for chunk in chunks.by_ref() {
         let mut sixteen = [0u8; 16];
         sixteen.copy_from_slice(chunk);
-        let reserved = reserved_bytes(sixteen);
-        if reserved != 0 {
-            return checked + first_flagged(reserved);
+        let flagged = outside(sixteen);
+        if flagged != 0 {
+            return checked + first_flagged(flagged);
         }
         checked += 16;
     }
-    // The rest, padded with NUL, which is reserved: the first flagged byte is at most its end.
+    // The rest, padded with NUL: the first flagged byte is at most its end.
     let rest = chunks.remainder();
     let mut sixteen = [0u8; 16];
     if let Some(head) = sixteen.get_mut(..rest.len()) {
         head.copy_from_slice(rest);
     }
-    checked + first_flagged(reserved_bytes(sixteen)).min(rest.len())
+    checked + first_flagged(outside(sixteen)).min(rest.len())
 }
 
-/// The index of the lowest byte flagged by [`reserved_bytes`] (little-endian).
+/// The index of the lowest flagged byte (little-endian).
 #[inline]
 fn first_flagged(reserved: u128) -> usize {
     (reserved.trailing_zeros() / 8) as usize
