@@ -62,8 +62,8 @@ pub(crate) fn prefix_len(bytes: &[u8], outside: impl Fn([u8; 16]) -> u128) -> us
 
 /// The index of the lowest flagged byte (little-endian).
 #[inline]
-fn first_flagged(reserved: u128) -> usize {
-    (reserved.trailing_zeros() / 8) as usize
+fn first_flagged(flagged: u128) -> usize {
+    (flagged.trailing_zeros() / 8) as usize
 }
 
 /// For sixteen bytes, `0xFF` in each byte that is *not* unreserved, as one little-endian
