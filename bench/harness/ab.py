@@ -19,7 +19,7 @@ from .config import MODES, PLAIN, SCENARIOS, from_environment
 from .main import (build_label, capture_bodies, create_directory, log, max_run, metadata,
                    publish, results_path, start)
 from .measure import Runner
-from .scaling import cores_busy, figures, first_guesses, split_cpus
+from .scaling import core_counts, cores_busy, figures, first_guesses, split_cpus
 
 BUILDS = {PLAIN: "before", "keycard": "after"}
 
@@ -31,15 +31,11 @@ def main() -> int:
     mode = MODES["quick"]
     base = from_environment()
     nproc = os.cpu_count() or 2
-    cores = [int(c) for c in os.environ.get("SCALING_CORES", "1,2").split(",")]
     rounds = int(os.environ.get("ROUNDS", "2"))
     create_directory(paths, base)
     scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
     runs, problems = [], []
-    for n in cores:
-        if n > nproc:
-            log(f"skipping {n} server cores: this machine has {nproc} CPUs")
-            continue
+    for n in core_counts(nproc):
         env, _ = split_cpus(base, n, nproc)
         runner = Runner(env, paths, capture_bodies(paths, env))
         guesses = first_guesses(n)

@@ -24,14 +24,10 @@ def main() -> int:
     mode = MODES["quick"]
     base = from_environment()
     nproc = os.cpu_count() or 2
-    cores = [int(c) for c in os.environ.get("SCALING_CORES", "1,2").split(",")]
     create_directory(paths, base)
     scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
     rows, problems = [], []
-    for n in cores:
-        if n > nproc:
-            log(f"skipping {n} server cores: this machine has {nproc} CPUs")
-            continue
+    for n in core_counts(nproc):
         env, shared = split_cpus(base, n, nproc)
         record_id = capture_bodies(paths, env)
         runner = Runner(env, paths, record_id)
@@ -61,6 +57,18 @@ def main() -> int:
                      f"| {r['keycard']['rps'] / r['server_cores']:,.0f} "
                      f"| {cores_busy(r['keycard'])}, {cores_busy(r['bare'])} |")
     return publish(out, "\n".join(lines), problems)
+
+
+def core_counts(nproc: int) -> list[int]:
+    """The server core counts of SCALING_CORES (default "1,2") that this machine has, logging
+    the ones it skips."""
+    counts = []
+    for n in (int(c) for c in os.environ.get("SCALING_CORES", "1,2").split(",")):
+        if n > nproc:
+            log(f"skipping {n} server cores: this machine has {nproc} CPUs")
+        else:
+            counts.append(n)
+    return counts
 
 
 def split_cpus(base, n: int, nproc: int):
