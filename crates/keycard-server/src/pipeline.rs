@@ -31,6 +31,7 @@ use crate::flow::Stage;
 use crate::request_id::RequestId;
 use crate::respond::{ClientError, Surface, error_response};
 use crate::routing::{HostRoute, realm_hint, route_host};
+use crate::shared::nonce::NonceKey;
 use crate::shared::{Admission, NonceUse, Pool, Slot, Unreachable};
 
 /// What arrived, as the HTTP layer read it.
@@ -606,9 +607,10 @@ async fn admission_step(
     state: &AppState,
     surface: Surface,
     use_: &NonceUse<'_>,
+    prepared: Option<NonceKey>,
     pool: Option<Pool<'_>>,
 ) -> Result<Option<Slot>, Refusal> {
-    match state.shared.admit(use_, pool).await {
+    match state.shared.admit(use_, prepared, pool).await {
         Ok(Admission::Fresh(slot)) => Ok(slot),
         Ok(Admission::Replay) => Err(login_failed(
             nonce_used(surface),
@@ -674,6 +676,18 @@ async fn run(
         Proof::Header(_) => Cow::Borrowed(token.oauth_key(method)),
     };
     let now = known.at;
+    // The nonce's slot comes from memory while the signature is checked. `freshness_step`
+    // judges the timestamp; `admit` uses the key only if made with the one it accepted.
+    let prepared = keycard_oauth1::rules::parse_timestamp(p.timestamp)
+        .ok()
+        .and_then(|timestamp| {
+            state.shared.prepare(&NonceUse {
+                scope: &token.token.token_id,
+                nonce: p.nonce,
+                timestamp,
+                now,
+            })
+        });
     signature_step(facts, p, &key, &account, now)?;
     let timestamp = freshness_step(state, facts.surface, p, now)?;
 
@@ -690,7 +704,7 @@ async fn run(
         timestamp,
         now,
     };
-    let Some(slot) = admission_step(state, facts.surface, &use_, pool).await? else {
+    let Some(slot) = admission_step(state, facts.surface, &use_, prepared, pool).await? else {
         // A slot is only not asked for when the IP is refused.
         return Err(login_failed(
             "IpAddressNotAllowed",
@@ -920,7 +934,7 @@ pub async fn authenticate_request_token(
         let timestamp = freshness_step(state, Surface::Rest, &p, now)?;
         let scope = format!("consumer:{}", p.consumer_key);
         let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
-        admission_step(state, Surface::Rest, &use_, None).await?;
+        admission_step(state, Surface::Rest, &use_, None, None).await?;
         Ok(RequestTokenGrant {
             account,
             integration,
@@ -976,7 +990,7 @@ pub async fn authenticate_access_token(
         let timestamp = freshness_step(state, Surface::Rest, &p, now)?;
         let scope = format!("request:{}", p.token);
         let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
-        admission_step(state, Surface::Rest, &use_, None).await?;
+        admission_step(state, Surface::Rest, &use_, None, None).await?;
         // Single use from here on: a wrong verifier burns the request token too. Of two
         // exchanges at once (on any nodes) only the one that takes it goes on.
         if state.flows.take(p.token, now).await.map_err(shared_unreachable)?.is_none() {

@@ -74,17 +74,37 @@ impl SharedState {
         })
     }
 
+    /// Makes ready for [`admit`](Self::admit)ting `nonce`, before the checks that come
+    /// first: in this process, the key's slot is asked of the memory (a cache miss at full
+    /// load) while they run. The key returned spares `admit` making it again.
+    pub fn prepare(&self, nonce: &NonceUse<'_>) -> Option<nonce::NonceKey> {
+        match self {
+            Self::Local { nonces, .. } => {
+                let key = nonces.key(nonce.scope, nonce.nonce, nonce.timestamp);
+                nonces.prefetch(&key);
+                Some(key)
+            }
+            Self::Redis(_) => None,
+        }
+    }
+
     /// Uses the nonce and, when `pool` is given and the nonce was new, takes a slot from it,
     /// in one step (on Redis, one round trip). Call only after the signature verified, so
-    /// unauthenticated traffic cannot fill the store or burn a client's nonces.
+    /// unauthenticated traffic cannot fill the store or burn a client's nonces. `prepared`
+    /// is [`prepare`](Self::prepare)'s key for the same scope and nonce; it is used only if
+    /// made with the same timestamp.
     pub async fn admit(
         &self,
         nonce: &NonceUse<'_>,
+        prepared: Option<nonce::NonceKey>,
         pool: Option<Pool<'_>>,
     ) -> Result<Admission, Unreachable> {
         match self {
             Self::Local { nonces, slots } => {
-                if !nonces.consume(nonce.scope, nonce.nonce, nonce.timestamp, nonce.now) {
+                let key = prepared
+                    .filter(|key| key.timestamp() == nonce.timestamp)
+                    .unwrap_or_else(|| nonces.key(nonce.scope, nonce.nonce, nonce.timestamp));
+                if !nonces.consume_key(&key, nonce.now) {
                     return Ok(Admission::Replay);
                 }
                 Ok(match pool {
@@ -140,4 +160,51 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> SharedState {
+        SharedState::Local {
+            nonces: nonce::NonceStore::new(300),
+            slots: slots::Slots::default(),
+        }
+    }
+
+    fn use_at(timestamp: i64) -> NonceUse<'static> {
+        NonceUse {
+            scope: "token",
+            nonce: "nonce",
+            timestamp,
+            now: 1000,
+        }
+    }
+
+    async fn fresh(
+        state: &SharedState,
+        nonce: &NonceUse<'_>,
+        prepared: Option<nonce::NonceKey>,
+    ) -> bool {
+        matches!(
+            state.admit(nonce, prepared, None).await,
+            Ok(Admission::Fresh(None))
+        )
+    }
+
+    #[tokio::test]
+    async fn a_prepared_key_counts_only_for_its_own_timestamp() {
+        let state = local();
+        let prepared = state.prepare(&use_at(1000));
+        // Prepared for 1000, admitted at 1001: the use of 1001 is recorded, not 1000's.
+        assert!(fresh(&state, &use_at(1001), prepared).await);
+        assert!(fresh(&state, &use_at(1000), None).await);
+        assert!(!fresh(&state, &use_at(1001), None).await, "1001 was used");
+        let prepared = state.prepare(&use_at(1000));
+        assert!(
+            !fresh(&state, &use_at(1000), prepared).await,
+            "a replay, prepared or not"
+        );
+    }
 }

@@ -136,6 +136,16 @@ impl KeySet {
         }
     }
 
+    /// Prefetches the line of `key`'s first slot (most keys are found or placed there).
+    fn prefetch(&self, key: u64) {
+        let mask = self.slots.len().wrapping_sub(1);
+        // Masked, so in bounds; an empty table has nothing to fetch.
+        #[allow(clippy::cast_possible_truncation)]
+        if !self.slots.is_empty() {
+            prefetch_index::prefetch_index(&self.slots, key as usize & mask);
+        }
+    }
+
     /// Doubles the table, placing every key again.
     fn grow(&mut self) {
         let old = std::mem::replace(self, Self::with_slots((self.slots.len() * 2).max(8)));
@@ -154,6 +164,24 @@ impl KeySet {
     }
 }
 
+/// A use's keyed hash and the timestamp it was made with (which picks the bucket).
+pub struct NonceKey {
+    hash: u64,
+    timestamp: i64,
+}
+
+impl NonceKey {
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+}
+
+/// Bits 32..40 pick the shard: the table itself uses the low bits, so a shard's keys still vary
+/// in those.
+fn shard_index(hash: u64) -> usize {
+    usize::try_from((hash >> 32) % SHARDS as u64).unwrap_or(0)
+}
+
 impl NonceStore {
     pub fn new(window: i64) -> Self {
         Self {
@@ -163,25 +191,49 @@ impl NonceStore {
         }
     }
 
+    /// The key of `(token, nonce, timestamp)`, for [`prefetch`](Self::prefetch) and
+    /// [`consume_key`](Self::consume_key).
+    pub fn key(&self, token: &str, nonce: &str, timestamp: i64) -> NonceKey {
+        NonceKey {
+            // Never 0, the free slot's mark (0 and 1 are one key: odds of 2^-63 for a collision).
+            hash: self.key.hash_one((token, nonce, timestamp)).max(1),
+            timestamp,
+        }
+    }
+
+    /// Asks the CPU for the memory where `key` would be found, without changing anything. At
+    /// full load the tables are megabytes touched at random, so the slot is a cache miss:
+    /// asked for before the signature is checked, it is in the cache when the key is consumed.
+    pub fn prefetch(&self, key: &NonceKey) {
+        let Some(shard) = self.shards.get(shard_index(key.hash)) else {
+            return;
+        };
+        let bucket = key.timestamp.div_euclid(BUCKET);
+        let shard = lock(shard);
+        if let Some((_, keys)) = shard.buckets.iter().rev().find(|(b, _)| *b == bucket) {
+            keys.prefetch(key.hash);
+        }
+    }
+
     /// Records the use; false when it was already used. Call only after the signature verified,
     /// so unauthenticated traffic cannot fill the store or burn a client's nonces.
     pub fn consume(&self, token: &str, nonce: &str, timestamp: i64, now: i64) -> bool {
-        // Never 0, the free slot's mark (0 and 1 are one key: odds of 2^-63 for a collision).
-        let key = self.key.hash_one((token, nonce, timestamp)).max(1);
-        // Bits 32..40 pick the shard: the table itself uses the low bits, so a shard's keys
-        // still vary in those.
-        let shard_index = usize::try_from((key >> 32) % SHARDS as u64).unwrap_or(0);
-        let Some(shard) = self.shards.get(shard_index) else {
+        self.consume_key(&self.key(token, nonce, timestamp), now)
+    }
+
+    /// [`consume`](Self::consume) with the key already made.
+    pub fn consume_key(&self, key: &NonceKey, now: i64) -> bool {
+        let Some(shard) = self.shards.get(shard_index(key.hash)) else {
             return false;
         };
         let mut shard = lock(shard);
         // Timestamps older than the window are refused before this point; drop their buckets.
         shard.expire((now - self.window).div_euclid(BUCKET) - 1);
         // A replay carries the same timestamp, so it lands in the same bucket.
-        let bucket = timestamp.div_euclid(BUCKET);
+        let bucket = key.timestamp.div_euclid(BUCKET);
         shard
             .bucket(bucket, bucket == now.div_euclid(BUCKET))
-            .insert(key)
+            .insert(key.hash)
     }
 
     /// Drops the buckets that left the window, in every shard (`consume` does it for its own).
@@ -298,5 +350,26 @@ mod tests {
             !shard.bucket(5, false).insert(7),
             "the old bucket keeps its entries"
         );
+    }
+
+    #[test]
+    fn a_prefetched_key_is_the_same_use_as_its_strings() {
+        let store = NonceStore::new(300);
+        let key = store.key("t", "nonce1", 1000);
+        // Before any bucket exists, and after: prefetching changes nothing.
+        store.prefetch(&key);
+        assert!(store.consume_key(&key, 1000));
+        store.prefetch(&key);
+        assert_eq!(store.len(), 1);
+        assert!(
+            !store.consume("t", "nonce1", 1000, 1001),
+            "a replay by its strings"
+        );
+        assert!(
+            !store.consume_key(&store.key("t", "nonce1", 1000), 1001),
+            "and by its key"
+        );
+        assert!(store.consume_key(&store.key("t", "nonce1", 1001), 1001));
+        assert_eq!(key.timestamp(), 1000);
     }
 }
