@@ -35,7 +35,7 @@ fn random(bytes: usize) -> Option<String> {
     keycard_store::crypto::random_hex(bytes).ok()
 }
 
-pub async fn requesttoken(state: &AppState, incoming: Incoming) -> Response {
+pub async fn requesttoken(state: &AppState, incoming: &Incoming) -> Response {
     if incoming.method != Method::POST {
         return method_not_allowed(&incoming.request_id);
     }
@@ -83,7 +83,7 @@ pub async fn requesttoken(state: &AppState, incoming: Incoming) -> Response {
     )
 }
 
-pub async fn accesstoken(state: &AppState, incoming: Incoming) -> Response {
+pub async fn accesstoken(state: &AppState, incoming: &Incoming) -> Response {
     if incoming.method != Method::POST {
         return method_not_allowed(&incoming.request_id);
     }
@@ -320,7 +320,7 @@ async fn token_roles(state: &AppState, pending: &Pending, user: &User) -> Vec<Ro
     roles
 }
 
-pub async fn page_handler(state: &AppState, incoming: Incoming) -> Response {
+pub async fn page_handler(state: &AppState, incoming: &Incoming) -> Response {
     let id = incoming.request_id;
     let fields = if incoming.method == Method::POST {
         form_fields(&incoming.body)
@@ -364,7 +364,7 @@ pub async fn page_handler(state: &AppState, incoming: Incoming) -> Response {
         (Method::POST, false) => {
             login(
                 state,
-                &incoming,
+                incoming,
                 &pending,
                 (&token, &flow_state),
                 (&field("email"), &field("password")),

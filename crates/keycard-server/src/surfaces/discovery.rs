@@ -40,7 +40,7 @@ fn data_center_urls(state: &AppState, incoming: &Incoming, account: &AccountId) 
     })
 }
 
-pub async fn datacenterurls(state: &AppState, incoming: Incoming) -> Response {
+pub async fn datacenterurls(state: &AppState, incoming: &Incoming) -> Response {
     let id = &incoming.request_id;
     // NetSuite's workaround for a "Service Unavailable" answer is `&c=`: accept either.
     let Some(named) = incoming
@@ -65,7 +65,7 @@ pub async fn datacenterurls(state: &AppState, incoming: Incoming) -> Response {
         );
     };
     match state.cache.account(&account_id).await {
-        Ok(Some(account)) => json_response(&data_center_urls(state, &incoming, &account.id), id),
+        Ok(Some(account)) => json_response(&data_center_urls(state, incoming, &account.id), id),
         Ok(None) => error_response(
             Surface::Token,
             ClientError::BadRequest("No account with this id exists."),
@@ -85,9 +85,9 @@ fn account_type(account: &Account) -> &'static str {
     }
 }
 
-pub async fn roles(state: &AppState, incoming: Incoming) -> Response {
+pub async fn roles(state: &AppState, incoming: &Incoming) -> Response {
     let mut record = incoming.login_record(state, Surface::Token);
-    let outcome = list_roles(state, &incoming, &mut record).await;
+    let outcome = list_roles(state, incoming, &mut record).await;
     let id = incoming.request_id;
     if !audit_outcome(state, record, &outcome).await {
         return error_response(Surface::Token, ClientError::Unavailable, None, &id);

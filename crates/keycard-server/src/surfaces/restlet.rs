@@ -9,7 +9,7 @@ use crate::AppState;
 use crate::pipeline::{Need, authenticate};
 use crate::respond::{ClientError, Surface, error_response};
 
-pub async fn handle(state: &AppState, incoming: Incoming) -> Response {
+pub async fn handle(state: &AppState, incoming: &Incoming) -> Response {
     let facts = incoming.facts(Surface::Restlet);
     let principal = match authenticate(state, &facts, &Need::Restlet).await {
         Ok(principal) => principal,

@@ -297,7 +297,7 @@ impl Passport {
     }
 }
 
-pub async fn handle(state: &AppState, port: &str, incoming: Incoming) -> Response {
+pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Response {
     let id = incoming.request_id;
     let Some(version) = port_version(port).map(str::to_owned) else {
         return error_response(Surface::Soap, ClientError::NotFound, None, &id);

@@ -13,7 +13,7 @@ use crate::AppState;
 use crate::pipeline::{Need, authenticate};
 use crate::respond::{ClientError, Surface, error_response, with_request_id};
 
-pub async fn tokeninfo(state: &AppState, incoming: Incoming) -> Response {
+pub async fn tokeninfo(state: &AppState, incoming: &Incoming) -> Response {
     let principal = match authenticate(state, &incoming.facts(Surface::Token), &Need::Login).await {
         Ok(principal) => principal,
         Err(response) => return response,
@@ -99,7 +99,7 @@ fn write_json_string(out: &mut Vec<u8>, value: &str) {
     }
 }
 
-pub async fn revoketoken(state: &AppState, incoming: Incoming) -> Response {
+pub async fn revoketoken(state: &AppState, incoming: &Incoming) -> Response {
     let principal = match authenticate(state, &incoming.facts(Surface::Token), &Need::Login).await {
         Ok(principal) => principal,
         Err(response) => return response,
@@ -142,10 +142,10 @@ pub async fn revoketoken(state: &AppState, incoming: Incoming) -> Response {
 
 /// `issuetoken`: NLAuth email + password + role (+ OTP), for an integration that allows the
 /// IssueToken endpoint and user credentials; returns a new token once.
-pub async fn issuetoken(state: &AppState, incoming: Incoming) -> Response {
+pub async fn issuetoken(state: &AppState, incoming: &Incoming) -> Response {
     let request_id = incoming.request_id;
     let mut record = incoming.login_record(state, Surface::Token);
-    let outcome = issue(state, &incoming, &mut record).await;
+    let outcome = issue(state, incoming, &mut record).await;
     if !audit_outcome(state, record, &outcome).await {
         return error_response(Surface::Token, ClientError::Unavailable, None, &request_id);
     }
