@@ -211,40 +211,42 @@ fn tracked(
             Route::NotFound => Err(surfaces::not_found(request.uri().path())),
             Route::Endpoint(endpoint) => Ok(endpoint),
         };
-        let response = match endpoint {
+        let incoming = match endpoint {
+            Err(response) => Err(response),
+            Ok(endpoint) if Incoming::has_no_body(&request) => {
+                Ok((endpoint, Incoming::without_body(&state, peer, request)))
+            }
+            Ok(endpoint) => Incoming::read(&state, peer, request)
+                .await
+                .map(|incoming| (endpoint, incoming)),
+        };
+        let response = match incoming {
             Err(response) => response,
-            Ok(endpoint) => match Incoming::read(&state, peer, request).await {
-                Err(response) => response,
-                // The request's future is as large as the largest handler's, and it is moved into
-                // a box on every request: the handlers that are neither frequent nor small wait in
-                // boxes of their own (tokeninfo's future is about 1.2 KB; issuetoken's 2.8 KB).
-                Ok(incoming) => match endpoint {
-                    Endpoint::Restlet => restlet::handle(&state, &incoming).await,
-                    Endpoint::TokenInfo => tokens::tokeninfo(&state, &incoming).await,
-                    Endpoint::GovernanceLimits => rest::governance_limits(&state, &incoming).await,
-                    Endpoint::RecordCollection { record } => {
-                        rest::collection(&state, &record, &incoming).await
-                    }
-                    Endpoint::RecordInstance { record, id } => {
-                        rest::instance(&state, &record, &id, &incoming).await
-                    }
-                    Endpoint::DataCenterUrls => discovery::datacenterurls(&state, &incoming).await,
-                    Endpoint::RevokeToken => Box::pin(tokens::revoketoken(&state, &incoming)).await,
-                    Endpoint::IssueToken => Box::pin(tokens::issuetoken(&state, &incoming)).await,
-                    Endpoint::Roles => Box::pin(discovery::roles(&state, &incoming)).await,
-                    Endpoint::RequestToken => {
-                        Box::pin(authorize::requesttoken(&state, &incoming)).await
-                    }
-                    Endpoint::AccessToken => {
-                        Box::pin(authorize::accesstoken(&state, &incoming)).await
-                    }
-                    Endpoint::AuthorizePage => {
-                        Box::pin(authorize::page_handler(&state, &incoming)).await
-                    }
-                    Endpoint::Soap { port } => {
-                        Box::pin(soap::handle(&state, &port, &incoming)).await
-                    }
-                },
+            // The request's future is as large as the largest handler's, and it is moved into
+            // a box on every request: the handlers that are neither frequent nor small wait in
+            // boxes of their own (tokeninfo's future is about 1.2 KB; issuetoken's 2.8 KB).
+            Ok((endpoint, incoming)) => match endpoint {
+                Endpoint::Restlet => restlet::handle(&state, &incoming).await,
+                Endpoint::TokenInfo => tokens::tokeninfo(&state, &incoming).await,
+                Endpoint::GovernanceLimits => rest::governance_limits(&state, &incoming).await,
+                Endpoint::RecordCollection { record } => {
+                    rest::collection(&state, &record, &incoming).await
+                }
+                Endpoint::RecordInstance { record, id } => {
+                    rest::instance(&state, &record, &id, &incoming).await
+                }
+                Endpoint::DataCenterUrls => discovery::datacenterurls(&state, &incoming).await,
+                Endpoint::RevokeToken => Box::pin(tokens::revoketoken(&state, &incoming)).await,
+                Endpoint::IssueToken => Box::pin(tokens::issuetoken(&state, &incoming)).await,
+                Endpoint::Roles => Box::pin(discovery::roles(&state, &incoming)).await,
+                Endpoint::RequestToken => {
+                    Box::pin(authorize::requesttoken(&state, &incoming)).await
+                }
+                Endpoint::AccessToken => Box::pin(authorize::accesstoken(&state, &incoming)).await,
+                Endpoint::AuthorizePage => {
+                    Box::pin(authorize::page_handler(&state, &incoming)).await
+                }
+                Endpoint::Soap { port } => Box::pin(soap::handle(&state, &port, &incoming)).await,
             },
         };
         if let (Some(surface), Some(started)) = (surface, started) {

@@ -76,6 +76,30 @@ pub struct Incoming {
 }
 
 impl Incoming {
+    /// Whether `request` has no body to read (most are GETs).
+    pub fn has_no_body(request: &axum::extract::Request) -> bool {
+        axum::body::HttpBody::is_end_stream(request.body())
+    }
+
+    /// A request that [`has_no_body`](Self::has_no_body), at once: [`read`](Self::read)'s
+    /// future (750 bytes, copied into the request's) is made only for those that have one.
+    pub fn without_body(
+        state: &AppState,
+        peer: SocketAddr,
+        request: axum::extract::Request,
+    ) -> Self {
+        let (parts, _) = request.into_parts();
+        // Nothing to collect (collecting an empty body still allocated a buffer list).
+        Self::new(
+            state,
+            peer,
+            parts.method,
+            parts.uri,
+            parts.headers,
+            Bytes::new(),
+        )
+    }
+
     /// Reads a request whole: the peer from the connection and the body, up to 2 MiB (413
     /// beyond that, or when the body is cut off).
     pub async fn read(
@@ -84,14 +108,7 @@ impl Incoming {
         request: axum::extract::Request,
     ) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
-        // Most requests are GETs without a body: nothing to collect (collecting an empty body
-        // still allocated a buffer list).
-        let body = if axum::body::HttpBody::is_end_stream(&body) {
-            Ok(Bytes::new())
-        } else {
-            axum::body::to_bytes(body, 2 * 1024 * 1024).await
-        };
-        let Ok(body) = body else {
+        let Ok(body) = axum::body::to_bytes(body, 2 * 1024 * 1024).await else {
             let response = (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "The request body is larger than 2 MiB or was cut off." } })),
