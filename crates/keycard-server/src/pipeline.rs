@@ -139,14 +139,13 @@ pub async fn authenticate(
     need: &Need,
 ) -> Result<Principal, Response> {
     let mut known = Known::at(state.now());
-    let outcome = match parse_header(facts) {
-        Ok(header) => {
-            known.realm = header.realm().map(Text::from);
-            match require_params(&header, &REQUIRED) {
-                Ok(()) => run(state, facts, &presented(&header), need, &mut known).await,
-                Err(refusal) => Err(refusal),
-            }
-        }
+    let header = parse_header(facts).and_then(|header| {
+        known.realm = header.realm().map(Text::from);
+        require_params(&header, &REQUIRED).map(|()| header)
+    });
+    // Matched by value, so that no result but the header is kept across the await.
+    let outcome = match header {
+        Ok(header) => run(state, facts, &presented(&header), need, &mut known).await,
         Err(refusal) => Err(refusal),
     };
     finish(state, facts, known, outcome).await
@@ -169,58 +168,67 @@ pub async fn authenticate_presented(
 
 /// Logs and audits the attempt, then answers a refusal in the surface's shape. Takes what the
 /// pipeline learnt by value: its names move into the record.
-async fn finish<T>(
-    state: &AppState,
-    facts: &RequestFacts<'_>,
+///
+/// An async block, not an async fn, which would keep `known` and `outcome` twice in its
+/// future (224 bytes, copied on every request).
+#[allow(clippy::manual_async_fn)]
+fn finish<'a, T>(
+    state: &'a AppState,
+    facts: &'a RequestFacts<'_>,
     known: Known,
     mut outcome: Result<T, Refusal>,
-) -> Result<T, Response> {
-    let (status, detail, diagnosis) = match &mut outcome {
-        Ok(_) => ("Success", "", Value::Null),
-        Err(refusal) => ("Failure", refusal.detail, refusal.diagnosis.take()),
-    };
-    if outcome.is_ok() {
-        tracing::debug!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), "login accepted");
-    } else {
-        tracing::info!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), token = known.token.as_deref(), detail, "login refused");
+) -> impl Future<Output = Result<T, Response>> + 'a
+where
+    T: 'a,
+{
+    async move {
+        let (status, detail, diagnosis) = match &mut outcome {
+            Ok(_) => ("Success", "", Value::Null),
+            Err(refusal) => ("Failure", refusal.detail, refusal.diagnosis.take()),
+        };
+        if outcome.is_ok() {
+            tracing::debug!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), "login accepted");
+        } else {
+            tracing::info!(request_id = %facts.request_id, surface = facts.surface.as_str(), account = known.account.as_deref(), integration = known.integration.as_deref(), token = known.token.as_deref(), detail, "login refused");
+        }
+        // The realm a refusal names: the account's id when known, else what the client sent.
+        let realm = match &outcome {
+            Ok(_) => None,
+            Err(_) => known.account.clone().or_else(|| known.realm.clone()),
+        };
+        let record = LoginRecord {
+            at: known.at,
+            request_id: facts.request_id.as_str().into(),
+            ip: crate::respond::ip_text(facts.peer),
+            account: known.account,
+            integration: known.integration,
+            token_name: known.token,
+            user: known.user,
+            role: known.role,
+            surface: Text::const_new(facts.surface.as_str()),
+            request_uri: facts.uri(),
+            status: Text::const_new(status),
+            detail: Text::const_new(detail),
+            diagnosis,
+        };
+        // Waits when the queue is full (back-pressure); fails only if the writer is gone.
+        if state.audit.send(record).await.is_err() {
+            return Err(error_response(
+                facts.surface,
+                ClientError::Unavailable,
+                None,
+                &facts.request_id,
+            ));
+        }
+        outcome.map_err(|refusal| {
+            error_response(
+                facts.surface,
+                refusal.error,
+                realm.as_deref(),
+                &facts.request_id,
+            )
+        })
     }
-    // The realm a refusal names: the account's id when known, else what the client sent.
-    let realm = match &outcome {
-        Ok(_) => None,
-        Err(_) => known.account.clone().or_else(|| known.realm.clone()),
-    };
-    let record = LoginRecord {
-        at: known.at,
-        request_id: facts.request_id.as_str().into(),
-        ip: crate::respond::ip_text(facts.peer),
-        account: known.account,
-        integration: known.integration,
-        token_name: known.token,
-        user: known.user,
-        role: known.role,
-        surface: Text::const_new(facts.surface.as_str()),
-        request_uri: facts.uri(),
-        status: Text::const_new(status),
-        detail: Text::const_new(detail),
-        diagnosis,
-    };
-    // Waits when the queue is full (back-pressure); fails only if the writer is gone.
-    if state.audit.send(record).await.is_err() {
-        return Err(error_response(
-            facts.surface,
-            ClientError::Unavailable,
-            None,
-            &facts.request_id,
-        ));
-    }
-    outcome.map_err(|refusal| {
-        error_response(
-            facts.surface,
-            refusal.error,
-            realm.as_deref(),
-            &facts.request_id,
-        )
-    })
 }
 
 /// NetSuite names a few Detail codes differently on RESTlets and on web services.
@@ -671,10 +679,6 @@ async fn run(
     let integration = integration_step(state, p, &account, known).await?;
     let token = token_step(state, p, &account, &integration, known).await?;
     let method = method_step(state, p)?;
-    let key: Cow<'_, SigningKey> = match &p.proof {
-        Proof::Passport => token.passport_key(&integration, method),
-        Proof::Header(_) => Cow::Borrowed(token.oauth_key(method)),
-    };
     let now = known.at;
     // The nonce's slot comes from memory while the signature is checked. `freshness_step`
     // judges the timestamp; `admit` uses the key only if made with the one it accepted.
@@ -688,7 +692,15 @@ async fn run(
                 now,
             })
         });
-    signature_step(facts, p, &key, &account, now)?;
+    {
+        // In a block of its own, so that the key (152 bytes) is not kept in the future across
+        // the admission's await.
+        let key: Cow<'_, SigningKey> = match &p.proof {
+            Proof::Passport => token.passport_key(&integration, method),
+            Proof::Header(_) => Cow::Borrowed(token.oauth_key(method)),
+        };
+        signature_step(facts, p, &key, &account, now)?;
+    }
     let timestamp = freshness_step(state, facts.surface, p, now)?;
 
     // 8 and 9. IP rule and concurrency slot. The IP is checked first but refused after the
