@@ -138,11 +138,12 @@ impl KeySet {
 
     /// Prefetches the line of `key`'s first slot (most keys are found or placed there).
     fn prefetch(&self, key: u64) {
-        let mask = self.slots.len().wrapping_sub(1);
-        // Masked, so in bounds; an empty table has nothing to fetch.
-        #[allow(clippy::cast_possible_truncation)]
-        if !self.slots.is_empty() {
-            prefetch_index::prefetch_index(&self.slots, key as usize & mask);
+        // An empty table has nothing to fetch.
+        if let Some(mask) = self.slots.len().checked_sub(1) {
+            // Masked, so in bounds.
+            #[allow(clippy::cast_possible_truncation)]
+            let at = key as usize & mask;
+            prefetch_index::prefetch_index(&self.slots, at);
         }
     }
 
@@ -171,6 +172,7 @@ pub struct NonceKey {
 }
 
 impl NonceKey {
+    /// The timestamp the key was made with.
     pub fn timestamp(&self) -> i64 {
         self.timestamp
     }
