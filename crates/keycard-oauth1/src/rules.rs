@@ -27,7 +27,11 @@ impl Default for Rules {
 impl Rules {
     /// Parses `oauth_timestamp` and checks it lies within the window around `now_unix`.
     pub fn check_timestamp(&self, timestamp: &str, now_unix: i64) -> Result<i64, OAuthError> {
-        let seconds = parse_timestamp(timestamp)?;
+        self.check_timestamp_window(parse_timestamp(timestamp)?, now_unix)
+    }
+
+    /// Checks that a timestamp already parsed ([`parse_timestamp`]) lies within the window.
+    pub fn check_timestamp_window(&self, seconds: i64, now_unix: i64) -> Result<i64, OAuthError> {
         let skew_secs = seconds.saturating_sub(now_unix);
         if skew_secs.unsigned_abs() > self.timestamp_window_secs {
             return Err(OAuthError::TimestampOutOfWindow {

@@ -17,7 +17,7 @@ use keycard_core::{
     Account, AccountId, Feature, IntegrationState, Level, LoginRecord, SetupPermission, Text,
     Unusable,
 };
-use keycard_oauth1::rules::{Rules, check_version};
+use keycard_oauth1::rules::{Rules, check_version, parse_timestamp};
 use keycard_oauth1::signature::check_body_hash;
 use keycard_oauth1::{
     AuthorizationHeader, IncomingRequest, OAuthError, RequestTarget, SignatureMethod, SigningKey,
@@ -579,12 +579,13 @@ fn signature_step(
     Ok(())
 }
 
-/// Step 7: the timestamp is in the window and the nonce well formed; returns the timestamp.
-/// Runs only after the signature verified.
+/// Step 7: the timestamp (`parsed` from `p`'s by [`parse_timestamp`]) is in the window and the
+/// nonce well formed; returns the timestamp. Runs only after the signature verified.
 fn freshness_step(
     state: &AppState,
     surface: Surface,
     p: &Presented<'_>,
+    parsed: Result<i64, OAuthError>,
     now: i64,
 ) -> Result<i64, Refusal> {
     let rules = Rules {
@@ -592,7 +593,8 @@ fn freshness_step(
         allow_legacy_sha1: state.config.allow_legacy_sha1,
         ..Rules::default()
     };
-    let timestamp = rules.check_timestamp(p.timestamp, now).map_err(|error| match error {
+    let checked = parsed.and_then(|seconds| rules.check_timestamp_window(seconds, now));
+    let timestamp = checked.map_err(|error| match error {
         OAuthError::TimestampOutOfWindow { skew_secs, window_secs } => login_failed(
             "InvalidTimestamp",
             json!({ "clock_skew_secs": skew_secs, "window_secs": window_secs, "problem": format!("the client's clock is {} s {} the server's", skew_secs.abs(), if skew_secs > 0 { "ahead of" } else { "behind" }) }),
@@ -680,18 +682,17 @@ async fn run(
     let token = token_step(state, p, &account, &integration, known).await?;
     let method = method_step(state, p)?;
     let now = known.at;
-    // The nonce's slot comes from memory while the signature is checked. `freshness_step`
-    // judges the timestamp; `admit` uses the key only if made with the one it accepted.
-    let prepared = keycard_oauth1::rules::parse_timestamp(p.timestamp)
-        .ok()
-        .and_then(|timestamp| {
-            state.shared.prepare(&NonceUse {
-                scope: &token.token.token_id,
-                nonce: p.nonce,
-                timestamp,
-                now,
-            })
-        });
+    // Parsed once: the nonce's slot comes from memory while the signature is checked, and
+    // `freshness_step` judges the timestamp after it.
+    let parsed = parse_timestamp(p.timestamp);
+    let prepared = parsed.as_ref().ok().and_then(|&timestamp| {
+        state.shared.prepare(&NonceUse {
+            scope: &token.token.token_id,
+            nonce: p.nonce,
+            timestamp,
+            now,
+        })
+    });
     {
         // In a block of its own, so that the key (152 bytes) is not kept in the future across
         // the admission's await.
@@ -701,7 +702,7 @@ async fn run(
         };
         signature_step(facts, p, &key, &account, now)?;
     }
-    let timestamp = freshness_step(state, facts.surface, p, now)?;
+    let timestamp = freshness_step(state, facts.surface, p, parsed, now)?;
 
     // 8 and 9. IP rule and concurrency slot. The IP is checked first but refused after the
     // nonce is used (a refused request still burns its nonce); no slot is taken for it.
@@ -943,7 +944,8 @@ pub async fn authenticate_request_token(
         let key = integration.key(method, "");
         let now = known.at;
         signature_step(facts, &p, &key, &account, now)?;
-        let timestamp = freshness_step(state, Surface::Rest, &p, now)?;
+        let timestamp =
+            freshness_step(state, Surface::Rest, &p, parse_timestamp(p.timestamp), now)?;
         let scope = format!("consumer:{}", p.consumer_key);
         let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
         admission_step(state, Surface::Rest, &use_, None, None).await?;
@@ -999,7 +1001,8 @@ pub async fn authenticate_access_token(
         let method = method_step(state, &p)?;
         let key = integration.key(method, pending.secret.expose());
         signature_step(facts, &p, &key, &account, now)?;
-        let timestamp = freshness_step(state, Surface::Rest, &p, now)?;
+        let timestamp =
+            freshness_step(state, Surface::Rest, &p, parse_timestamp(p.timestamp), now)?;
         let scope = format!("request:{}", p.token);
         let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
         admission_step(state, Surface::Rest, &use_, None, None).await?;
