@@ -49,7 +49,7 @@ async fn serve(listen: SocketAddr, body: Bytes) -> Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                // No TCP_NODELAY: `axum::serve`, which keycard uses, does not set it either.
+                // No TCP_NODELAY: keycard's listener (`keycard_server::listen`) sets none.
                 let (stream, _) = accepted?;
                 let body = body.clone();
                 tokio::spawn(async move {

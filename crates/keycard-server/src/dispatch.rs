@@ -1,6 +1,6 @@
 //! The router: which surface answers a path ([`Route::of`], a match over the path's
-//! segments), served as a plain tower service ([`Keycard`], one per connection) that also
-//! times every request for `/metrics`.
+//! segments), served by [`Keycard`] (one per connection: a hyper service for the plain-TCP
+//! listener, a tower service for the TLS one) that also times every request for `/metrics`.
 //!
 //! keycard has a fixed set of routes, so it does not use axum's `Router`: per request, that
 //! walked a path tree, stored the URL parameters in the request's extensions, cloned the
@@ -158,6 +158,7 @@ impl Keycard {
     }
 }
 
+/// The TLS listener's service (`axum_server`, which speaks tower).
 impl<B> tower::Service<axum::http::Request<B>> for Keycard
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
@@ -179,6 +180,24 @@ where
             self.peer,
             request.map(Body::new),
         ))
+    }
+}
+
+/// The plain-TCP listener's service ([`crate::listen`]): hyper's request as it comes.
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Keycard {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        // Most requests are GETs: their empty body needs no box (`Body::empty` allocates
+        // nothing, `Body::new` boxes what it wraps).
+        let request = if HttpBody::is_end_stream(request.body()) {
+            request.map(|_| Body::empty())
+        } else {
+            request.map(Body::new)
+        };
+        Box::pin(tracked(self.state.clone(), self.peer, request))
     }
 }
 
@@ -281,33 +300,9 @@ async fn answer_probe(state: &AppState, probe: Probe, method: &Method) -> Respon
     }
 }
 
-/// Makes a [`Keycard`] for each accepted connection, for `axum::serve` (plain TCP) and
-/// `axum_server` (TLS).
+/// Makes a [`Keycard`] for each connection `axum_server` (TLS) accepts.
 #[derive(Clone)]
 pub struct Connections(pub Arc<AppState>);
-
-impl Connections {
-    fn keycard(&self, peer: SocketAddr) -> std::future::Ready<Result<Keycard, Infallible>> {
-        std::future::ready(Ok(Keycard::new(self.0.clone(), peer)))
-    }
-}
-
-impl tower::Service<axum::serve::IncomingStream<'_, tokio::net::TcpListener>> for Connections {
-    type Response = Keycard;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Keycard, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(
-        &mut self,
-        stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>,
-    ) -> Self::Future {
-        self.keycard(*stream.remote_addr())
-    }
-}
 
 impl tower::Service<SocketAddr> for Connections {
     type Response = Keycard;
@@ -319,7 +314,7 @@ impl tower::Service<SocketAddr> for Connections {
     }
 
     fn call(&mut self, peer: SocketAddr) -> Self::Future {
-        self.keycard(peer)
+        std::future::ready(Ok(Keycard::new(self.0.clone(), peer)))
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod config;
 pub mod dispatch;
 pub mod flow;
+pub mod listen;
 pub mod metrics;
 pub mod pipeline;
 pub mod request_id;
@@ -122,14 +123,12 @@ pub fn start(
     let Application { state, writer } = application(config, store, clock)?;
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let service = dispatch::Connections(state.clone());
         match tls {
             None => {
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(async move {
-                        let _ = signal.await;
-                    })
-                    .await?;
+                listen::serve(listener, state.clone(), async move {
+                    let _ = signal.await;
+                })
+                .await;
             }
             Some(tls) => {
                 let handle = axum_server::Handle::new();
@@ -140,7 +139,7 @@ pub fn start(
                 });
                 axum_server::from_tcp_rustls(listener.into_std()?, tls)
                     .handle(handle)
-                    .serve(service)
+                    .serve(dispatch::Connections(state.clone()))
                     .await?;
             }
         }

@@ -13,6 +13,7 @@ mod browser;
 mod clients;
 mod flow;
 mod invalidation;
+mod listener;
 mod pipeline;
 mod soap;
 mod surfaces;
