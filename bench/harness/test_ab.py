@@ -11,9 +11,10 @@ from . import ab, scaling
 from .config import Env
 
 
-def run(cores: int, build: str, rps: float, cpu_us: float = 10.0) -> dict:
+def run(cores: int, build: str, rps: float, cpu_us: float = 10.0, user_us=None) -> dict:
     return {"server_cores": cores, "build": build, "rps": rps, "p99_us": 300.0,
-            "cpu_us_per_request": cpu_us, "generator_cpu_util": 1.0, "others_on_cpus": 0.0}
+            "cpu_us_per_request": cpu_us, "generator_cpu_util": 1.0, "others_on_cpus": 0.0,
+            "user_us_per_request": user_us, "system_us_per_request": None}
 
 
 class SplitCpus(unittest.TestCase):
@@ -42,7 +43,19 @@ class AbTable(unittest.TestCase):
                 run(8, "bare", 200_000)]
         meta = {"date": "2026-11-30", "host": "test", "cpu_model": "cpu"}
         table = ab.table(meta, SimpleNamespace(connections=64, tokens=100), 16, runs)
-        self.assertIn("| 8 | 120,000 | 140,000 | 1.17× | 200,000 |", table)
+        self.assertIn("| 8 | 120,000 | 140,000 | 1.17× | 200,000 | – | – |", table)
+
+    def test_user_time_is_compared_pair_by_pair(self):
+        # Alternated as the harness runs them: before, after; after, before; before, after.
+        runs = [run(1, "before", 90_000, user_us=4.6), run(1, "after", 80_000, user_us=4.3),
+                run(1, "after", 95_000, user_us=4.5), run(1, "before", 85_000, user_us=4.4),
+                run(1, "before", 88_000, user_us=4.7), run(1, "after", 91_000, user_us=4.2),
+                run(1, "bare", 150_000, user_us=1.0)]
+        meta = {"date": "2026-12-01", "host": "test", "cpu_model": "cpu"}
+        table = ab.table(meta, SimpleNamespace(connections=16, tokens=100), 2, runs)
+        # Medians 4.60 and 4.30; after lower in the first and third pairs, not the second.
+        self.assertIn("| 1 | 88,000 | 91,000 | 1.03× | 150,000 | 4.60 → 4.30 | 2 of 3 |", table)
+        self.assertIn("| 1 | after | 80,000 | 0.8 | 300 µs | 10.00 µs | 4.30 µs | – |", table)
 
 
 class CoresBusy(unittest.TestCase):
