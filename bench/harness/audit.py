@@ -74,11 +74,16 @@ FIELDS = ["request_id", "ip", "account", "integration", "token_name", "user", "r
 
 def decode_block(block: bytes) -> list[dict]:
     """The records of one block, written here from the format's description (not from the Rust
-    code) so that the count checks the encoding too: version byte 1, then per record `at` as a
-    zigzag varint and twelve fields, each a varint n: 0 absent, 1 the previous record's value,
-    else n - 2 bytes of UTF-8."""
-    if not block or block[0] != 1:
-        raise ValueError("not a version-1 block of the login trail")
+    code) so that the count checks the encoding too. Version byte 1 or 2, then per record:
+    `at` as a zigzag varint (version 2: of the difference from the previous record's `at`,
+    from 0); in version 2 the request id as a varint n, keycard's own 16-hex-digit ids as
+    n = zigzag(value - the last such value in the block, from 0) + 1, other ids as n = 0
+    followed by a field; then the fields (version 1 all twelve, version 2 the eleven after the
+    request id), each a varint n: 0 absent, 1 the previous record's value, else n - 2 bytes of
+    UTF-8."""
+    if not block or block[0] not in (1, 2):
+        raise ValueError("not a version-1 or version-2 block of the login trail")
+    version = block[0]
     at = 1
 
     def varint() -> int:
@@ -92,22 +97,43 @@ def decode_block(block: bytes) -> list[dict]:
             if byte < 0x80:
                 return value
 
+    def unzigzag(raw: int) -> int:
+        return (raw >> 1) ^ -(raw & 1)
+
+    def field(name: str):
+        nonlocal at
+        n = varint()
+        if n == 0:
+            return None
+        if n == 1:
+            if not records or records[-1][name] is None:
+                raise ValueError("a repeat of nothing in a block of the login trail")
+            return records[-1][name]
+        text = block[at:at + n - 2].decode("utf-8")
+        at += n - 2
+        return text
+
     records: list[dict] = []
+    previous_at = previous_id = 0
     while at < len(block):
-        raw = varint()
-        record = {"at": (raw >> 1) ^ -(raw & 1)}
-        for field in FIELDS:
+        moment = unzigzag(varint())
+        if version == 2:
+            moment = (previous_at + moment + 2**63) % 2**64 - 2**63
+        previous_at = moment
+        record = {"at": moment}
+        fields = FIELDS
+        if version == 2:
             n = varint()
             if n == 0:
-                record[field] = None
-            elif n == 1:
-                record[field] = records[-1][field]
-                if record[field] is None:
-                    raise ValueError("a repeat of nothing in a block of the login trail")
+                record["request_id"] = field("request_id")
             else:
-                record[field] = block[at:at + n - 2].decode("utf-8")
-                at += n - 2
-        if at > len(block) or record["status"] not in ("Success", "Failure"):
+                previous_id = (previous_id + unzigzag(n - 1)) % 2**64
+                record["request_id"] = f"{previous_id:016x}"
+            fields = FIELDS[1:]
+        for name in fields:
+            record[name] = field(name)
+        if at > len(block) or record["status"] not in ("Success", "Failure") \
+                or record["request_id"] is None:
             raise ValueError("a damaged block of the login trail")
         records.append(record)
     return records
