@@ -156,7 +156,26 @@ impl Keycard {
     pub fn new(state: Arc<AppState>, peer: SocketAddr) -> Self {
         Self { state, peer }
     }
+
+    /// The request's answer, as both services below give it: `tracked`'s future boxed as it
+    /// is (wrapped in another async block, its kilobytes would be copied once more per
+    /// request). Most requests are GETs: their empty body becomes `Body::empty`, which
+    /// allocates nothing, where `Body::new` boxes what it wraps.
+    fn answer<B>(&self, request: axum::http::Request<B>) -> ResponseFuture
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let request = if request.body().is_end_stream() {
+            request.map(|_| Body::empty())
+        } else {
+            request.map(Body::new)
+        };
+        Box::pin(tracked(self.state.clone(), self.peer, request))
+    }
 }
+
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 /// The TLS listener's service (`axum_server`, which speaks tower).
 impl<B> tower::Service<axum::http::Request<B>> for Keycard
@@ -166,20 +185,14 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
-        // `tracked`'s future boxed as it is: wrapped in another async block, its several
-        // kilobytes would be copied once more per request.
-        Box::pin(tracked(
-            self.state.clone(),
-            self.peer,
-            request.map(Body::new),
-        ))
+        self.answer(request)
     }
 }
 
@@ -187,17 +200,10 @@ where
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Keycard {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        // Most requests are GETs: their empty body needs no box (`Body::empty` allocates
-        // nothing, `Body::new` boxes what it wraps).
-        let request = if HttpBody::is_end_stream(request.body()) {
-            request.map(|_| Body::empty())
-        } else {
-            request.map(Body::new)
-        };
-        Box::pin(tracked(self.state.clone(), self.peer, request))
+        self.answer(request)
     }
 }
 

@@ -60,15 +60,19 @@ fn texts(r: &LoginRecord) -> [Option<&str>; TEXTS] {
     ]
 }
 
-/// Appends the block encoding of `records` to `out`.
-pub(crate) fn encode(records: &[LoginRecord], out: &mut Vec<u8>) {
+/// Appends the block encoding of `records` to `out`, and returns their request keys
+/// ([`request_key`]) in order: the encoding reads keycard's ids as numbers anyway.
+pub(crate) fn encode(records: &[LoginRecord], out: &mut Vec<u8>) -> Vec<i64> {
+    let mut keys = Vec::with_capacity(records.len());
     out.push(VERSION);
     let mut previous: Option<[Option<&str>; TEXTS]> = None;
     let (mut previous_at, mut previous_id) = (0i64, 0u64);
     for r in records {
         put_varint(out, zigzag(r.at.wrapping_sub(previous_at)));
         previous_at = r.at;
-        let step = keycard_id_value(&r.request_id).and_then(|value| {
+        let value = keycard_id_value(&r.request_id);
+        keys.push(key_of(&r.request_id, value));
+        let step = value.and_then(|value| {
             let n = zigzag(signed(value.wrapping_sub(previous_id))).checked_add(1)?;
             previous_id = value;
             Some(n)
@@ -96,6 +100,7 @@ pub(crate) fn encode(records: &[LoginRecord], out: &mut Vec<u8>) {
         }
         previous = Some(fields);
     }
+    keys
 }
 
 /// A record as it lies in a block: its texts borrowed, so a read can filter a block's records
@@ -249,15 +254,19 @@ fn decode(block: &[u8]) -> Result<Vec<LoginRecord>, StoreError> {
 /// (records from tests, embedders) is hashed. Equal ids give equal keys; a shared key only
 /// means one more block to decode, as lookups compare the ids themselves.
 pub(crate) fn request_key(request_id: &str) -> i64 {
-    let value = keycard_id_value(request_id).unwrap_or_else(|| {
+    key_of(request_id, keycard_id_value(request_id))
+}
+
+/// [`request_key`] of `request_id`, whose [`keycard_id_value`] is `value`.
+fn key_of(request_id: &str, value: Option<u64>) -> i64 {
+    signed(value.unwrap_or_else(|| {
         // FNV-1a: stable across processes and releases, unlike std's hasher.
         request_id
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
                 (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
             })
-    });
-    i64::from_ne_bytes(value.to_ne_bytes())
+    }))
 }
 
 /// The widest key range one row of `login_audit_key_ranges` covers. A lookup reads the ranges
@@ -267,13 +276,13 @@ pub(crate) fn request_key(request_id: &str) -> i64 {
 /// spreads (a record written 80 ms after its request's id at 50k req/s) become more ranges.
 pub(crate) const MAX_KEY_RANGE_WIDTH: u64 = 1 << 12;
 
-/// The request keys of `records` as the fewest ranges `(first, last)`, each no wider than
+/// The request `keys` of a block's records ([`encode`] gives them) as the fewest ranges
+/// `(first, last)`, each no wider than
 /// [`MAX_KEY_RANGE_WIDTH`], that cover every key: one row per block instead of one per record
 /// (the per-record rows cost about 2,000 instructions a request). Hashed keys of other ids
 /// land in ranges of their own, or share one with a key nearby: a range may hold keys of
 /// requests not in its block, and a lookup compares the ids it finds.
-pub(crate) fn key_ranges(records: &[LoginRecord]) -> Vec<(i64, i64)> {
-    let mut keys: Vec<i64> = records.iter().map(|r| request_key(&r.request_id)).collect();
+pub(crate) fn key_ranges(mut keys: Vec<i64>) -> Vec<(i64, i64)> {
     keys.sort_unstable();
     let mut ranges: Vec<(i64, i64)> = Vec::new();
     for key in keys {
@@ -624,19 +633,22 @@ mod tests {
 
     #[test]
     fn key_ranges_cover_every_key_within_the_width() {
-        let with_ids = |ids: &[String]| -> Vec<LoginRecord> {
-            ids.iter()
+        // The keys as the encoding gives them, held below to `request_key`'s.
+        let keys_of = |ids: &[String]| -> Vec<i64> {
+            let records: Vec<LoginRecord> = ids
+                .iter()
                 .map(|id| LoginRecord {
                     request_id: id.clone().into(),
                     ..record(1)
                 })
-                .collect()
+                .collect();
+            encode(&records, &mut Vec::new())
         };
         let keycard = |value: u64| format!("{value:016x}");
         // One process's ids out of order: one range.
         let ids: Vec<String> = [9, 3, 5, 4, 40].map(|n| keycard((7 << 40) | n)).to_vec();
         assert_eq!(
-            key_ranges(&with_ids(&ids)),
+            key_ranges(keys_of(&ids)),
             [(request_key(&ids[1]), request_key(&ids[4]))]
         );
         // A straggler further back than the width, two processes (one with a negative key),
@@ -651,7 +663,7 @@ mod tests {
             "other".to_owned(),
         ]
         .to_vec();
-        let ranges = key_ranges(&with_ids(&ids));
+        let ranges = key_ranges(keys_of(&ids));
         for id in &ids {
             let key = request_key(id);
             let covering = ranges
@@ -666,7 +678,7 @@ mod tests {
         );
         assert!(ranges.contains(&(request_key(&ids[0]), request_key(&ids[2]))));
         assert!(ranges.windows(2).all(|pair| pair[0].1 < pair[1].0));
-        assert!(key_ranges(&[]).is_empty());
+        assert!(key_ranges(Vec::new()).is_empty());
     }
 
     #[test]

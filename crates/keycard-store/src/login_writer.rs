@@ -286,13 +286,13 @@ fn insert(connection: &Connection, records: &[LoginRecord]) -> rusqlite::Result<
         return Ok(()); // A block is never empty.
     };
     let mut encoded = Vec::with_capacity(records.len() * 192);
-    login_blocks::encode(records, &mut encoded);
+    let keys = login_blocks::encode(records, &mut encoded);
     connection
         .prepare_cached(INSERT_BLOCK)?
         .execute((first_at, last_at, &encoded))?;
     let block = connection.last_insert_rowid();
     let mut range = connection.prepare_cached(INSERT_KEY_RANGE)?;
-    for (first, last) in login_blocks::key_ranges(records) {
+    for (first, last) in login_blocks::key_ranges(keys) {
         range.execute((first, last, block))?;
     }
     Ok(())
