@@ -108,14 +108,22 @@ impl<'a> AuthorizationHeader<'a> {
         pair.map(|(_, value)| value.as_ref())
     }
 
+    /// The value of protocol parameter `param`, if present: [`get`](Self::get) without
+    /// matching the name (the pipeline asks for each of them, about 20 name matches a
+    /// request).
+    pub fn protocol(&self, param: Protocol) -> Option<&str> {
+        let position = self.protocol_position(param as usize)?;
+        self.params.get(position).map(|(_, value)| value.as_ref())
+    }
+
     /// Where the protocol parameter of [`protocol_index`] `index` is in `params`, if present.
     fn protocol_position(&self, index: usize) -> Option<usize> {
         usize::from(self.protocol_at.get(index).copied().unwrap_or(0)).checked_sub(1)
     }
 
-    /// The value of a parameter that must be present.
-    pub fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or(OAuthError::MissingParameter { name })
+    /// The value of a protocol parameter that must be present.
+    pub fn require(&self, param: Protocol) -> Result<&str, OAuthError> {
+        self.protocol(param).ok_or(OAuthError::MissingParameter { name: param.name() })
     }
 
     /// Every parameter except `realm`, in the order sent.
@@ -145,27 +153,74 @@ impl<'a> AuthorizationHeader<'a> {
     }
 }
 
+/// The OAuth protocol parameters a header is indexed by; the discriminant is the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    ConsumerKey,
+    Token,
+    SignatureMethod,
+    Signature,
+    Timestamp,
+    Nonce,
+    Version,
+    Callback,
+    Verifier,
+    BodyHash,
+}
+
+impl Protocol {
+    pub const ALL: [Self; PROTOCOL_PARAMS] = [
+        Self::ConsumerKey,
+        Self::Token,
+        Self::SignatureMethod,
+        Self::Signature,
+        Self::Timestamp,
+        Self::Nonce,
+        Self::Version,
+        Self::Callback,
+        Self::Verifier,
+        Self::BodyHash,
+    ];
+
+    /// The parameter's name on the wire.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ConsumerKey => "oauth_consumer_key",
+            Self::Token => "oauth_token",
+            Self::SignatureMethod => "oauth_signature_method",
+            Self::Signature => "oauth_signature",
+            Self::Timestamp => "oauth_timestamp",
+            Self::Nonce => "oauth_nonce",
+            Self::Version => "oauth_version",
+            Self::Callback => "oauth_callback",
+            Self::Verifier => "oauth_verifier",
+            Self::BodyHash => "oauth_body_hash",
+        }
+    }
+}
+
 /// The OAuth protocol parameters [`protocol_index`] knows.
 const PROTOCOL_PARAMS: usize = 10;
 /// `oauth_signature`'s [`protocol_index`].
-const SIGNATURE: usize = 3;
+const SIGNATURE: usize = Protocol::Signature as usize;
 
-/// A distinct index below [`PROTOCOL_PARAMS`] for each OAuth protocol parameter.
+/// A distinct index below [`PROTOCOL_PARAMS`] for each OAuth protocol parameter: its
+/// [`Protocol`]'s (a test holds the two to the same names).
 fn protocol_index(name: &str) -> Option<usize> {
-    let index = match name {
-        "oauth_consumer_key" => 0,
-        "oauth_token" => 1,
-        "oauth_signature_method" => 2,
-        "oauth_signature" => SIGNATURE,
-        "oauth_timestamp" => 4,
-        "oauth_nonce" => 5,
-        "oauth_version" => 6,
-        "oauth_callback" => 7,
-        "oauth_verifier" => 8,
-        "oauth_body_hash" => 9,
+    let param = match name {
+        "oauth_consumer_key" => Protocol::ConsumerKey,
+        "oauth_token" => Protocol::Token,
+        "oauth_signature_method" => Protocol::SignatureMethod,
+        "oauth_signature" => Protocol::Signature,
+        "oauth_timestamp" => Protocol::Timestamp,
+        "oauth_nonce" => Protocol::Nonce,
+        "oauth_version" => Protocol::Version,
+        "oauth_callback" => Protocol::Callback,
+        "oauth_verifier" => Protocol::Verifier,
+        "oauth_body_hash" => Protocol::BodyHash,
         _ => return None,
     };
-    Some(index)
+    Some(param as usize)
 }
 
 /// `position` plus one, as [`AuthorizationHeader`]'s `protocol_at` holds it: positions are
@@ -449,6 +504,19 @@ mod tests {
             header.names().collect::<Vec<_>>(),
             ["oauth_nonce", "oauth_token", "oauth_version"]
         );
+    }
+
+    #[test]
+    fn each_protocol_parameter_is_indexed_by_its_own_name() {
+        for (index, param) in Protocol::ALL.into_iter().enumerate() {
+            assert_eq!(param as usize, index);
+            assert_eq!(protocol_index(param.name()), Some(index), "{param:?}");
+        }
+        let header =
+            AuthorizationHeader::parse(r#"OAuth oauth_nonce="n", oauth_token="t", x="y""#).unwrap();
+        assert_eq!(header.protocol(Protocol::Nonce), Some("n"));
+        assert_eq!(header.protocol(Protocol::Token), Some("t"));
+        assert_eq!(header.protocol(Protocol::Signature), None);
     }
 
     #[test]

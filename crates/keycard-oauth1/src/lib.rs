@@ -20,7 +20,7 @@ pub mod verify;
 
 pub use base_string::{Explanation, NormalizedParams, RequestTarget, is_form_content_type};
 pub use error::OAuthError;
-pub use header::AuthorizationHeader;
+pub use header::{AuthorizationHeader, Protocol};
 pub use nlauth::NlAuthHeader;
 pub use rules::Rules;
 pub use signature::{SignatureMethod, SigningKey, TokenPassport, body_hash, check_body_hash};

@@ -2,7 +2,7 @@
 //! arrived and checked against `oauth_signature` with a key the caller looked up.
 
 use crate::base_string::{Explanation, NormalizedParams, RequestTarget, write_base_string};
-use crate::{AuthorizationHeader, OAuthError, SigningKey};
+use crate::{AuthorizationHeader, OAuthError, Protocol, SigningKey};
 
 /// A signed request as the server received it.
 #[derive(Debug, Clone, Copy)]
@@ -24,7 +24,7 @@ impl IncomingRequest<'_, '_> {
         key: &SigningKey,
         buffer: &mut Vec<u8>,
     ) -> Result<(), OAuthError> {
-        let signature = self.header.require("oauth_signature")?;
+        let signature = self.header.require(Protocol::Signature)?;
         write_base_string(&self.target, &self.params()?, buffer);
         key.verify(buffer, signature)
     }

@@ -161,7 +161,16 @@ impl Keycard {
     /// is (wrapped in another async block, its kilobytes would be copied once more per
     /// request). Most requests are GETs: their empty body becomes `Body::empty`, which
     /// allocates nothing, where `Body::new` boxes what it wraps.
-    fn answer<B>(&self, request: axum::http::Request<B>) -> ResponseFuture
+    ///
+    /// The future is polled once here, before the server gets it back. Most requests need
+    /// nothing that is not in memory, so that poll answers them, and the request is dropped
+    /// at once. hyper, right after this call, reads the socket again to see whether the
+    /// client went away; while the request was alive, its head still shared hyper's read
+    /// buffer, so that read allocated a new buffer, and the next request's parse made it
+    /// shared again: two allocations a request that `bare` never made. A future still
+    /// pending is polled again by the server with its own waker (a future wakes only the
+    /// waker of its latest poll, so the first, with a waker that does nothing, loses nothing).
+    fn answer<B>(&self, request: axum::http::Request<B>) -> Answer
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
@@ -171,11 +180,36 @@ impl Keycard {
         } else {
             request.map(Body::new)
         };
-        Box::pin(tracked(self.state.clone(), self.peer, request))
+        let mut future: PendingAnswer = Box::pin(tracked(self.state.clone(), self.peer, request));
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            Poll::Ready(response) => Answer::Ready(std::future::ready(response)),
+            Poll::Pending => Answer::Pending(future),
+        }
     }
 }
 
-type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+type PendingAnswer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// The future both services return: the answer already made by [`Keycard::answer`]'s first
+/// poll, or the rest of the work.
+pub enum Answer {
+    Ready(std::future::Ready<Result<Response, Infallible>>),
+    Pending(PendingAnswer),
+}
+
+impl Future for Answer {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Ready(response) => Pin::new(response).poll(cx),
+            Self::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}
 
 /// The TLS listener's service (`axum_server`, which speaks tower).
 impl<B> tower::Service<axum::http::Request<B>> for Keycard
@@ -185,7 +219,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = ResponseFuture;
+    type Future = Answer;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -200,7 +234,7 @@ where
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Keycard {
     type Response = Response;
     type Error = Infallible;
-    type Future = ResponseFuture;
+    type Future = Answer;
 
     fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         self.answer(request)

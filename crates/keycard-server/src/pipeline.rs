@@ -20,8 +20,8 @@ use keycard_core::{
 use keycard_oauth1::rules::{Rules, check_version, parse_timestamp};
 use keycard_oauth1::signature::check_body_hash;
 use keycard_oauth1::{
-    AuthorizationHeader, IncomingRequest, OAuthError, RequestTarget, SignatureMethod, SigningKey,
-    TokenPassport,
+    AuthorizationHeader, IncomingRequest, OAuthError, Protocol, RequestTarget, SignatureMethod,
+    SigningKey, TokenPassport,
 };
 use serde_json::{Value, json};
 
@@ -268,13 +268,13 @@ pub enum Proof<'a> {
     Passport,
 }
 
-const REQUIRED: [&str; 6] = [
-    "oauth_consumer_key",
-    "oauth_token",
-    "oauth_nonce",
-    "oauth_timestamp",
-    "oauth_signature_method",
-    "oauth_signature",
+const REQUIRED: [Protocol; 6] = [
+    Protocol::ConsumerKey,
+    Protocol::Token,
+    Protocol::Nonce,
+    Protocol::Timestamp,
+    Protocol::SignatureMethod,
+    Protocol::Signature,
 ];
 
 /// Step 1 for header-signed requests: the `OAuth` header, parsed.
@@ -298,11 +298,11 @@ fn parse_header<'a>(facts: &RequestFacts<'a>) -> Result<AuthorizationHeader<'a>,
     })
 }
 
-fn require_params(header: &AuthorizationHeader<'_>, names: &[&'static str]) -> Result<(), Refusal> {
-    let missing: Vec<&str> = names
+fn require_params(header: &AuthorizationHeader<'_>, params: &[Protocol]) -> Result<(), Refusal> {
+    let missing: Vec<&str> = params
         .iter()
-        .copied()
-        .filter(|name| header.get(name).is_none())
+        .filter(|&&param| header.protocol(param).is_none())
+        .map(|param| param.name())
         .collect();
     if missing.is_empty() {
         Ok(())
@@ -315,16 +315,16 @@ fn require_params(header: &AuthorizationHeader<'_>, names: &[&'static str]) -> R
 }
 
 fn presented<'a>(header: &'a AuthorizationHeader<'a>) -> Presented<'a> {
-    let param = |name| header.get(name).unwrap_or_default();
+    let param = |param| header.protocol(param).unwrap_or_default();
     Presented {
         realm: header.realm(),
-        consumer_key: param("oauth_consumer_key"),
-        token: param("oauth_token"),
-        nonce: param("oauth_nonce"),
-        timestamp: param("oauth_timestamp"),
-        method: param("oauth_signature_method"),
-        signature: param("oauth_signature"),
-        version: header.get("oauth_version"),
+        consumer_key: param(Protocol::ConsumerKey),
+        token: param(Protocol::Token),
+        nonce: param(Protocol::Nonce),
+        timestamp: param(Protocol::Timestamp),
+        method: param(Protocol::SignatureMethod),
+        signature: param(Protocol::Signature),
+        version: header.protocol(Protocol::Version),
         proof: Proof::Header(header),
     }
 }
@@ -568,7 +568,7 @@ fn signature_step(
             signature_diagnosis(&request, &error, header, account, now),
         ));
     }
-    if let Some(hash) = header.get("oauth_body_hash") {
+    if let Some(hash) = header.protocol(Protocol::BodyHash) {
         if form_body.is_none() && check_body_hash(hash, facts.body).is_err() {
             return Err(login_failed(
                 "InvalidSignature",
@@ -821,7 +821,7 @@ fn signature_diagnosis(
 ) -> Value {
     let explanation = request.explain().ok();
     let skew = header
-        .get("oauth_timestamp")
+        .protocol(Protocol::Timestamp)
         .and_then(|ts| ts.parse::<i64>().ok())
         .map(|ts| ts - now);
     json!({
@@ -922,17 +922,17 @@ pub async fn authenticate_request_token(
         require_params(
             &header,
             &[
-                "oauth_consumer_key",
-                "oauth_nonce",
-                "oauth_timestamp",
-                "oauth_signature_method",
-                "oauth_signature",
-                "oauth_callback",
+                Protocol::ConsumerKey,
+                Protocol::Nonce,
+                Protocol::Timestamp,
+                Protocol::SignatureMethod,
+                Protocol::Signature,
+                Protocol::Callback,
             ],
         )?;
         let p = presented(&header);
         let (account, integration) = flow_integration(state, facts, &p, &mut known).await?;
-        let callback = header.get("oauth_callback").unwrap_or_default().to_owned();
+        let callback = header.protocol(Protocol::Callback).unwrap_or_default().to_owned();
         let registered = integration.integration.flags.callback_url.as_deref();
         if !registered.is_some_and(|r| keycard_core::integration::callback_matches(r, &callback)) {
             return Err(login_failed(
@@ -973,13 +973,13 @@ pub async fn authenticate_access_token(
         require_params(
             &header,
             &[
-                "oauth_consumer_key",
-                "oauth_token",
-                "oauth_nonce",
-                "oauth_timestamp",
-                "oauth_signature_method",
-                "oauth_signature",
-                "oauth_verifier",
+                Protocol::ConsumerKey,
+                Protocol::Token,
+                Protocol::Nonce,
+                Protocol::Timestamp,
+                Protocol::SignatureMethod,
+                Protocol::Signature,
+                Protocol::Verifier,
             ],
         )?;
         let p = presented(&header);
@@ -1014,7 +1014,7 @@ pub async fn authenticate_access_token(
                 json!({ "problem": "the request token was exchanged by another request at the same time" }),
             ));
         }
-        let verifier = header.get("oauth_verifier").unwrap_or_default();
+        let verifier = header.protocol(Protocol::Verifier).unwrap_or_default();
         match pending.stage {
             Stage::Allowed { user_id, role_id, verifier: expected } if expected.ct_eq(verifier) => {
                 Ok(AccessTokenGrant {
