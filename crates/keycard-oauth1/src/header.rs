@@ -123,7 +123,8 @@ impl<'a> AuthorizationHeader<'a> {
 
     /// The value of a protocol parameter that must be present.
     pub fn require(&self, param: Protocol) -> Result<&str, OAuthError> {
-        self.protocol(param).ok_or(OAuthError::MissingParameter { name: param.name() })
+        self.protocol(param)
+            .ok_or(OAuthError::MissingParameter { name: param.name() })
     }
 
     /// Every parameter except `realm`, in the order sent.
