@@ -17,7 +17,7 @@ pub struct ServeArgs {
     /// A TOML file with server settings (domains, public_scheme, trusted_proxies,
     /// timestamp_window, allow_legacy_sha1, audit_queue, resync_ms, request_token_ttl,
     /// tls = { cert, key }, redis_url, redis_prefix, redis_timeout_ms, slot_lease_ms,
-    /// directory_grace_secs); flags override it.
+    /// directory_grace_secs, idle_timeout_ms); flags override it.
     #[arg(long, env = "KEYCARD_CONFIG")]
     pub config: Option<PathBuf>,
     /// A host domain: {account}.restlets.api.DOMAIN, {account}.suitetalk.api.DOMAIN and
@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// seconds (default 300).
     #[arg(long, env = "KEYCARD_DIRECTORY_GRACE_SECS")]
     pub directory_grace_secs: Option<u64>,
+    /// How long a connection may stay quiet (no request coming, none being answered) before
+    /// it is closed, in milliseconds: idle keep-alive connections, and clients too slow to
+    /// finish sending a request (default 30000).
+    #[arg(long, env = "KEYCARD_IDLE_TIMEOUT_MS")]
+    pub idle_timeout_ms: Option<u64>,
     /// Log format on standard error: text for people, json (one object per line) for collectors.
     #[arg(long, env = "KEYCARD_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -132,6 +137,10 @@ impl ServeArgs {
         }
         if let Some(grace) = self.directory_grace_secs {
             config.directory_grace_secs = grace;
+        }
+        if let Some(idle) = self.idle_timeout_ms {
+            anyhow::ensure!(idle >= 100, "--idle-timeout-ms must be at least 100");
+            config.idle_timeout_ms = idle;
         }
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
             config.tls = Some(keycard_server::tls::TlsFiles {

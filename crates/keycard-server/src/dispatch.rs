@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -145,16 +145,28 @@ fn decoded(segment: &str) -> String {
         .map_or_else(|_| segment.to_owned(), std::borrow::Cow::into_owned)
 }
 
-/// The service for one connection: the state and the peer's address.
+/// The service for one connection: the state, the peer's address, and the connection's
+/// [`Activity`].
 #[derive(Clone)]
 pub struct Keycard {
     state: Arc<AppState>,
     peer: SocketAddr,
+    activity: Arc<Activity>,
 }
 
 impl Keycard {
     pub fn new(state: Arc<AppState>, peer: SocketAddr) -> Self {
-        Self { state, peer }
+        Self {
+            state,
+            peer,
+            activity: Arc::default(),
+        }
+    }
+
+    /// What the connection has been doing, for [`crate::listen`] to close it once it goes
+    /// quiet.
+    pub fn activity(&self) -> Arc<Activity> {
+        self.activity.clone()
     }
 
     /// The request's answer, as both services below give it: `tracked`'s future boxed as it
@@ -180,13 +192,14 @@ impl Keycard {
         } else {
             request.map(Body::new)
         };
+        self.activity.progress();
         let mut future: PendingAnswer = Box::pin(tracked(self.state.clone(), self.peer, request));
         match future
             .as_mut()
             .poll(&mut Context::from_waker(std::task::Waker::noop()))
         {
             Poll::Ready(response) => Answer::Ready(std::future::ready(response)),
-            Poll::Pending => Answer::Pending(future),
+            Poll::Pending => Answer::Pending(future, Answering::new(self.activity.clone())),
         }
     }
 }
@@ -194,10 +207,10 @@ impl Keycard {
 type PendingAnswer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 /// The future both services return: the answer already made by [`Keycard::answer`]'s first
-/// poll, or the rest of the work.
+/// poll, or the rest of the work (counted as being answered until it is dropped).
 pub enum Answer {
     Ready(std::future::Ready<Result<Response, Infallible>>),
-    Pending(PendingAnswer),
+    Pending(PendingAnswer, Answering),
 }
 
 impl Future for Answer {
@@ -206,8 +219,57 @@ impl Future for Answer {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.get_mut() {
             Self::Ready(response) => Pin::new(response).poll(cx),
-            Self::Pending(future) => future.as_mut().poll(cx),
+            Self::Pending(future, _) => future.as_mut().poll(cx),
         }
+    }
+}
+
+/// What one connection has been doing, as [`crate::listen`] checks it now and then to close
+/// the connections that went quiet: a count that moves whenever a request head arrives, an
+/// answer ends or bytes are written (so a slow reader of a long answer is not quiet), and
+/// how many requests are being answered. Cheap on purpose (no clock read, no timer per
+/// request): it is touched on every request.
+#[derive(Debug, Default)]
+pub struct Activity {
+    progress: AtomicU64,
+    answering: AtomicU32,
+}
+
+impl Activity {
+    /// Notes progress. A load and a store rather than an atomic add: the connection's own task
+    /// is the only writer, and a missed count would only keep a connection a while longer.
+    pub fn progress(&self) {
+        let progress = self.progress.load(Ordering::Relaxed);
+        self.progress
+            .store(progress.wrapping_add(1), Ordering::Relaxed);
+    }
+
+    /// The progress count, to compare with a later one.
+    pub fn progress_count(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Whether a request of the connection is being answered (it may take long: not quiet).
+    pub fn answering(&self) -> bool {
+        self.answering.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// A pending answer's place in [`Activity::answering`], given back (with progress) when it
+/// is dropped: answered, or abandoned with its connection.
+pub struct Answering(Arc<Activity>);
+
+impl Answering {
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.answering.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.answering.fetch_sub(1, Ordering::Relaxed);
+        self.0.progress();
     }
 }
 

@@ -1,5 +1,6 @@
 //! The plain-TCP listener: each accepted connection is served by hyper's HTTP/1.1 connection
-//! with a [`Keycard`] service, and a shutdown lets requests in flight finish.
+//! with a [`Keycard`] service, closed once it goes quiet ([`quiet`]), and a shutdown lets
+//! requests in flight finish.
 //!
 //! Not `axum::serve`: per request it boxed the request's body (`Body::new`), cloned the
 //! service into a `Oneshot`, and went through hyper-util's protocol detection (HTTP/1 or
@@ -9,16 +10,18 @@
 
 use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::AppState;
-use crate::dispatch::Keycard;
+use crate::dispatch::{Activity, Keycard};
 
 /// Serves `listener` until `stop` resolves; then stops accepting, lets every connection finish
 /// the request it is answering (idle keep-alive connections close at once) and returns when
@@ -39,12 +42,31 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Futur
             }
         };
         let service = Keycard::new(state.clone(), peer);
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let activity = service.activity();
+        let io = Watched {
+            io: TokioIo::new(stream),
+            activity: activity.clone(),
+        };
+        let connection = http1::Builder::new().serve_connection(io, service);
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            // An error here is the client's connection failing or going away: nothing to answer.
+        let serving = tokio::spawn(async move {
+            // An error here is the client's connection failing or going away: nothing to
+            // answer.
             if let Err(error) = connection.await {
                 tracing::trace!(%error, "connection ended");
+            }
+        });
+        // A task of its own, woken only by its timer or the connection's end: in the
+        // connection's task, the timer would be polled again at every request.
+        let limit = Duration::from_millis(state.config.idle_timeout_ms.max(1));
+        tokio::spawn(async move {
+            let stop = serving.abort_handle();
+            tokio::select! {
+                _ = serving => {}
+                () = quiet(&activity, limit) => {
+                    stop.abort();
+                    tracing::debug!(%peer, "closed a connection quiet for {limit:?}");
+                }
             }
         });
     }
@@ -66,4 +88,81 @@ async fn pause_after(error: &io::Error) {
     }
     tracing::error!(%error, "accepting a connection failed; retrying in a second");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Resolves once `activity` made no progress (no request head, no answer ended, no bytes
+/// written) for a whole `limit` while no request of it was being answered: checked every
+/// `limit`, so a quiet connection is closed between one and two `limit`s after its last
+/// progress. That closes idle keep-alive connections and clients that send a request head
+/// too slowly to finish it (slowloris), which would otherwise hold a socket each for good.
+/// hyper's own header timeout does this with a timer armed and a clock read for every
+/// request; this is one timer per connection and period.
+async fn quiet(activity: &Activity, limit: Duration) {
+    let mut seen = activity.progress_count();
+    loop {
+        tokio::time::sleep(limit).await;
+        let now = activity.progress_count();
+        if now == seen && !activity.answering() {
+            return;
+        }
+        seen = now;
+    }
+}
+
+/// The connection's socket, noting written bytes as progress in its [`Activity`].
+struct Watched {
+    io: TokioIo<TcpStream>,
+    activity: Arc<Activity>,
+}
+
+impl hyper::rt::Read for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.note(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.note(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl Watched {
+    fn note(&self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.activity.progress();
+        }
+    }
 }

@@ -196,6 +196,8 @@ fn serve_speaks_https_with_a_certificate() {
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
+            "--idle-timeout-ms",
+            "1000",
         ],
     );
     let call = |scheme: &str| {
@@ -244,7 +246,44 @@ fn serve_speaks_https_with_a_certificate() {
         !String::from_utf8_lossy(&plain.stdout).starts_with('2'),
         "plain HTTP must not be served"
     );
+    closes_a_stalled_request_head_over_tls(served.port, &cert);
     served.stop();
+}
+
+/// A client that starts a request head over TLS and never finishes it is closed after the idle
+/// timeout (hyper's header timeout, as `serve` sets it for HTTPS): `s_client` ends when the
+/// server closes. (A client that sends no byte at all after the handshake is not: hyper-util
+/// waits for the first bytes to tell HTTP/1.1 from HTTP/2 with no timeout of its own.)
+fn closes_a_stalled_request_head_over_tls(port: u16, cert: &std::path::Path) {
+    use std::io::Write;
+    let mut stalled = Command::new("openssl")
+        .args(["s_client", "-quiet", "-connect"])
+        .arg(format!("localhost:{port}"))
+        .arg("-CAfile")
+        .arg(cert)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The pipe stays open (it is the child's): the head is never finished.
+    let stdin = stalled.stdin.as_mut().unwrap();
+    stdin
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    let waited = std::time::Instant::now();
+    let closed = loop {
+        if stalled.try_wait().unwrap().is_some() {
+            break true;
+        }
+        if waited.elapsed() > std::time::Duration::from_secs(15) {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = stalled.kill();
+    assert!(closed, "a stalled TLS request was still open after 15 s");
 }
 
 #[test]
@@ -261,6 +300,10 @@ fn serve_refuses_bad_shared_state_settings_with_a_clear_message() {
             "--slot-lease-ms must be at least 100",
         ),
         (vec!["--resync-ms", "1"], "--resync-ms must be at least 10"),
+        (
+            vec!["--idle-timeout-ms", "5"],
+            "--idle-timeout-ms must be at least 100",
+        ),
     ] {
         let mut all = vec!["serve", "--data-dir", data, "--listen", "127.0.0.1:0"];
         all.extend_from_slice(&args);

@@ -10,6 +10,7 @@ pub mod soap;
 pub mod tokens;
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -108,13 +109,37 @@ impl Incoming {
         request: axum::extract::Request,
     ) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, 2 * 1024 * 1024).await else {
-            let response = (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "The request body is larger than 2 MiB or was cut off." } })),
-            )
-                .into_response();
-            return Err(with_request_id(response, &RequestId::next()));
+        // A body that trickles in would hold its connection for good: it has the idle
+        // timeout to arrive (the connection's watch does not close a request being answered).
+        let limit = Duration::from_millis(state.config.idle_timeout_ms.max(1));
+        let body = match tokio::time::timeout(limit, axum::body::to_bytes(body, 2 * 1024 * 1024))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => {
+                let response = (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "The request body is larger than 2 MiB or was cut off." } })),
+                )
+                    .into_response();
+                return Err(with_request_id(response, &RequestId::next()));
+            }
+            Err(_) => {
+                let message = format!(
+                    "The request body did not arrive within {} ms.",
+                    limit.as_millis()
+                );
+                let mut response = (
+                    StatusCode::REQUEST_TIMEOUT,
+                    axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": message } })),
+                )
+                    .into_response();
+                // The rest of the body may still come: the connection cannot be reused.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return Err(with_request_id(response, &RequestId::next()));
+            }
         };
         Ok(Self::new(
             state,

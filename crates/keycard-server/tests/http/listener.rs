@@ -63,3 +63,81 @@ async fn stopping_finishes_the_request_in_flight_and_accepts_no_more() {
         [("/services/rest/record/v1/customer", "Success")]
     );
 }
+
+/// With a short idle timeout: a connection that sends nothing, and one that trickles a request
+/// head without ever finishing it, are closed; one that keeps sending requests is not; a body
+/// that stops arriving is answered 408 and its connection closed.
+#[tokio::test]
+async fn quiet_connections_are_closed_and_busy_ones_kept() {
+    const LIMIT_MS: u64 = 500;
+    let h = Harness::start_with(keycard_server::ServerConfig {
+        idle_timeout_ms: LIMIT_MS,
+        ..Default::default()
+    })
+    .await;
+    let addr = h.server.as_ref().unwrap().addr;
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let mut trickling = TcpStream::connect(addr).await.unwrap();
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    let started = std::time::Instant::now();
+    trickling
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    // 1.5 s of requests, three times the limit, each answered on the same connection; the
+    // trickling client sends a byte of a header that never ends at each turn.
+    let mut answered = 0;
+    while started.elapsed() < Duration::from_millis(3 * LIMIT_MS) {
+        busy.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), busy.read(&mut answer))
+            .await
+            .expect("the busy connection is answered")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        answered += 1;
+        let _ = trickling.write_all(b"x").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered >= 5, "{answered}");
+
+    let (read, rest) = closed_within(&mut silent, 5)
+        .await
+        .expect("a connection that sent nothing is closed");
+    assert!(read.is_ok() && rest.is_empty(), "closed without an answer");
+    let (_, rest) = closed_within(&mut trickling, 5)
+        .await
+        .expect("a connection that never finished its head is closed");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+
+    // A body that stops arriving: 408, and the connection closes.
+    let mut slow_body = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /services/rest/record/v1/customer HTTP/1.1\r\nhost: localhost:{}\r\n\
+         content-type: application/json\r\ncontent-length: 50\r\n\r\n{{\"companyName\"",
+        addr.port()
+    );
+    slow_body.write_all(head.as_bytes()).await.unwrap();
+    let (read, answer) = closed_within(&mut slow_body, 10)
+        .await
+        .expect("a request whose body stopped is answered and closed");
+    read.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within 500 ms"), "{answer}");
+}
+
+/// Reads `stream` to its end, if the server closes it within `secs`: what the read returned
+/// and the bytes that came.
+async fn closed_within(
+    stream: &mut TcpStream,
+    secs: u64,
+) -> Result<(std::io::Result<usize>, Vec<u8>), tokio::time::error::Elapsed> {
+    let mut rest = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(secs), stream.read_to_end(&mut rest)).await?;
+    Ok((read, rest))
+}
