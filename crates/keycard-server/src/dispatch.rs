@@ -1,6 +1,7 @@
 //! The router: which surface answers a path ([`Route::of`], a match over the path's
-//! segments), served by [`Keycard`] (one per connection: a hyper service for the plain-TCP
-//! listener, a tower service for the TLS one) that also times every request for `/metrics`.
+//! segments), served by [`Keycard`] (one per connection: a hyper service for the listener,
+//! a tower service for the in-process benchmark) that also times every request for
+//! `/metrics`.
 //!
 //! keycard has a fixed set of routes, so it does not use axum's `Router`: per request, that
 //! walked a path tree, stored the URL parameters in the request's extensions, cloned the
@@ -273,7 +274,7 @@ impl Drop for Answering {
     }
 }
 
-/// The TLS listener's service (`axum_server`, which speaks tower).
+/// The service as tower sees it (the in-process benchmark drives it so).
 impl<B> tower::Service<axum::http::Request<B>> for Keycard
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
@@ -292,7 +293,7 @@ where
     }
 }
 
-/// The plain-TCP listener's service ([`crate::listen`]): hyper's request as it comes.
+/// The listener's service ([`crate::listen`]): hyper's request as it comes.
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Keycard {
     type Response = Response;
     type Error = Infallible;
@@ -399,24 +400,6 @@ async fn answer_probe(state: &AppState, probe: Probe, method: &Method) -> Respon
         Probe::Healthz => "ok".into_response(),
         Probe::Readyz => surfaces::readyz(state).await,
         Probe::Metrics => crate::metrics::render(state),
-    }
-}
-
-/// Makes a [`Keycard`] for each connection `axum_server` (TLS) accepts.
-#[derive(Clone)]
-pub struct Connections(pub Arc<AppState>);
-
-impl tower::Service<SocketAddr> for Connections {
-    type Response = Keycard;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Keycard, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, peer: SocketAddr) -> Self::Future {
-        std::future::ready(Ok(Keycard::new(self.0.clone(), peer)))
     }
 }
 

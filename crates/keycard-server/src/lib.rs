@@ -20,7 +20,6 @@ pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use keycard_store::Store;
 use tokio::net::TcpListener;
@@ -124,38 +123,10 @@ pub fn start(
     let Application { state, writer } = application(config, store, clock)?;
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        match tls {
-            None => {
-                listen::serve(listener, state.clone(), async move {
-                    let _ = signal.await;
-                })
-                .await;
-            }
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    let _ = signal.await;
-                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
-                });
-                let mut server =
-                    axum_server::from_tcp_rustls(listener.into_std()?, tls).handle(handle);
-                // The plain listener's watch for quiet connections needs its own connection
-                // loop; over TLS, hyper's header timeout does that job for HTTP/1.1 (a timer
-                // per request, as TLS costs more than that anyway). The TLS handshake has
-                // axum-server's own limit (10 s). Not covered: a client silent from the
-                // handshake on (hyper-util waits for its first bytes, to tell HTTP/1.1 from
-                // HTTP/2, with no limit) and idle HTTP/2 connections.
-                server
-                    .http_builder()
-                    .http1()
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_millis(
-                        state.config.idle_timeout_ms.max(1),
-                    ));
-                server.serve(dispatch::Connections(state.clone())).await?;
-            }
-        }
+        listen::serve(listener, state.clone(), tls, async move {
+            let _ = signal.await;
+        })
+        .await;
         // The state holds the last audit sender: dropping it lets the writer drain and stop.
         drop(state);
         writer.await?;

@@ -1,12 +1,15 @@
-//! The plain-TCP listener: each accepted connection is served by hyper's HTTP/1.1 connection
-//! with a [`Keycard`] service, closed once it goes quiet ([`quiet`]), and a shutdown lets
-//! requests in flight finish.
+//! The listener: each accepted connection (plain, or TLS with HTTP/2 by ALPN) is served by
+//! hyper's connection with a [`Keycard`] service, closed once it goes quiet ([`quiet`]), and
+//! a shutdown lets requests in flight finish.
 //!
 //! Not `axum::serve`: per request it boxed the request's body (`Body::new`), cloned the
 //! service into a `Oneshot`, and went through hyper-util's protocol detection (HTTP/1 or
 //! cleartext HTTP/2) with upgrades and a replaying reader. Side by side under load (tokeninfo,
 //! one core), serving hyper's connection directly took 0.27 µs less user CPU a request. HTTP/2
-//! stays available over TLS (by ALPN, `axum_server`); cleartext HTTP/2 is not offered.
+//! is offered over TLS (by ALPN); cleartext HTTP/2 is not. Not `axum_server` for TLS either:
+//! with its connection loop, a client silent after the handshake was never closed
+//! (hyper-util waited for its first bytes with no limit) and the quiet watch could not be
+//! added.
 
 use std::future::Future;
 use std::io;
@@ -15,19 +18,26 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpStream};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::AppState;
 use crate::dispatch::{Activity, Keycard};
 
-/// Serves `listener` until `stop` resolves; then stops accepting, lets every connection finish
-/// the request it is answering (idle keep-alive connections close at once) and returns when
-/// all are closed.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Future<Output = ()>) {
+/// Serves `listener` (with TLS when `tls` is given) until `stop` resolves; then stops
+/// accepting, lets every connection finish the request it is answering (idle keep-alive
+/// connections close at once) and returns when all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    stop: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
+    let tls = tls.map(TlsAcceptor::from);
     let mut stop = std::pin::pin!(stop);
     loop {
         let accepted = tokio::select! {
@@ -43,19 +53,28 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Futur
         };
         let service = Keycard::new(state.clone(), peer);
         let activity = service.activity();
-        let io = Watched {
-            io: TokioIo::new(stream),
-            activity: activity.clone(),
-        };
-        let connection = http1::Builder::new().serve_connection(io, service);
-        let connection = graceful.watch(connection);
-        let serving = tokio::spawn(async move {
-            // An error here is the client's connection failing or going away: nothing to
-            // answer.
-            if let Err(error) = connection.await {
-                tracing::trace!(%error, "connection ended");
+        let watcher = graceful.watcher();
+        let serving = match &tls {
+            None => tokio::spawn(serve_http(TokioIo::new(stream), false, service, watcher)),
+            Some(acceptor) => {
+                let handshake = acceptor.accept(stream);
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(HANDSHAKE_LIMIT, handshake).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            tracing::trace!(%error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::trace!(%peer, "TLS handshake took too long");
+                            return;
+                        }
+                    };
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    serve_http(TokioIo::new(stream), h2, service, watcher).await;
+                })
             }
-        });
+        };
         // A task of its own, woken only by its timer or the connection's end: in the
         // connection's task, the timer would be polled again at every request.
         let limit = Duration::from_millis(state.config.idle_timeout_ms.max(1));
@@ -72,6 +91,33 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, stop: impl Futur
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// How long a client has to complete the TLS handshake.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// Serves one connection with `service`: HTTP/2 when the TLS handshake chose it (ALPN),
+/// else HTTP/1.1; written bytes count as the connection's progress.
+async fn serve_http<I>(io: I, h2: bool, service: Keycard, watcher: Watcher)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let io = Watched {
+        io,
+        activity: service.activity(),
+    };
+    let ended = if h2 {
+        let connection = http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
+        watcher.watch(connection).await
+    } else {
+        watcher
+            .watch(http1::Builder::new().serve_connection(io, service))
+            .await
+    };
+    // An error here is the client's connection failing or going away: nothing to answer.
+    if let Err(error) = ended {
+        tracing::trace!(%error, "connection ended");
+    }
 }
 
 /// After a failed `accept`: a connection that failed before it was accepted is the client's
@@ -110,12 +156,12 @@ async fn quiet(activity: &Activity, limit: Duration) {
 }
 
 /// The connection's socket, noting written bytes as progress in its [`Activity`].
-struct Watched {
-    io: TokioIo<TcpStream>,
+struct Watched<I> {
+    io: I,
     activity: Arc<Activity>,
 }
 
-impl hyper::rt::Read for Watched {
+impl<I: hyper::rt::Read + Unpin> hyper::rt::Read for Watched<I> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -125,7 +171,7 @@ impl hyper::rt::Read for Watched {
     }
 }
 
-impl hyper::rt::Write for Watched {
+impl<I: hyper::rt::Write + Unpin> hyper::rt::Write for Watched<I> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -159,7 +205,7 @@ impl hyper::rt::Write for Watched {
     }
 }
 
-impl Watched {
+impl<I> Watched<I> {
     fn note(&self, written: &Poll<io::Result<usize>>) {
         if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
             self.activity.progress();

@@ -18,7 +18,7 @@ pub struct TlsFiles {
 }
 
 /// Reads the files into a server configuration (HTTP/1.1 and HTTP/2 by ALPN).
-pub fn load(files: &TlsFiles) -> Result<axum_server::tls_rustls::RustlsConfig> {
+pub fn load(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>> {
     let chain = CertificateDer::pem_file_iter(&files.cert)
         .and_then(Iterator::collect::<Result<Vec<_>, _>>)
         .with_context(|| {
@@ -42,7 +42,5 @@ pub fn load(files: &TlsFiles) -> Result<axum_server::tls_rustls::RustlsConfig> {
         .with_single_cert(chain, key)
         .context("the TLS certificate and key do not form a usable pair")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
-        Arc::new(config),
-    ))
+    Ok(Arc::new(config))
 }

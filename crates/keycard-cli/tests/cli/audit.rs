@@ -246,44 +246,72 @@ fn serve_speaks_https_with_a_certificate() {
         !String::from_utf8_lossy(&plain.stdout).starts_with('2'),
         "plain HTTP must not be served"
     );
-    closes_a_stalled_request_head_over_tls(served.port, &cert);
+    speaks_http2_and_http1(served.port, &cert);
+    closes_stalled_tls_connections(served.port, &cert);
     served.stop();
 }
 
-/// A client that starts a request head over TLS and never finishes it is closed after the idle
-/// timeout (hyper's header timeout, as `serve` sets it for HTTPS): `s_client` ends when the
-/// server closes. (A client that sends no byte at all after the handshake is not: hyper-util
-/// waits for the first bytes to tell HTTP/1.1 from HTTP/2 with no timeout of its own.)
-fn closes_a_stalled_request_head_over_tls(port: u16, cert: &std::path::Path) {
+/// HTTP/2 by ALPN when the client offers it, HTTP/1.1 otherwise.
+fn speaks_http2_and_http1(port: u16, cert: &std::path::Path) {
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                flag,
+            ])
+            .arg("--cacert")
+            .arg(cert)
+            .arg(format!("https://localhost:{port}/healthz"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{version} 200")
+        );
+    }
+}
+
+/// Over TLS, a client silent after the handshake and one that starts a request head and
+/// never finishes it are closed after the idle timeout: `s_client` ends when the server
+/// closes.
+fn closes_stalled_tls_connections(port: u16, cert: &std::path::Path) {
     use std::io::Write;
-    let mut stalled = Command::new("openssl")
-        .args(["s_client", "-quiet", "-connect"])
-        .arg(format!("localhost:{port}"))
-        .arg("-CAfile")
-        .arg(cert)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // The pipe stays open (it is the child's): the head is never finished.
-    let stdin = stalled.stdin.as_mut().unwrap();
-    stdin
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n")
-        .unwrap();
-    stdin.flush().unwrap();
-    let waited = std::time::Instant::now();
-    let closed = loop {
-        if stalled.try_wait().unwrap().is_some() {
-            break true;
-        }
-        if waited.elapsed() > std::time::Duration::from_secs(15) {
-            break false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
-    let _ = stalled.kill();
-    assert!(closed, "a stalled TLS request was still open after 15 s");
+    for sent in [&b""[..], b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n"] {
+        let mut stalled = Command::new("openssl")
+            .args(["s_client", "-quiet", "-connect"])
+            .arg(format!("localhost:{port}"))
+            .arg("-CAfile")
+            .arg(cert)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The pipe stays open (it is the child's): nothing more is ever sent.
+        let stdin = stalled.stdin.as_mut().unwrap();
+        stdin.write_all(sent).unwrap();
+        stdin.flush().unwrap();
+        let waited = std::time::Instant::now();
+        let closed = loop {
+            if stalled.try_wait().unwrap().is_some() {
+                break true;
+            }
+            if waited.elapsed() > std::time::Duration::from_secs(15) {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let _ = stalled.kill();
+        assert!(
+            closed,
+            "a TLS connection that sent {:?} was still open after 15 s",
+            String::from_utf8_lossy(sent)
+        );
+    }
 }
 
 #[test]
