@@ -152,9 +152,58 @@ pub struct LoginRecord {
     pub diagnosis: serde_json::Value,
 }
 
+/// keycard's own request ids are a `u64` written as 16 lower-case hex digits (the server
+/// makes them; the trail stores them as their values): the digits of `value`.
+pub fn request_id_digits(value: u64) -> [u8; 16] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 16];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(value.to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    text
+}
+
+/// The value of a request id in keycard's form ([`request_id_digits`]); `None` for any other.
+pub fn request_id_value(request_id: &str) -> Option<u64> {
+    if request_id.len() != 16 {
+        return None;
+    }
+    request_id.bytes().try_fold(0u64, |value, byte| {
+        let digit = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'a'..=b'f' => byte - b'a' + 10,
+            _ => return None,
+        };
+        Some(value << 4 | u64::from(digit))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_read_back_as_their_values() {
+        for value in [0, 1, 0x0123_4567_89ab_cdef, u64::MAX] {
+            let digits = request_id_digits(value);
+            let text = std::str::from_utf8(&digits).unwrap();
+            assert_eq!(text.len(), 16);
+            assert_eq!(request_id_value(text), Some(value));
+        }
+        assert_eq!(
+            request_id_digits(0x0123_4567_89ab_cdef),
+            *b"0123456789abcdef"
+        );
+        for other in [
+            "0123456789ABCDEF",
+            "0123456789abcde",
+            "0123456789abcdeg",
+            "",
+        ] {
+            assert_eq!(request_id_value(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn actions_know_their_entity() {

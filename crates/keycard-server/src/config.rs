@@ -42,8 +42,8 @@ pub struct ServerConfig {
     /// How long cached credentials keep verifying while the directory cannot be read, in
     /// seconds; after that requests are refused with 503 until it is back.
     pub directory_grace_secs: u64,
-    /// How long a connection may stay quiet (no request head arriving, none being answered,
-    /// nothing being written) before it is closed, in milliseconds: idle keep-alive
+    /// How long a connection may stay quiet (no request being answered, nothing being
+    /// written) before it is closed, in milliseconds: idle keep-alive
     /// connections, and clients too slow to finish a request head or body. Checked once per
     /// period, so such a connection goes between one and two periods after it fell quiet.
     pub idle_timeout_ms: u64,

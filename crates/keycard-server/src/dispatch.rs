@@ -193,7 +193,6 @@ impl Keycard {
         } else {
             request.map(Body::new)
         };
-        self.activity.progress();
         let mut future: PendingAnswer = Box::pin(tracked(self.state.clone(), self.peer, request));
         match future
             .as_mut()
@@ -226,10 +225,11 @@ impl Future for Answer {
 }
 
 /// What one connection has been doing, as [`crate::listen`] checks it now and then to close
-/// the connections that went quiet: a count that moves whenever a request head arrives, an
-/// answer ends or bytes are written (so a slow reader of a long answer is not quiet), and
-/// how many requests are being answered. Cheap on purpose (no clock read, no timer per
-/// request): it is touched on every request.
+/// the connections that went quiet: a count that moves whenever bytes are written to it
+/// (every answered request writes, and a slow reader of a long answer is not quiet; reads
+/// do not count, or a client trickling a head would be busy), and how many of its requests
+/// are being answered. Cheap on purpose (no clock read, no timer per request): it is
+/// touched on every write.
 #[derive(Debug, Default)]
 pub struct Activity {
     progress: AtomicU64,
@@ -256,8 +256,9 @@ impl Activity {
     }
 }
 
-/// A pending answer's place in [`Activity::answering`], given back (with progress) when it
-/// is dropped: answered, or abandoned with its connection.
+/// A pending answer's place in [`Activity::answering`], given back when it is dropped:
+/// answered (its answer is then written, which is progress), or abandoned with its
+/// connection.
 pub struct Answering(Arc<Activity>);
 
 impl Answering {
@@ -270,7 +271,6 @@ impl Answering {
 impl Drop for Answering {
     fn drop(&mut self) {
         self.0.answering.fetch_sub(1, Ordering::Relaxed);
-        self.0.progress();
     }
 }
 

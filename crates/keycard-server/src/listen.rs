@@ -136,8 +136,8 @@ async fn pause_after(error: &io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// Resolves once `activity` made no progress (no request head, no answer ended, no bytes
-/// written) for a whole `limit` while no request of it was being answered: checked every
+/// Resolves once `activity` made no progress (no bytes written: every answered request
+/// writes) for a whole `limit` while no request of it was being answered: checked every
 /// `limit`, so a quiet connection is closed between one and two `limit`s after its last
 /// progress. That closes idle keep-alive connections and clients that send a request head
 /// too slowly to finish it (slowloris), which would otherwise hold a socket each for good.

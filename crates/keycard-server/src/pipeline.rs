@@ -298,9 +298,12 @@ fn parse_header<'a>(facts: &RequestFacts<'a>) -> Result<AuthorizationHeader<'a>,
     })
 }
 
-fn require_params(header: &AuthorizationHeader<'_>, params: &[Protocol]) -> Result<(), Refusal> {
+fn require_params<'p>(
+    header: &AuthorizationHeader<'_>,
+    params: impl IntoIterator<Item = &'p Protocol>,
+) -> Result<(), Refusal> {
     let missing: Vec<&str> = params
-        .iter()
+        .into_iter()
         .filter(|&&param| header.protocol(param).is_none())
         .map(|param| param.name())
         .collect();
@@ -919,17 +922,9 @@ pub async fn authenticate_request_token(
     let outcome = async {
         let header = parse_header(facts)?;
         known.realm = header.realm().map(Text::from);
-        require_params(
-            &header,
-            &[
-                Protocol::ConsumerKey,
-                Protocol::Nonce,
-                Protocol::Timestamp,
-                Protocol::SignatureMethod,
-                Protocol::Signature,
-                Protocol::Callback,
-            ],
-        )?;
+        // No token yet: a request token is what this step asks for.
+        let required = REQUIRED.iter().filter(|&&param| param != Protocol::Token);
+        require_params(&header, required.chain([&Protocol::Callback]))?;
         let p = presented(&header);
         let (account, integration) = flow_integration(state, facts, &p, &mut known).await?;
         let callback = header.protocol(Protocol::Callback).unwrap_or_default().to_owned();
@@ -970,18 +965,7 @@ pub async fn authenticate_access_token(
     let outcome = async {
         let header = parse_header(facts)?;
         known.realm = header.realm().map(Text::from);
-        require_params(
-            &header,
-            &[
-                Protocol::ConsumerKey,
-                Protocol::Token,
-                Protocol::Nonce,
-                Protocol::Timestamp,
-                Protocol::SignatureMethod,
-                Protocol::Signature,
-                Protocol::Verifier,
-            ],
-        )?;
+        require_params(&header, REQUIRED.iter().chain([&Protocol::Verifier]))?;
         let p = presented(&header);
         let (account, integration) = flow_integration(state, facts, &p, &mut known).await?;
         let now = known.at;

@@ -41,13 +41,7 @@ impl RequestId {
     }
 
     fn from_value(value: u64) -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = [0u8; 16];
-        for (pair, byte) in text.chunks_exact_mut(2).zip(value.to_be_bytes()) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
-        }
-        Self(text)
+        Self(keycard_core::audit::request_id_digits(value))
     }
 
     pub fn as_str(&self) -> &str {

@@ -28,6 +28,7 @@
 //! requests), so the trail's log and checkpoints copy less than half as much.
 //! `bench/harness/audit.py` decodes both independently.
 
+use keycard_core::audit::{request_id_digits, request_id_value};
 use keycard_core::{LoginRecord, Text};
 
 use crate::StoreError;
@@ -70,7 +71,7 @@ pub(crate) fn encode(records: &[LoginRecord], out: &mut Vec<u8>) -> Vec<i64> {
     for r in records {
         put_varint(out, zigzag(r.at.wrapping_sub(previous_at)));
         previous_at = r.at;
-        let value = keycard_id_value(&r.request_id);
+        let value = request_id_value(&r.request_id);
         keys.push(key_of(&r.request_id, value));
         let step = value.and_then(|value| {
             let n = zigzag(signed(value.wrapping_sub(previous_id))).checked_add(1)?;
@@ -207,7 +208,7 @@ pub(crate) fn read(block: &[u8]) -> Result<Vec<Stored<'_>>, StoreError> {
                 },
                 n => {
                     previous_id = previous_id.wrapping_add(unsigned(unzigzag(n - 1)));
-                    StoredId::Keycard(hex_digits(previous_id))
+                    StoredId::Keycard(request_id_digits(previous_id))
                 }
             }
         } else {
@@ -256,10 +257,10 @@ fn decode(block: &[u8]) -> Result<Vec<LoginRecord>, StoreError> {
 /// (records from tests, embedders) is hashed. Equal ids give equal keys; a shared key only
 /// means one more block to decode, as lookups compare the ids themselves.
 pub(crate) fn request_key(request_id: &str) -> i64 {
-    key_of(request_id, keycard_id_value(request_id))
+    key_of(request_id, request_id_value(request_id))
 }
 
-/// [`request_key`] of `request_id`, whose [`keycard_id_value`] is `value`.
+/// [`request_key`] of `request_id`, whose [`request_id_value`] is `value`.
 fn key_of(request_id: &str, value: Option<u64>) -> i64 {
     signed(value.unwrap_or_else(|| {
         // FNV-1a: stable across processes and releases, unlike std's hasher.
@@ -294,35 +295,6 @@ pub(crate) fn key_ranges(mut keys: Vec<i64>) -> Vec<(i64, i64)> {
         }
     }
     ranges
-}
-
-/// The 16 lower-case hex digits of an id in keycard's form with this value.
-fn hex_digits(value: u64) -> [u8; 16] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [b'0'; 16];
-    for (i, digit) in digits.iter_mut().rev().enumerate() {
-        let nibble = (value >> (4 * i)) & 0xf;
-        *digit = DIGITS
-            .get(usize::try_from(nibble).unwrap_or_default())
-            .copied()
-            .unwrap_or(b'0');
-    }
-    digits
-}
-
-/// The value of an id in keycard's form, 16 lower-case hex digits.
-fn keycard_id_value(request_id: &str) -> Option<u64> {
-    if request_id.len() != 16 {
-        return None;
-    }
-    request_id.bytes().try_fold(0u64, |value, byte| {
-        let digit = match byte {
-            b'0'..=b'9' => byte - b'0',
-            b'a'..=b'f' => byte - b'a' + 10,
-            _ => return None,
-        };
-        Some(value << 4 | u64::from(digit))
-    })
 }
 
 /// Whether `record` passes every filter of `query` (its limit aside), as the SQL on rows

@@ -112,35 +112,26 @@ impl Incoming {
         // A body that trickles in would hold its connection for good: it has the idle
         // timeout to arrive (the connection's watch does not close a request being answered).
         let limit = Duration::from_millis(state.config.idle_timeout_ms.max(1));
-        let body = match tokio::time::timeout(limit, axum::body::to_bytes(body, 2 * 1024 * 1024))
-            .await
-        {
-            Ok(Ok(body)) => body,
-            Ok(Err(_)) => {
-                let response = (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "The request body is larger than 2 MiB or was cut off." } })),
-                )
-                    .into_response();
-                return Err(with_request_id(response, &RequestId::next()));
-            }
-            Err(_) => {
-                let message = format!(
-                    "The request body did not arrive within {} ms.",
-                    limit.as_millis()
-                );
-                let mut response = (
-                    StatusCode::REQUEST_TIMEOUT,
-                    axum::Json(serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": message } })),
-                )
-                    .into_response();
-                // The rest of the body may still come: the connection cannot be reused.
-                response
-                    .headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return Err(with_request_id(response, &RequestId::next()));
-            }
-        };
+        let body =
+            match tokio::time::timeout(limit, axum::body::to_bytes(body, 2 * 1024 * 1024)).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(_)) => {
+                    let message = "The request body is larger than 2 MiB or was cut off.";
+                    return Err(body_refused(StatusCode::PAYLOAD_TOO_LARGE, message));
+                }
+                Err(_) => {
+                    let message = format!(
+                        "The request body did not arrive within {} ms.",
+                        limit.as_millis()
+                    );
+                    let mut response = body_refused(StatusCode::REQUEST_TIMEOUT, &message);
+                    // The rest of the body may still come: the connection cannot be reused.
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    return Err(response);
+                }
+            };
         Ok(Self::new(
             state,
             peer,
@@ -268,6 +259,19 @@ pub fn json_response(value: &impl serde::Serialize, request_id: &str) -> Respons
             request_id,
         ),
     }
+}
+
+/// The answer to a request whose body could not be read: `message` in the REST error
+/// shape, with a request id.
+fn body_refused(status: StatusCode, message: &str) -> Response {
+    let response = (
+        status,
+        axum::Json(
+            serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": message } }),
+        ),
+    )
+        .into_response();
+    with_request_id(response, &RequestId::next())
 }
 
 /// JSON already written, with its content type and the request id header. Built directly:
