@@ -193,7 +193,10 @@ impl Keycard {
         } else {
             request.map(Body::new)
         };
-        let mut future: PendingAnswer = Box::pin(tracked(self.state.clone(), self.peer, request));
+        // The box allocated first and the future made in it: `Box::pin(future)` made it on
+        // the stack and copied all of it (2,136 bytes) into the box, 0.55% of the CPU at max.
+        let mut future: PendingAnswer =
+            boxed_in_place(|| tracked(self.state.clone(), self.peer, request));
         match future
             .as_mut()
             .poll(&mut Context::from_waker(std::task::Waker::noop()))
@@ -202,6 +205,11 @@ impl Keycard {
             Poll::Pending => Answer::Pending(future, Answering::new(self.activity.clone())),
         }
     }
+}
+
+/// The future `make` makes, written into a box allocated before it is made.
+fn boxed_in_place<F: Future>(make: impl FnOnce() -> F) -> Pin<Box<F>> {
+    Box::into_pin(Box::write(Box::new_uninit(), make()))
 }
 
 type PendingAnswer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
@@ -346,10 +354,10 @@ fn tracked(
                     Err(response) => break 'answer response,
                 }
             };
-            // The request's future is as large as the largest handler's, and it is moved into
-            // a box on every request: the handlers that are neither frequent nor small wait in
+            // The request's future is as large as the largest handler's, and a box of that size
+            // is allocated on every request: the handlers that are neither frequent nor small wait in
             // boxes of their own (tokeninfo's future is about 1 KB; issuetoken's 2.8 KB).
-            match endpoint {
+            let response = match endpoint {
                 Endpoint::Restlet => restlet::handle(&state, &incoming).await,
                 Endpoint::TokenInfo => tokens::tokeninfo(&state, &incoming).await,
                 Endpoint::GovernanceLimits => rest::governance_limits(&state, &incoming).await,
@@ -371,7 +379,9 @@ fn tracked(
                     Box::pin(authorize::page_handler(&state, &incoming)).await
                 }
                 Endpoint::Soap { port } => Box::pin(soap::handle(&state, &port, &incoming)).await,
-            }
+            };
+            crate::respond::recycle_headers(incoming.headers);
+            response
         };
         if let (Some(surface), Some(started)) = (surface, started) {
             let elapsed = started.elapsed();

@@ -279,6 +279,7 @@ fn body_refused(status: StatusCode, message: &str) -> Response {
 /// it.
 pub fn json_bytes_response(body: Vec<u8>, request_id: &str) -> Response {
     let mut response = Response::new(axum::body::Body::from(body));
+    *response.headers_mut() = crate::respond::answer_headers();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -141,3 +141,75 @@ async fn closed_within(
         tokio::time::timeout(Duration::from_secs(secs), stream.read_to_end(&mut rest)).await?;
     Ok((read, rest))
 }
+
+/// Reads one answer (head and `content-length` body) from `stream`: its head, lower-cased.
+async fn read_answer(stream: &mut TcpStream, pending: &mut Vec<u8>) -> String {
+    loop {
+        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(pending[..end].to_vec())
+                .unwrap()
+                .to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |value| value.trim().parse().unwrap());
+            if pending.len() >= end + 4 + length {
+                pending.drain(..end + 4 + length);
+                return head;
+            }
+        }
+        let mut buffer = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .expect("an answer within 10 s")
+            .unwrap();
+        assert!(read > 0, "the connection closed before the answer");
+        pending.extend_from_slice(&buffer[..read]);
+    }
+}
+
+/// Answers reuse the header maps of requests already answered (`respond::recycle_headers`):
+/// on one connection, no answer carries a header of any request, accepted or refused, and
+/// each carries its own request id once.
+#[tokio::test]
+async fn answers_never_carry_request_headers() {
+    let h = Harness::start().await;
+    let addr = h.server.as_ref().unwrap().addr;
+    let url = h.url("/rest/tokeninfo");
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut pending = Vec::new();
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        // Every other request is refused (its signature is spoilt).
+        let mut auth = h.authorization("GET", &url, None, Some(ACCOUNT));
+        if i % 2 == 1 {
+            auth = auth.replace("oauth_signature=\"", "oauth_signature=\"x");
+        }
+        let head = format!(
+            "GET /rest/tokeninfo HTTP/1.1\r\nhost: localhost:{}\r\nauthorization: {auth}\r\n\
+             x-probe-{i}: request header {i}\r\naccept: application/json\r\n\r\n",
+            addr.port(),
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let answer = read_answer(&mut stream, &mut pending).await;
+        let expected = if i % 2 == 0 {
+            "http/1.1 200"
+        } else {
+            "http/1.1 401"
+        };
+        assert!(answer.starts_with(expected), "{answer}");
+        for leaked in ["authorization:", "x-probe-", "accept:", "host:"] {
+            assert!(!answer.contains(leaked), "{leaked} in {answer}");
+        }
+        let request_ids: Vec<&str> = answer
+            .lines()
+            .filter_map(|line| line.strip_prefix("x-request-id:"))
+            .map(str::trim)
+            .collect();
+        assert_eq!(request_ids.len(), 1, "{answer}");
+        ids.push(request_ids[0].to_owned());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6, "each answer has its own request id");
+}

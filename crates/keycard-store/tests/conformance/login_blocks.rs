@@ -20,9 +20,19 @@ fn record(i: u64, request_id: String) -> LoginRecord {
         role: None,
         surface: "rest".into(),
         request_uri: "/rest/tokeninfo".into(),
-        status: if i % 5 == 0 { "Failure" } else { "Success" }.into(),
-        detail: if i % 5 == 0 { "InvalidNonce" } else { "" }.into(),
-        diagnosis: if i % 5 == 0 {
+        status: if i.is_multiple_of(5) {
+            "Failure"
+        } else {
+            "Success"
+        }
+        .into(),
+        detail: if i.is_multiple_of(5) {
+            "InvalidNonce"
+        } else {
+            ""
+        }
+        .into(),
+        diagnosis: if i.is_multiple_of(5) {
             serde_json::json!({ "problem": "replay", "i": i })
         } else {
             serde_json::Value::Null
