@@ -212,10 +212,7 @@ fn normalize_form_component(raw: &[u8]) -> Result<(Cow<'_, [u8]>, bool), OAuthEr
 }
 
 /// Adds the pairs of `a=1&b=2` form or query text.
-fn push_form_pairs<'a>(
-    text: &'a [u8],
-    params: &mut Vec<EncodedParam<'a>>,
-) -> Result<(), OAuthError> {
+fn push_form_pairs<'a>(text: &'a [u8], params: &mut Params<'a>) -> Result<(), OAuthError> {
     for pair in text.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
         let (name, value) = match pair.iter().position(|&b| b == b'=') {
             Some(eq) => (
@@ -232,9 +229,14 @@ fn push_form_pairs<'a>(
     Ok(())
 }
 
+/// A request's parameters while they are normalized: on the stack up to twelve (a signed
+/// request has seven protocol parameters; a list in a heap allocation was one of a tokeninfo
+/// request's ten).
+type Params<'a> = smallvec::SmallVec<[EncodedParam<'a>; 12]>;
+
 /// The parameters that a base string signs, already normalized and sorted.
 pub struct NormalizedParams<'a> {
-    params: Vec<EncodedParam<'a>>,
+    params: Params<'a>,
 }
 
 impl<'a> NormalizedParams<'a> {
@@ -270,7 +272,7 @@ impl<'a> NormalizedParams<'a> {
         query: Option<&'a str>,
         form_body: Option<&'a [u8]>,
     ) -> Result<Self, OAuthError> {
-        let mut params: Vec<EncodedParam<'a>> = Vec::with_capacity(16);
+        let mut params = Params::new();
         for (name, value, plain) in header_params {
             let (name, value) = (
                 Cow::Borrowed(name.as_bytes()),
