@@ -267,9 +267,7 @@ impl<'a> NormalizedParams<'a> {
         form_body: Option<&'a [u8]>,
         then: impl FnOnce(&NormalizedParams<'a>) -> R,
     ) -> Result<R, OAuthError> {
-        let mut collected = Self {
-            params: Params::new(),
-        };
+        let mut collected = Self::empty();
         collected.fill(header.signed_params_marked(), query, form_body)?;
         Ok(then(&collected))
     }
@@ -280,13 +278,18 @@ impl<'a> NormalizedParams<'a> {
         query: Option<&'a str>,
         form_body: Option<&'a [u8]>,
     ) -> Result<Self, OAuthError> {
-        let mut collected = Self {
-            params: Params::new(),
-        };
+        let mut collected = Self::empty();
         collected.fill(header_params, query, form_body)?;
         Ok(collected)
     }
 
+    fn empty() -> Self {
+        Self {
+            params: Params::new(),
+        }
+    }
+
+    /// Adds the header's, the query's and the form body's parameters, normalized, and sorts.
     fn fill(
         &mut self,
         header_params: impl Iterator<Item = (&'a str, &'a str, bool)>,

@@ -156,7 +156,7 @@ impl Drop for AuditSender {
     }
 }
 
-/// What the writer gets from [`AuditReceiver::take`].
+/// What the writer learns from [`AuditReceiver::look`] and [`AuditReceiver::take`].
 pub(super) enum Taken {
     /// Records are queued (and, from [`AuditReceiver::take`], were moved into the batch).
     Records,
@@ -196,7 +196,8 @@ impl AuditReceiver {
         taken
     }
 
-    /// Tops `batch` up to `max` records with what is queued now, if anything.
+    /// Moves up to `max` records in all into `batch` from what is queued now, if anything (the
+    /// native writer's take, after [`look`](Self::look) and the linger).
     pub(super) fn take_more(&self, batch: &mut Batch, max: usize) {
         let mut state = self.queue.lock();
         self.move_out(&mut state, batch, max);
@@ -270,6 +271,12 @@ pub(super) mod tests {
         }
     }
 
+    async fn send_all(sender: &AuditSender, numbers: std::ops::Range<usize>) {
+        for n in numbers {
+            sender.send(record(n)).await.unwrap();
+        }
+    }
+
     fn ids(batch: &Batch) -> Vec<String> {
         batch.iter().map(|r| r.request_id.to_string()).collect()
     }
@@ -298,9 +305,7 @@ pub(super) mod tests {
     #[tokio::test]
     async fn records_come_out_in_order_and_in_batches_of_at_most_max() {
         let (sender, receiver) = bounded(10);
-        for n in 0..5 {
-            sender.send(record(n)).await.unwrap();
-        }
+        send_all(&sender, 0..5).await;
         let mut batch = Batch::new();
         assert!(matches!(receiver.take(&mut batch, 3), Taken::Records));
         assert_eq!(ids(&batch), ["0", "1", "2"]);
@@ -314,23 +319,17 @@ pub(super) mod tests {
     #[tokio::test]
     async fn a_whole_queue_taken_at_once_keeps_order_and_loses_nothing() {
         let (sender, receiver) = bounded(10);
-        for n in 0..3 {
-            sender.send(record(n)).await.unwrap();
-        }
+        send_all(&sender, 0..3).await;
         let mut batch = Batch::new();
         assert!(matches!(receiver.look(), Taken::Records));
         receiver.take_more(&mut batch, 10);
         assert_eq!(ids(&batch), ["0", "1", "2"]);
         assert_eq!(sender.queued(), 0);
-        for n in 3..5 {
-            sender.send(record(n)).await.unwrap();
-        }
+        send_all(&sender, 3..5).await;
         receiver.take_more(&mut batch, 10);
         assert_eq!(ids(&batch), ["0", "1", "2", "3", "4"]);
         batch.clear();
-        for n in 5..15 {
-            sender.send(record(n)).await.unwrap();
-        }
+        send_all(&sender, 5..15).await;
         receiver.take_more(&mut batch, 10);
         assert_eq!(
             ids(&batch),
