@@ -18,6 +18,9 @@ use keycard_oauth1::{SignatureMethod, SigningKey};
 use keycard_store::{ChangeListener, Remote, Store, StoreError};
 use tokio::sync::{broadcast, oneshot};
 
+use crate::shared::Scope;
+use crate::shared::nonce::scope_digest;
+
 /// An integration and its consumer secret (for the request-token step's `cs&` key).
 pub struct IntegrationEntry {
     pub integration: Integration,
@@ -59,9 +62,21 @@ pub struct CachedToken {
     pub integration_id: i64,
     /// The public half (64 hex), also the cache's key.
     pub token_id: Box<str>,
+    /// `token_id`'s [`scope_digest`], made once rather than on every request.
+    nonce_digest: u64,
     pub name: Box<str>,
     pub state: TokenState,
     pub expires_at: Option<UnixTime>,
+}
+
+impl CachedToken {
+    /// The scope the token's nonces are unique within.
+    pub fn nonce_scope(&self) -> Scope<'_> {
+        Scope {
+            text: &self.token_id,
+            digest: self.nonce_digest,
+        }
+    }
 }
 
 impl From<AccessToken> for CachedToken {
@@ -69,6 +84,7 @@ impl From<AccessToken> for CachedToken {
         Self {
             id: token.id,
             integration_id: token.integration_id,
+            nonce_digest: scope_digest(&token.token_id),
             token_id: token.token_id.into_boxed_str(),
             name: token.name.into_boxed_str(),
             state: token.state,

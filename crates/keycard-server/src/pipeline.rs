@@ -32,7 +32,7 @@ use crate::request_id::RequestId;
 use crate::respond::{ClientError, Surface, error_response};
 use crate::routing::{HostRoute, realm_hint, route_host};
 use crate::shared::nonce::NonceKey;
-use crate::shared::{Admission, NonceUse, Pool, Slot, Unreachable};
+use crate::shared::{Admission, NonceUse, Pool, Scope, Slot, Unreachable};
 
 /// What arrived, as the HTTP layer read it.
 pub struct RequestFacts<'a> {
@@ -690,7 +690,7 @@ async fn run(
     let parsed = parse_timestamp(p.timestamp);
     let prepared = parsed.as_ref().ok().and_then(|&timestamp| {
         state.shared.prepare(&NonceUse {
-            scope: &token.token.token_id,
+            scope: token.token.nonce_scope(),
             nonce: p.nonce,
             timestamp,
             now,
@@ -715,7 +715,7 @@ async fn run(
         limit: integration.pool_limit,
     });
     let use_ = NonceUse {
-        scope: &token.token.token_id,
+        scope: token.token.nonce_scope(),
         nonce: p.nonce,
         timestamp,
         now,
@@ -942,7 +942,7 @@ pub async fn authenticate_request_token(
         let timestamp =
             freshness_step(state, Surface::Rest, &p, parse_timestamp(p.timestamp), now)?;
         let scope = format!("consumer:{}", p.consumer_key);
-        let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
+        let use_ = NonceUse { scope: Scope::new(&scope), nonce: p.nonce, timestamp, now };
         admission_step(state, Surface::Rest, &use_, None, None).await?;
         Ok(RequestTokenGrant {
             account,
@@ -988,7 +988,7 @@ pub async fn authenticate_access_token(
         let timestamp =
             freshness_step(state, Surface::Rest, &p, parse_timestamp(p.timestamp), now)?;
         let scope = format!("request:{}", p.token);
-        let use_ = NonceUse { scope: &scope, nonce: p.nonce, timestamp, now };
+        let use_ = NonceUse { scope: Scope::new(&scope), nonce: p.nonce, timestamp, now };
         admission_step(state, Surface::Rest, &use_, None, None).await?;
         // Single use from here on: a wrong verifier burns the request token too. Of two
         // exchanges at once (on any nodes) only the one that takes it goes on.

@@ -22,13 +22,31 @@ pub enum SharedState {
     Redis(Arc<on_redis::RedisState>),
 }
 
-/// One use of a nonce: `(scope, nonce, timestamp)` must be new. `scope` is the token (or the
-/// consumer or request token on the three-step flow's first steps).
+/// One use of a nonce: `(scope, nonce, timestamp)` must be new.
 pub struct NonceUse<'a> {
-    pub scope: &'a str,
+    pub scope: Scope<'a>,
     pub nonce: &'a str,
     pub timestamp: i64,
     pub now: i64,
+}
+
+/// What a nonce is unique within: the token (or the consumer or request token on the
+/// three-step flow's first steps).
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub text: &'a str,
+    /// [`nonce::scope_digest`] of `text`: this process's store keys nonces by it.
+    pub digest: u64,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope named by `text`, digested now (a cached token keeps its digest instead).
+    pub fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            digest: nonce::scope_digest(text),
+        }
+    }
 }
 
 /// A concurrency pool and its limit.
@@ -80,7 +98,7 @@ impl SharedState {
     pub fn prepare(&self, nonce: &NonceUse<'_>) -> Option<nonce::NonceKey> {
         match self {
             Self::Local { nonces, .. } => {
-                let key = nonces.key(nonce.scope, nonce.nonce, nonce.timestamp);
+                let key = nonces.key(nonce.scope.digest, nonce.nonce, nonce.timestamp);
                 nonces.prefetch(&key);
                 Some(key)
             }
@@ -103,7 +121,9 @@ impl SharedState {
             Self::Local { nonces, slots } => {
                 let key = prepared
                     .filter(|key| key.timestamp() == nonce.timestamp)
-                    .unwrap_or_else(|| nonces.key(nonce.scope, nonce.nonce, nonce.timestamp));
+                    .unwrap_or_else(|| {
+                        nonces.key(nonce.scope.digest, nonce.nonce, nonce.timestamp)
+                    });
                 if !nonces.consume_key(&key, nonce.now) {
                     return Ok(Admission::Replay);
                 }
@@ -175,7 +195,7 @@ mod tests {
 
     fn use_at(timestamp: i64) -> NonceUse<'static> {
         NonceUse {
-            scope: "token",
+            scope: Scope::new("token"),
             nonce: "nonce",
             timestamp,
             now: 1000,

@@ -2,7 +2,7 @@
 //! time buckets and dropped a bucket at a time once they can no longer pass the timestamp check,
 //! so memory is bounded by the window times the request rate.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, DefaultHasher, Hasher, RandomState};
 use std::sync::Mutex;
 
 use super::lock;
@@ -204,6 +204,17 @@ impl KeySet {
     }
 }
 
+/// A nonce's scope (a token's public id) as 64 bits, for [`NonceStore::key`]: made once per
+/// token where the token is cached, since hashing the 64-character id into every request's
+/// key was most of the key's cost (its 64 bytes of `SipHash`, about 400 instructions). Not keyed:
+/// scopes are ids the server made, so no client chooses one to collide with another, and the
+/// key over `(digest, nonce, timestamp)` that clients' nonces go into is.
+pub fn scope_digest(scope: &str) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(scope.as_bytes());
+    hasher.finish()
+}
+
 /// A use's keyed hash and the timestamp it was made with (which picks the bucket).
 pub struct NonceKey {
     hash: u64,
@@ -232,12 +243,12 @@ impl NonceStore {
         }
     }
 
-    /// The key of `(token, nonce, timestamp)`, for [`prefetch`](Self::prefetch) and
-    /// [`consume_key`](Self::consume_key).
-    pub fn key(&self, token: &str, nonce: &str, timestamp: i64) -> NonceKey {
+    /// The key of `(scope, nonce, timestamp)`, `scope` given by its [`scope_digest`], for
+    /// [`prefetch`](Self::prefetch) and [`consume_key`](Self::consume_key).
+    pub fn key(&self, scope: u64, nonce: &str, timestamp: i64) -> NonceKey {
         NonceKey {
             // Never 0, the free slot's mark (0 and 1 are one key: odds of 2^-63 for a collision).
-            hash: self.key.hash_one((token, nonce, timestamp)).max(1),
+            hash: self.key.hash_one((scope, nonce, timestamp)).max(1),
             timestamp,
         }
     }
@@ -257,8 +268,8 @@ impl NonceStore {
 
     /// Records the use; false when it was already used. Call only after the signature verified,
     /// so unauthenticated traffic cannot fill the store or burn a client's nonces.
-    pub fn consume(&self, token: &str, nonce: &str, timestamp: i64, now: i64) -> bool {
-        self.consume_key(&self.key(token, nonce, timestamp), now)
+    pub fn consume(&self, scope: &str, nonce: &str, timestamp: i64, now: i64) -> bool {
+        self.consume_key(&self.key(scope_digest(scope), nonce, timestamp), now)
     }
 
     /// [`consume`](Self::consume) with the key already made.
@@ -300,6 +311,21 @@ impl NonceStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A scope's digest depends on its text alone (a cached token's and one made on the spot
+    /// agree), and tokens' ids, which differ, digest differently.
+    #[test]
+    fn a_scope_digest_depends_on_its_text_alone() {
+        let id = "a".repeat(64);
+        assert_eq!(scope_digest(&id), scope_digest(&id.clone()));
+        let digests: std::collections::HashSet<u64> = (0..10_000)
+            .map(|n| scope_digest(&format!("{n:064x}")))
+            .collect();
+        assert_eq!(digests.len(), 10_000);
+        let store = NonceStore::new(300);
+        assert!(store.consume(&id, "n", 1000, 1000));
+        assert!(!store.consume_key(&store.key(scope_digest(&id), "n", 1000), 1000));
+    }
 
     #[test]
     fn single_use_and_bounded() {
@@ -414,7 +440,7 @@ mod tests {
     #[test]
     fn a_prefetched_key_is_the_same_use_as_its_strings() {
         let store = NonceStore::new(300);
-        let key = store.key("t", "nonce1", 1000);
+        let key = store.key(scope_digest("t"), "nonce1", 1000);
         // Before any bucket exists, and after: prefetching changes nothing.
         store.prefetch(&key);
         assert!(store.consume_key(&key, 1000));
@@ -425,10 +451,10 @@ mod tests {
             "a replay by its strings"
         );
         assert!(
-            !store.consume_key(&store.key("t", "nonce1", 1000), 1001),
+            !store.consume_key(&store.key(scope_digest("t"), "nonce1", 1000), 1001),
             "and by its key"
         );
-        assert!(store.consume_key(&store.key("t", "nonce1", 1001), 1001));
+        assert!(store.consume_key(&store.key(scope_digest("t"), "nonce1", 1001), 1001));
         assert_eq!(key.timestamp(), 1000);
     }
 }

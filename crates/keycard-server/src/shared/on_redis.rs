@@ -172,7 +172,11 @@ impl RedisState {
         let timestamp = nonce.timestamp.to_be_bytes();
         call.key(self.hashed_key(
             "n",
-            &[nonce.scope.as_bytes(), nonce.nonce.as_bytes(), &timestamp],
+            &[
+                nonce.scope.text.as_bytes(),
+                nonce.nonce.as_bytes(),
+                &timestamp,
+            ],
         ))
         .key(&self.epoch_key)
         .arg(ttl)
