@@ -19,13 +19,10 @@ use crate::metrics::Metrics;
 
 pub use self::queue::{AuditSender, WriterGone};
 
-/// The most records the pool writer takes at once.
 const BATCH: usize = 512;
 /// How long the native writer lets records gather after the first one before writing: fewer,
 /// larger transactions, and requests queue records without waking the writer each time.
 const LINGER: Duration = Duration::from_millis(4);
-/// Queued records that make the native writer skip the linger: a transaction's worth.
-const GATHER: usize = 512;
 const FIRST_RETRY: Duration = Duration::from_millis(50);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
@@ -53,7 +50,7 @@ pub fn spawn_writer(
 /// It first ran on a thread of its own, in the idle scheduling class while keeping up and at
 /// normal priority once behind. But a thread the kernel switches to keeps the core for up to a
 /// time slice: 1-4 ms runs, measured with `perf sched` at 60k req/s, were the load benchmark's
-/// p99 from about 75% load. Transactions stay large ([`GATHER`]): 64-row ones spent a fifth of
+/// p99 from about 75% load. Transactions stay large ([`BATCH`]): 64-row ones spent a fifth of
 /// the core on rewriting the same last pages into the log at each commit. No step waits for
 /// the SQLite write lock ([`LoginWriter::begin`] says when it is taken): another connection's
 /// transaction may itself be waiting for this runtime.
@@ -66,11 +63,10 @@ async fn write_natively(writer: LoginWriter, receiver: AuditReceiver, metrics: A
         .metrics()
         .num_workers()
         .max(1);
-    let mut batch = Batch::with_capacity(GATHER);
+    let mut batch = Batch::with_capacity(BATCH);
     loop {
-        // Records gather in the queue before they are taken, then the batch takes the whole
-        // queue at once (`take_all` swaps it for the empty batch): at max load, whatever
-        // queued while the last batch was written, which may be more than `GATHER`.
+        // Records gather in the queue before they are taken, so that most batches take the
+        // whole queue at once (`take_more` then swaps it for the empty batch).
         match receiver.look() {
             Taken::Closed => break,
             Taken::Empty => {
@@ -79,10 +75,10 @@ async fn write_natively(writer: LoginWriter, receiver: AuditReceiver, metrics: A
             }
             Taken::Records => {}
         }
-        if receiver.queued() < GATHER {
+        if receiver.queued() < BATCH {
             tokio::time::sleep(LINGER).await;
         }
-        receiver.take_all(&mut batch);
+        receiver.take_more(&mut batch, BATCH);
         let records: &[LoginRecord] = batch.make_contiguous();
         // Retry until written: a record the server answered for must not be lost.
         let mut delay = FIRST_RETRY;
