@@ -16,11 +16,12 @@ const SHARDS: usize = 256;
 /// Seconds per bucket.
 const BUCKET: i64 = 10;
 
-/// Entries are 64-bit keyed hashes of `(token, nonce, timestamp)`: 8 bytes each (about 10 to 20
-/// with the table's slack; `examples/scale.rs` measures it) instead of the strings, with a key
-/// chosen per process so no client can aim for a collision. A replay always hashes the same and
-/// is always refused; a collision can only refuse a fresh request, with odds of about
-/// entries / 2^64 (10 million entries: 1 in 2 trillion requests).
+/// Entries are 64-bit keyed hashes of `(scope, nonce, timestamp)`, the scope (the token) by its
+/// [`scope_digest`]: 8 bytes each (about 10 to 20 with the table's slack; `examples/scale.rs`
+/// measures it) instead of the strings, with a key chosen per process so no client can aim for
+/// a collision. A replay always hashes the same and is always refused; a collision can only
+/// refuse a fresh request, with odds of about entries / 2^64 (10 million entries: 1 in 2
+/// trillion requests).
 pub struct NonceStore {
     window: i64,
     shards: Vec<Mutex<Shard>>,
@@ -206,9 +207,9 @@ impl KeySet {
 
 /// A nonce's scope (a token's public id) as 64 bits, for [`NonceStore::key`]: made once per
 /// token where the token is cached, since hashing the 64-character id into every request's
-/// key was most of the key's cost (its 64 bytes of `SipHash`, about 400 instructions). Not keyed:
-/// scopes are ids the server made, so no client chooses one to collide with another, and the
-/// key over `(digest, nonce, timestamp)` that clients' nonces go into is.
+/// key cost about 200 instructions a request (counted). Not keyed: scopes are ids the server
+/// made, so no client chooses one to collide with another, and the key over
+/// `(digest, nonce, timestamp)` that clients' nonces go into is.
 pub fn scope_digest(scope: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
     hasher.write(scope.as_bytes());
