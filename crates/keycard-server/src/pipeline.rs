@@ -48,6 +48,8 @@ pub struct RequestFacts<'a> {
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
     pub peer: IpAddr,
+    /// `peer` as the audit trail stores it.
+    pub peer_text: &'a Text,
     pub surface: Surface,
 }
 
@@ -199,7 +201,7 @@ where
         let record = LoginRecord {
             at: known.at,
             request_id: facts.request_id.as_str().into(),
-            ip: crate::respond::ip_text(facts.peer),
+            ip: facts.peer_text.clone(),
             account: known.account,
             integration: known.integration,
             token_name: known.token,

@@ -9,7 +9,7 @@ pub mod restlet;
 pub mod soap;
 pub mod tokens;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -20,7 +20,7 @@ use keycard_core::Text;
 use crate::AppState;
 use crate::pipeline::RequestFacts;
 use crate::request_id::RequestId;
-use crate::respond::{ClientError, Surface, error_response, with_request_id};
+use crate::respond::{ClientError, Peer, Surface, error_response, with_request_id};
 
 /// Readiness, for a load balancer: the directory answers and the shared replay and
 /// concurrency state (Redis, when configured) answers. 503 with the reason otherwise; a node
@@ -70,6 +70,8 @@ pub struct Incoming {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub peer: IpAddr,
+    /// `peer` as the audit trail stores it.
+    pub peer_text: Text,
     /// Inline up to 24 bytes (`Text`): no allocation for the scheme or a short host.
     pub scheme: Text,
     pub authority: Text,
@@ -84,11 +86,7 @@ impl Incoming {
 
     /// A request that [`has_no_body`](Self::has_no_body), at once: [`read`](Self::read)'s
     /// future (750 bytes, copied into the request's) is made only for those that have one.
-    pub fn without_body(
-        state: &AppState,
-        peer: SocketAddr,
-        request: axum::extract::Request,
-    ) -> Self {
+    pub fn without_body(state: &AppState, peer: Peer, request: axum::extract::Request) -> Self {
         let (parts, _) = request.into_parts();
         // Nothing to collect (collecting an empty body still allocated a buffer list).
         Self::new(
@@ -105,7 +103,7 @@ impl Incoming {
     /// beyond that, or when the body is cut off).
     pub async fn read(
         state: &AppState,
-        peer: SocketAddr,
+        peer: Peer,
         request: axum::extract::Request,
     ) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
@@ -144,13 +142,13 @@ impl Incoming {
 
     fn new(
         state: &AppState,
-        peer: SocketAddr,
+        peer: Peer,
         method: Method,
         uri: Uri,
         headers: HeaderMap,
         body: Bytes,
     ) -> Self {
-        let trusted = state.config.trusted_proxies.contains(&peer.ip());
+        let trusted = state.config.trusted_proxies.contains(&peer.addr.ip());
         let forwarded = |name: &str| {
             trusted
                 .then(|| {
@@ -172,15 +170,18 @@ impl Incoming {
             })
             .or_else(|| uri.authority().map(|a| Text::from(a.as_str())))
             .unwrap_or_default();
-        let peer_ip = forwarded("x-forwarded-for")
-            .and_then(|ip| ip.parse().ok())
-            .unwrap_or_else(|| peer.ip());
+        let (peer_ip, peer_text) = match forwarded("x-forwarded-for").and_then(|ip| ip.parse().ok())
+        {
+            Some(ip) => (ip, crate::respond::ip_text(ip)),
+            None => (peer.addr.ip(), peer.ip_text),
+        };
         Self {
             method,
             uri,
             headers,
             body,
             peer: peer_ip,
+            peer_text,
             scheme,
             authority,
             request_id: RequestId::next(),
@@ -207,6 +208,7 @@ impl Incoming {
                 .and_then(|v| v.to_str().ok()),
             body: &self.body,
             peer: self.peer,
+            peer_text: &self.peer_text,
             surface,
         }
     }
@@ -216,7 +218,7 @@ impl Incoming {
         keycard_core::LoginRecord {
             at: state.now(),
             request_id: self.request_id.as_str().into(),
-            ip: crate::respond::ip_text(self.peer),
+            ip: self.peer_text.clone(),
             account: None,
             integration: None,
             token_name: None,
