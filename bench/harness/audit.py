@@ -72,17 +72,25 @@ FIELDS = ["request_id", "ip", "account", "integration", "token_name", "user", "r
           "surface", "request_uri", "status", "detail", "diagnosis"]
 
 
+# Version 3: the fields by their bit in a record's mask of changed fields.
+CHANGE_ORDER = ["token_name", "request_uri", "status", "detail", "diagnosis", "user",
+                "integration", "role", "account", "ip", "surface"]
+
+
 def decode_block(block: bytes) -> list[dict]:
     """The records of one block, written here from the format's description (not from the Rust
-    code) so that the count checks the encoding too. Version byte 1 or 2, then per record:
-    `at` as a zigzag varint (version 2: of the difference from the previous record's `at`,
-    from 0); in version 2 the request id as a varint n, keycard's own 16-hex-digit ids as
-    n = zigzag(value - the last such value in the block, from 0) + 1, other ids as n = 0
-    followed by a field; then the fields (version 1 all twelve, version 2 the eleven after the
-    request id), each a varint n: 0 absent, 1 the previous record's value, else n - 2 bytes of
-    UTF-8."""
-    if not block or block[0] not in (1, 2):
-        raise ValueError("not a version-1 or version-2 block of the login trail")
+    code) so that the count checks the encoding too. Version byte 1, 2 or 3, then per record:
+    `at` as a zigzag varint (versions 2 and 3: of the difference from the previous record's
+    `at`, from 0); in versions 2 and 3 the request id as a varint n, keycard's own
+    16-hex-digit ids as n = zigzag(value - the last such value in the block, from 0) + 1,
+    other ids as n = 0 followed by a field; then, in versions 1 and 2, the fields (version 1
+    all twelve, version 2 the eleven after the request id), each a varint n: 0 absent, 1 the
+    previous record's value, else n - 2 bytes of UTF-8; in version 3 a varint mask of the
+    fields that differ from the previous record's (all absent before the first), bit i for
+    CHANGE_ORDER[i], then each of those in that order as a varint n: 0 absent, else n - 1
+    bytes of UTF-8."""
+    if not block or block[0] not in (1, 2, 3):
+        raise ValueError("not a version-1, 2 or 3 block of the login trail")
     version = block[0]
     at = 1
 
@@ -113,16 +121,27 @@ def decode_block(block: bytes) -> list[dict]:
         at += n - 2
         return text
 
+    def present():
+        nonlocal at
+        n = varint()
+        if n == 0:
+            return None
+        text = block[at:at + n - 1].decode("utf-8")
+        if at + n - 1 > len(block):
+            raise ValueError("a field runs past the end of a block of the login trail")
+        at += n - 1
+        return text
+
     records: list[dict] = []
     previous_at = previous_id = 0
     while at < len(block):
         moment = unzigzag(varint())
-        if version == 2:
+        if version >= 2:
             moment = (previous_at + moment + 2**63) % 2**64 - 2**63
         previous_at = moment
         record = {"at": moment}
         fields = FIELDS
-        if version == 2:
+        if version >= 2:
             n = varint()
             if n == 0:
                 record["request_id"] = field("request_id")
@@ -130,8 +149,18 @@ def decode_block(block: bytes) -> list[dict]:
                 previous_id = (previous_id + unzigzag(n - 1)) % 2**64
                 record["request_id"] = f"{previous_id:016x}"
             fields = FIELDS[1:]
-        for name in fields:
-            record[name] = field(name)
+        if version == 3:
+            changed = varint()
+            if changed >> len(CHANGE_ORDER):
+                raise ValueError("a mask of unknown fields in a block of the login trail")
+            for bit, name in enumerate(CHANGE_ORDER):
+                if changed >> bit & 1:
+                    record[name] = present()
+                else:
+                    record[name] = records[-1][name] if records else None
+        else:
+            for name in fields:
+                record[name] = field(name)
         if at > len(block) or record["status"] not in ("Success", "Failure") \
                 or record["request_id"] is None:
             raise ValueError("a damaged block of the login trail")

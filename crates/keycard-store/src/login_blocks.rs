@@ -10,23 +10,33 @@
 //! stop at the limit), without a row per record. PostgreSQL keeps a row per record: its
 //! server, not the request's core, does that work.
 //!
-//! Format, version 2 (written since the twenty-first session): the byte `2`, then per record:
+//! Format, version 3 (written since the twenty-fifth session): the byte `3`, then per record:
 //! - `at` as a zigzag varint of its difference from the previous record's (from 0 for the
 //!   first): records of a block are seconds apart at most, so one byte;
 //! - the request id as a varint `n`: keycard's own ids (16 lower-case hex digits, counting up)
 //!   as `n = zigzag(value - previous value) + 1`, the previous value being that of the last id
 //!   so written in the block (0 before any): one or two bytes instead of seventeen; `n = 0`
-//!   for any other id, followed by it as a field (below);
-//! - the eleven other fields in [`LoginRecord`]'s order, each a varint `n`: 0 when absent
-//!   (`None`, or a null diagnosis), 1 when equal to the previous record's (a block's records
-//!   mostly share their client, account, integration, user, path and outcome), else `n - 2`
-//!   bytes of UTF-8 that follow. The diagnosis is JSON text, never a repeat.
+//!   for any other id, followed by it as a version-2 field (below);
+//! - which of the eleven other fields differ from the previous record's (before the first
+//!   record, all are absent), as a varint of bits in [`CHANGE_ORDER`]: the token name, the
+//!   path, the status, the detail, the diagnosis, the user, the integration, the role, the
+//!   account, the IP and the surface. The fields that change most come first, so the mask is
+//!   one byte unless the role, account, IP or surface changed;
+//! - each field that differs, in that order, as a varint `n`: 0 when absent (`None`, or a
+//!   null diagnosis), else `n - 1` bytes of UTF-8 that follow. The diagnosis is JSON text.
 //!
-//! Version 1 (read, no longer written): the byte `1`, then per record `at` as a zigzag varint
-//! of its value and the twelve fields, the request id among them, each as above. A record
-//! took about 33 bytes in version 1 and 13 in version 2 (the benchmark's tokeninfo
-//! requests), so the trail's log and checkpoints copy less than half as much.
-//! `bench/harness/audit.py` decodes both independently.
+//! A block's records mostly share their client, account, integration, user, path and outcome,
+//! so a record is usually its time, its id, one byte of mask and its token's name.
+//!
+//! Version 2 (written from the twenty-first session to the twenty-fourth; read): `at` and the
+//! request id as in version 3, then the eleven fields in [`LoginRecord`]'s order, each a
+//! varint `n`: 0 when absent, 1 when equal to the previous record's, else `n - 2` bytes of
+//! UTF-8; the diagnosis is never a repeat. Version 1 (read): per record `at` as a zigzag
+//! varint of its value and the twelve fields, the request id among them, each as in version
+//! 2. The benchmark's tokeninfo records (a token name of ten characters that changes from
+//! one record to the next) took about 26 bytes in version 2 and 15 in version 3, so the
+//! trail's log, checkpoints and file grow by little more than half as much.
+//! `bench/harness/audit.py` decodes all three independently.
 
 use keycard_core::audit::{request_id_digits, request_id_value};
 use keycard_core::{LoginRecord, Text};
@@ -34,13 +44,31 @@ use keycard_core::{LoginRecord, Text};
 use crate::StoreError;
 use crate::audit::LoginQuery;
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// The second format, still read: a byte per field.
+const VERSION_2: u8 = 2;
 /// The first format, still read.
 const VERSION_1: u8 = 1;
 const ABSENT: u64 = 0;
+/// Versions 1 and 2: the previous record's value.
 const REPEAT: u64 = 1;
-/// Version 2: a request id that is not keycard's follows as a field.
+/// Versions 2 and 3: a request id that is not keycard's follows as a version-2 field.
 const OTHER_ID: u64 = 0;
+/// Version 3: the fields by the bit that marks them changed ([`texts`]' indexes, and
+/// [`DIAGNOSIS`]): those that change most often first.
+const CHANGE_ORDER: [usize; 11] = [
+    TOKEN_NAME,
+    REQUEST_URI,
+    STATUS,
+    DETAIL,
+    DIAGNOSIS,
+    USER,
+    INTEGRATION,
+    ROLE,
+    ACCOUNT,
+    IP,
+    SURFACE,
+];
 /// Text fields: every field after `at` but the diagnosis.
 const TEXTS: usize = 11;
 
@@ -66,7 +94,9 @@ fn texts(r: &LoginRecord) -> [Option<&str>; TEXTS] {
 pub(crate) fn encode(records: &[LoginRecord], out: &mut Vec<u8>) -> Vec<i64> {
     let mut keys = Vec::with_capacity(records.len());
     out.push(VERSION);
-    let mut previous: Option<[Option<&str>; TEXTS]> = None;
+    // Before the first record every field counts as absent.
+    let mut previous: [Option<&str>; TEXTS] = [None; TEXTS];
+    let mut previous_diagnosis: Option<String> = None;
     let (mut previous_at, mut previous_id) = (0i64, 0u64);
     for r in records {
         put_varint(out, zigzag(r.at.wrapping_sub(previous_at)));
@@ -85,25 +115,42 @@ pub(crate) fn encode(records: &[LoginRecord], out: &mut Vec<u8>) -> Vec<i64> {
             put_text(out, &r.request_id);
         }
         let fields = texts(r);
-        for (i, field) in fields.iter().enumerate().skip(REQUEST_ID + 1) {
-            match field {
-                None => put_varint(out, ABSENT),
-                Some(text)
-                    if previous.is_some_and(|p| repeats(p.get(i).copied().flatten(), text)) =>
-                {
-                    put_varint(out, REPEAT);
-                }
-                Some(text) => put_text(out, text),
+        // Most attempts succeed and carry no diagnosis: no serializing for those.
+        let diagnosis = match &r.diagnosis {
+            serde_json::Value::Null => None,
+            diagnosis => Some(diagnosis.to_string()),
+        };
+        let mut changed = 0u64;
+        for (bit, &field) in CHANGE_ORDER.iter().enumerate() {
+            let now = pick(&fields, diagnosis.as_deref(), field);
+            let before = pick(&previous, previous_diagnosis.as_deref(), field);
+            if !same_field(now, before) {
+                changed |= 1 << bit;
             }
         }
-        // Most attempts succeed and carry no diagnosis: no serializing for those.
-        match &r.diagnosis {
-            serde_json::Value::Null => put_varint(out, ABSENT),
-            diagnosis => put_text(out, &diagnosis.to_string()),
+        put_varint(out, changed);
+        for (bit, &field) in CHANGE_ORDER.iter().enumerate() {
+            if changed & (1 << bit) != 0 {
+                put_present(out, pick(&fields, diagnosis.as_deref(), field));
+            }
         }
-        previous = Some(fields);
+        previous = fields;
+        previous_diagnosis = diagnosis;
     }
     keys
+}
+
+/// Field `field` of a record whose texts are `texts` ([`DIAGNOSIS`] for `diagnosis`).
+fn pick<'a>(
+    texts: &[Option<&'a str>; TEXTS],
+    diagnosis: Option<&'a str>,
+    field: usize,
+) -> Option<&'a str> {
+    if field == DIAGNOSIS {
+        diagnosis
+    } else {
+        texts.get(field).copied().flatten()
+    }
 }
 
 /// A record as it lies in a block: its texts borrowed, so a read can filter a block's records
@@ -130,9 +177,13 @@ const ACCOUNT: usize = 2;
 const INTEGRATION: usize = 3;
 const TOKEN_NAME: usize = 4;
 const USER: usize = 5;
+const ROLE: usize = 6;
 const SURFACE: usize = 7;
+const REQUEST_URI: usize = 8;
 const STATUS: usize = 9;
 const DETAIL: usize = 10;
+/// The diagnosis, after the texts (version 3's [`CHANGE_ORDER`]).
+const DIAGNOSIS: usize = TEXTS;
 
 impl Stored<'_> {
     fn text(&self, index: usize) -> Option<&str> {
@@ -187,20 +238,22 @@ impl Stored<'_> {
 pub(crate) fn read(block: &[u8]) -> Result<Vec<Stored<'_>>, StoreError> {
     let mut reader = Reader { rest: block };
     let version = reader.byte()?;
-    if version != VERSION && version != VERSION_1 {
+    if !(VERSION_1..=VERSION).contains(&version) {
         return Err(corrupt());
     }
+    // Versions 2 and 3 write `at` and keycard's ids as differences.
+    let differences = version >= VERSION_2;
     let mut records: Vec<Stored<'_>> = Vec::new();
     let (mut previous_at, mut previous_id) = (0i64, 0u64);
     while !reader.rest.is_empty() {
         let at = unzigzag(reader.varint()?);
-        let at = if version == VERSION {
+        let at = if differences {
             previous_at.wrapping_add(at)
         } else {
             at
         };
         previous_at = at;
-        let request_id = if version == VERSION {
+        let request_id = if differences {
             match reader.varint()? {
                 OTHER_ID => match reader.field()? {
                     Field::Text(text) => StoredId::Text(text),
@@ -218,6 +271,16 @@ pub(crate) fn read(block: &[u8]) -> Result<Vec<Stored<'_>>, StoreError> {
                 Field::Absent => return Err(corrupt()),
             }
         };
+        if version == VERSION {
+            let (texts, diagnosis) = changed_fields(&mut reader, records.last())?;
+            records.push(Stored {
+                at,
+                request_id,
+                texts,
+                diagnosis,
+            });
+            continue;
+        }
         let mut texts = [None; TEXTS];
         for (i, slot) in texts.iter_mut().enumerate().skip(REQUEST_ID + 1) {
             *slot = match reader.field()? {
@@ -244,6 +307,31 @@ pub(crate) fn read(block: &[u8]) -> Result<Vec<Stored<'_>>, StoreError> {
         });
     }
     Ok(records)
+}
+
+/// Version 3: a record's fields, those the mask marks changed read from `reader`, the others
+/// the previous record's (none before the first).
+fn changed_fields<'a>(
+    reader: &mut Reader<'a>,
+    previous: Option<&Stored<'a>>,
+) -> Result<([Option<&'a str>; TEXTS], Option<&'a str>), StoreError> {
+    let changed = reader.varint()?;
+    if changed >> CHANGE_ORDER.len() != 0 {
+        return Err(corrupt());
+    }
+    let (mut texts, mut diagnosis) =
+        previous.map_or(([None; TEXTS], None), |p| (p.texts, p.diagnosis));
+    for (bit, &field) in CHANGE_ORDER.iter().enumerate() {
+        if changed & (1 << bit) == 0 {
+            continue;
+        }
+        let value = reader.present()?;
+        match texts.get_mut(field) {
+            Some(slot) => *slot = value,
+            None => diagnosis = value,
+        }
+    }
+    Ok((texts, diagnosis))
 }
 
 /// The records of a block, owned, in the order they were written.
@@ -333,10 +421,14 @@ fn unzigzag(value: u64) -> i64 {
     i64::from_ne_bytes((value >> 1).to_ne_bytes()) ^ -i64::from_ne_bytes((value & 1).to_ne_bytes())
 }
 
-/// Whether `text` is the previous record's field (`previous`), as [`encode`] asks for ten
-/// fields a record.
-fn repeats(previous: Option<&str>, text: &str) -> bool {
-    previous.is_some_and(|p| same_text(p.as_bytes(), text.as_bytes()))
+/// Whether a field is the previous record's (`previous`), as [`encode`] asks for eleven
+/// fields a record: both absent, or equal texts.
+fn same_field(now: Option<&str>, previous: Option<&str>) -> bool {
+    match (now, previous) {
+        (None, None) => true,
+        (Some(now), Some(previous)) => same_text(now.as_bytes(), previous.as_bytes()),
+        _ => false,
+    }
 }
 
 /// `a == b`, inline for the short texts a record's fields mostly are (up to 16 bytes: two
@@ -367,9 +459,21 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     out.push(u8::try_from(value).unwrap_or_default());
 }
 
+/// A version-2 field's text (for a request id that is not keycard's).
 fn put_text(out: &mut Vec<u8>, text: &str) {
     put_varint(out, text.len() as u64 + 2);
     out.extend_from_slice(text.as_bytes());
+}
+
+/// A version-3 field: absent, or its text.
+fn put_present(out: &mut Vec<u8>, field: Option<&str>) {
+    match field {
+        None => put_varint(out, ABSENT),
+        Some(text) => {
+            put_varint(out, text.len() as u64 + 1);
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
 }
 
 fn corrupt() -> StoreError {
@@ -408,14 +512,26 @@ impl<'a> Reader<'a> {
             REPEAT => return Ok(Field::Repeat),
             n => usize::try_from(n - 2).map_err(|_| corrupt())?,
         };
+        self.text(len).map(Field::Text)
+    }
+
+    /// A version-3 field.
+    fn present(&mut self) -> Result<Option<&'a str>, StoreError> {
+        match self.varint()? {
+            ABSENT => Ok(None),
+            n => self
+                .text(usize::try_from(n - 1).map_err(|_| corrupt())?)
+                .map(Some),
+        }
+    }
+
+    fn text(&mut self, len: usize) -> Result<&'a str, StoreError> {
         if len > self.rest.len() {
             return Err(corrupt());
         }
         let (text, rest) = self.rest.split_at(len);
         self.rest = rest;
-        std::str::from_utf8(text)
-            .map(Field::Text)
-            .map_err(|_| corrupt())
+        std::str::from_utf8(text).map_err(|_| corrupt())
     }
 }
 
@@ -497,10 +613,18 @@ mod tests {
         let mut block = Vec::new();
         encode(&(0..3).map(record).collect::<Vec<_>>(), &mut block);
         assert!(decode(&[]).is_err());
-        assert!(decode(&[3]).is_err(), "an unknown version");
-        // Version 2: another id must follow as text; a delta runs past the block's end.
-        assert!(decode(&[2, 0, 0, 0]).is_err());
-        assert!(decode(&[2, 0, 0x80]).is_err());
+        assert!(decode(&[4]).is_err(), "an unknown version");
+        assert!(decode(&[0]).is_err(), "an unknown version");
+        // Versions 2 and 3: another id must follow as text; a delta runs past the block's end.
+        for version in [2, 3] {
+            assert!(decode(&[version, 0, 0, 0]).is_err());
+            assert!(decode(&[version, 0, 0x80]).is_err());
+        }
+        // Version 3: a mask bit past the eleven fields; a changed field missing; a required
+        // field (the IP) absent in the first record, where nothing changed.
+        assert!(decode(&[3, 0, 3, 0x80, 0x10]).is_err());
+        assert!(decode(&[3, 0, 3, 0b1]).is_err());
+        assert!(decode(&[3, 0, 3, 0]).is_err());
         for len in 1..block.len() {
             // Cut inside a record: never a panic; an error unless the cut falls on a boundary.
             let _ = decode(&block[..len]);
@@ -550,7 +674,7 @@ mod tests {
     }
 
     #[test]
-    fn version_2_writes_keycard_ids_and_times_as_differences() {
+    fn keycard_ids_and_times_are_written_as_differences() {
         // keycard's ids counting up, one out of order, and ids of other forms between them.
         let ids = [
             "0000010000000001",
@@ -582,7 +706,7 @@ mod tests {
             .collect();
         let mut block = Vec::new();
         encode(&records, &mut block);
-        assert_eq!(block[0], 2);
+        assert_eq!(block[0], VERSION);
         assert_eq!(decode(&block).unwrap(), records);
 
         // A block of the benchmark's shape: one second, ids one apart, the rest repeated.
@@ -596,15 +720,95 @@ mod tests {
         let mut block = Vec::new();
         encode(&alike, &mut block);
         assert_eq!(decode(&block).unwrap(), alike);
-        let first_record = block.len() - 31 * 13;
+        let first_record = block.len() - 31 * 3;
         assert!(
             first_record < 150,
-            "after the first record, 13 bytes each ({} bytes in all)",
+            "after the first record, 3 bytes each ({} bytes in all)",
             block.len()
         );
-        // Every record after the first: `at` 0, id +1, then eleven one-byte fields.
-        let mut tail = block[first_record..].chunks(13);
-        assert!(tail.all(|record| record[..2] == [0, 3]));
+        // Every record after the first: `at` 0, id +1 (zigzag 2, + 1), nothing changed.
+        let mut tail = block[first_record..].chunks(3);
+        assert!(tail.all(|record| record == [0, 3, 0]));
+    }
+
+    #[test]
+    fn a_record_whose_token_alone_changes_is_its_time_id_mask_and_token_name() {
+        // The benchmark's tokeninfo records: tokens taken in turn, everything else alike.
+        let records: Vec<_> = (0..32u64)
+            .map(|i| LoginRecord {
+                request_id: format!("{:016x}", (1u64 << 40) + i).into(),
+                at: 1_700_000_000,
+                token_name: Some(format!("bench-{:04}", i % 100).into()),
+                ..record(1)
+            })
+            .collect();
+        let mut block = Vec::new();
+        encode(&records, &mut block);
+        assert_eq!(decode(&block).unwrap(), records);
+        let first_record = block.len() - 31 * 14;
+        assert!(first_record < 150, "{} bytes in all", block.len());
+        // `at` 0, id +1, the mask's first bit (the token name), then its 10 bytes.
+        for (record, i) in block[first_record..].chunks(14).zip(1..) {
+            assert_eq!(record[..4], [0, 3, 1, 11]);
+            assert_eq!(record[4..], *format!("bench-{i:04}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn fields_that_come_and_go_round_trip() {
+        // Each optional field present, absent, present again, and changing value, alone.
+        let mut records = Vec::new();
+        for step in 0..12i64 {
+            let mut r = record(1);
+            let text = |k: i64| Some(Text::from(format!("v{}", step / k)));
+            r.account = (step % 3 != 1).then(|| text(3)).flatten();
+            r.integration = (step % 4 != 2).then(|| text(2)).flatten();
+            r.token_name = (step % 2 == 0).then(|| text(1)).flatten();
+            r.user = (step % 5 == 4).then(|| text(1)).flatten();
+            r.role = None;
+            r.diagnosis = if step % 3 == 0 {
+                serde_json::json!({ "same": true })
+            } else {
+                serde_json::Value::Null
+            };
+            records.push(r);
+        }
+        let mut block = Vec::new();
+        encode(&records, &mut block);
+        assert_eq!(decode(&block).unwrap(), records);
+    }
+
+    #[test]
+    fn version_2_blocks_still_read() {
+        // Two records by hand: at 5 and 6 (zigzag 10, then +1: 2), keycard's ids 7 and 8
+        // (zigzag 14 + 1, then +1: 3), ip "i", no account, integration, token, user or role,
+        // surface "s", path "/", Success, an empty detail, no diagnosis; the second repeats
+        // every field but the diagnosis (never a repeat in version 2).
+        let mut block = vec![
+            VERSION_2, 10, 15, 3, b'i', 0, 0, 0, 0, 0, 3, b's', 3, b'/', 9,
+        ];
+        block.extend_from_slice(b"Success");
+        block.extend_from_slice(&[2, 0]);
+        block.extend_from_slice(&[2, 3, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0]);
+        let records = decode(&block).unwrap();
+        assert_eq!(
+            records
+                .iter()
+                .map(|r| (
+                    r.at,
+                    r.request_id.as_str(),
+                    r.ip.as_str(),
+                    r.request_uri.as_str(),
+                    r.status.as_str()
+                ))
+                .collect::<Vec<_>>(),
+            [
+                (5, "0000000000000007", "i", "/", "Success"),
+                (6, "0000000000000008", "i", "/", "Success")
+            ]
+        );
+        // A repeat in the first record is damage.
+        assert!(decode(&[VERSION_2, 10, 15, 1]).is_err());
     }
 
     #[test]
