@@ -536,3 +536,69 @@ async fn the_remaining_detail_codes_each_have_their_cause() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_trail_names_the_peer_or_the_client_a_trusted_proxy_forwards() {
+    // The connection's text is made once and reused on a kept-alive connection; a trusted
+    // proxy's `X-Forwarded-For` (its first address) replaces it for that request alone.
+    for (trusted, expected) in [
+        (true, ["203.0.113.7", "127.0.0.1", "2001:db8::7"]),
+        (false, ["127.0.0.1", "127.0.0.1", "127.0.0.1"]),
+    ] {
+        let config = ServerConfig {
+            trusted_proxies: if trusted {
+                vec!["127.0.0.1".parse().unwrap()]
+            } else {
+                Vec::new()
+            },
+            ..ServerConfig::default()
+        };
+        let mut h = Harness::start_with(config).await;
+        let url = h.url("/rest/tokeninfo");
+        for forwarded in [Some("203.0.113.7, 10.0.0.1"), None, Some("2001:db8::7")] {
+            let auth = h.authorization("GET", &url, None, Some(ACCOUNT));
+            let mut request = h.http.get(&url).header("authorization", auth);
+            if let Some(forwarded) = forwarded {
+                request = request.header("x-forwarded-for", forwarded);
+            }
+            assert_eq!(request.send().await.unwrap().status(), 200);
+        }
+        let ips: Vec<String> = h
+            .audit()
+            .await
+            .into_iter()
+            .map(|record| record.ip.to_string())
+            .collect();
+        assert_eq!(ips, expected, "trusted: {trusted}");
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_url_the_client_signed() {
+    // Behind a proxy that ends TLS, the client signs the public URL; keycard sees plain HTTP
+    // on its own address, and verifies against the proxy's X-Forwarded-Proto and -Host only
+    // when it trusts the proxy.
+    for (trusted, status) in [(true, 200), (false, 401)] {
+        let config = ServerConfig {
+            trusted_proxies: if trusted {
+                vec!["127.0.0.1".parse().unwrap()]
+            } else {
+                Vec::new()
+            },
+            ..ServerConfig::default()
+        };
+        let h = Harness::start_with(config).await;
+        let public = "https://1234567-sb1.restlets.api.netsuite.com/rest/tokeninfo";
+        let auth = h.authorization("GET", public, None, Some(ACCOUNT));
+        let response = h
+            .http
+            .get(h.url("/rest/tokeninfo"))
+            .header("authorization", auth)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "1234567-sb1.restlets.api.netsuite.com")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "trusted: {trusted}");
+    }
+}
