@@ -36,7 +36,9 @@
 //! 2. The benchmark's tokeninfo records (a token name of ten characters that changes from
 //! one record to the next) took about 26 bytes in version 2 and 15 in version 3, so the
 //! trail's log, checkpoints and file grow by little more than half as much.
-//! `bench/harness/audit.py` decodes all three independently.
+//! `bench/harness/audit.py` decodes all three independently. A keycard from before version 3
+//! reads none of its blocks (its trail reads fail as on a damaged block): like the
+//! migrations, the upgrade is one way.
 
 use keycard_core::audit::{request_id_digits, request_id_value};
 use keycard_core::{LoginRecord, Text};
