@@ -537,6 +537,18 @@ async fn the_remaining_detail_codes_each_have_their_cause() {
     }
 }
 
+/// The default server, trusting the test's own address as a proxy or not.
+fn proxied_config(trusted: bool) -> ServerConfig {
+    ServerConfig {
+        trusted_proxies: if trusted {
+            vec!["127.0.0.1".parse().unwrap()]
+        } else {
+            Vec::new()
+        },
+        ..ServerConfig::default()
+    }
+}
+
 #[tokio::test]
 async fn the_trail_names_the_peer_or_the_client_a_trusted_proxy_forwards() {
     // The connection's text is made once and reused on a kept-alive connection; a trusted
@@ -545,14 +557,7 @@ async fn the_trail_names_the_peer_or_the_client_a_trusted_proxy_forwards() {
         (true, ["203.0.113.7", "127.0.0.1", "2001:db8::7"]),
         (false, ["127.0.0.1", "127.0.0.1", "127.0.0.1"]),
     ] {
-        let config = ServerConfig {
-            trusted_proxies: if trusted {
-                vec!["127.0.0.1".parse().unwrap()]
-            } else {
-                Vec::new()
-            },
-            ..ServerConfig::default()
-        };
+        let config = proxied_config(trusted);
         let mut h = Harness::start_with(config).await;
         let url = h.url("/rest/tokeninfo");
         for forwarded in [Some("203.0.113.7, 10.0.0.1"), None, Some("2001:db8::7")] {
@@ -579,14 +584,7 @@ async fn a_trusted_proxy_names_the_url_the_client_signed() {
     // on its own address, and verifies against the proxy's X-Forwarded-Proto and -Host only
     // when it trusts the proxy.
     for (trusted, status) in [(true, 200), (false, 401)] {
-        let config = ServerConfig {
-            trusted_proxies: if trusted {
-                vec!["127.0.0.1".parse().unwrap()]
-            } else {
-                Vec::new()
-            },
-            ..ServerConfig::default()
-        };
+        let config = proxied_config(trusted);
         let h = Harness::start_with(config).await;
         let public = "https://1234567-sb1.restlets.api.netsuite.com/rest/tokeninfo";
         let auth = h.authorization("GET", public, None, Some(ACCOUNT));
