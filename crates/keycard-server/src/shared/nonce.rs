@@ -42,6 +42,12 @@ struct Shard {
     /// The bucket used last, if still live.
     recent: Option<(i64, KeySet)>,
     others: Vec<(i64, KeySet)>,
+    /// The largest table of the buckets expired last, kept for the next present-time bucket.
+    /// Under steady load a bucket expires as a new one begins, of the same size: reusing the
+    /// table saves the allocator's round trip to the system, where freed memory comes back
+    /// as fresh pages that fault and are zeroed on first touch (slowly on a VM that hands
+    /// freed memory back to its host).
+    spare: Option<KeySet>,
 }
 
 impl Default for Shard {
@@ -50,6 +56,7 @@ impl Default for Shard {
             oldest_live: i64::MIN,
             recent: None,
             others: Vec::new(),
+            spare: None,
         }
     }
 }
@@ -63,11 +70,12 @@ impl Shard {
     /// requests never cost a full table.
     fn bucket(&mut self, bucket: i64, current: bool) -> &mut KeySet {
         if !self.use_recent(bucket) {
-            let capacity = if current { self.largest_len() } else { 0 };
-            if let Some(previous) = self
-                .recent
-                .replace((bucket, KeySet::with_capacity(capacity)))
-            {
+            let keys = if current {
+                KeySet::reuse_or_make(self.spare.take(), self.largest_len())
+            } else {
+                KeySet::with_capacity(0)
+            };
+            if let Some(previous) = self.recent.replace((bucket, keys)) {
                 self.others.push(previous);
             }
         }
@@ -109,14 +117,23 @@ impl Shard {
         self.recent.iter().chain(&self.others).map(|(_, keys)| keys)
     }
 
-    /// Drops the buckets older than `oldest_live` (only when that moved: once per bucket).
+    /// Drops the buckets older than `oldest_live` (only when that moved: once per bucket),
+    /// keeping the largest one's table as the spare (the previous spare, unused, is dropped).
     fn expire(&mut self, oldest_live: i64) {
         if oldest_live > self.oldest_live {
             self.oldest_live = oldest_live;
-            self.others.retain(|(bucket, _)| *bucket >= oldest_live);
+            let mut expired = Vec::new();
+            self.others.retain_mut(|(bucket, keys)| {
+                let live = *bucket >= oldest_live;
+                if !live {
+                    expired.push(std::mem::take(keys));
+                }
+                live
+            });
             if self.recent.as_ref().is_some_and(|(b, _)| *b < oldest_live) {
-                self.recent = None;
+                expired.extend(self.recent.take().map(|(_, keys)| keys));
             }
+            self.spare = expired.into_iter().max_by_key(KeySet::slot_count);
         }
     }
 }
@@ -129,6 +146,7 @@ impl Shard {
 /// insert into a table larger than the cache missed it twice, once in each; here a key is
 /// found or placed in one line. The store's tables are that large at full load: all of one
 /// bucket's entries (hundreds of thousands) take random places.
+#[derive(Default)]
 struct KeySet {
     /// A power of two in length (or empty); 0 marks a free slot.
     slots: Vec<u64>,
@@ -138,12 +156,30 @@ struct KeySet {
 impl KeySet {
     /// A table that holds `capacity` keys without growing.
     fn with_capacity(capacity: usize) -> Self {
-        let slots = if capacity == 0 {
+        Self::with_slots(Self::slots_for(capacity))
+    }
+
+    /// The table length that holds `capacity` keys at most 7/8 full.
+    fn slots_for(capacity: usize) -> usize {
+        if capacity == 0 {
             0
         } else {
             (capacity * 8).div_ceil(7).next_power_of_two()
-        };
-        Self::with_slots(slots)
+        }
+    }
+
+    /// A table that holds `capacity` keys without growing: `spare`, emptied, when it is that
+    /// large and no more than twice that (a table much larger than the load needs is let go).
+    fn reuse_or_make(spare: Option<Self>, capacity: usize) -> Self {
+        let wanted = Self::slots_for(capacity);
+        match spare {
+            Some(mut keys) if wanted > 0 && (wanted..=2 * wanted).contains(&keys.slots.len()) => {
+                keys.slots.fill(0);
+                keys.len = 0;
+                keys
+            }
+            _ => Self::with_slots(wanted),
+        }
     }
 
     fn with_slots(slots: usize) -> Self {
@@ -197,6 +233,10 @@ impl KeySet {
 
     fn len(&self) -> usize {
         self.len
+    }
+
+    fn slot_count(&self) -> usize {
+        self.slots.len()
     }
 
     #[cfg(test)]
@@ -419,6 +459,71 @@ mod tests {
         assert!(
             !shard.bucket(5, false).insert(7),
             "the old bucket keeps its entries"
+        );
+    }
+
+    /// Under steady load the bucket that expires and the one that begins are the same size:
+    /// the new one takes the old one's table, emptied, instead of fresh memory.
+    #[test]
+    fn a_new_bucket_reuses_the_table_of_the_one_that_expired() {
+        let mut shard = Shard::default();
+        for key in 1..=1000 {
+            assert!(shard.bucket(5, true).insert(key));
+        }
+        for key in 1..=1000 {
+            assert!(
+                shard.bucket(6, true).insert(key),
+                "another bucket, another use"
+            );
+        }
+        let table = |shard: &Shard, bucket| {
+            shard
+                .buckets()
+                .zip(shard.recent.iter().chain(&shard.others).map(|(b, _)| *b))
+                .find(|&(_, b)| b == bucket)
+                .map(|(keys, _)| keys.slots.as_ptr())
+        };
+        let expiring = table(&shard, 5).expect("bucket 5 is live");
+        shard.expire(6);
+        assert!(shard.find(5).is_none(), "bucket 5 expired");
+        let keys = shard.bucket(7, true);
+        assert_eq!(
+            keys.slots.as_ptr(),
+            expiring,
+            "bucket 7 took bucket 5's table"
+        );
+        assert_eq!(keys.len(), 0);
+        for key in 1..=1000 {
+            assert!(
+                keys.insert(key),
+                "an emptied table holds none of the old keys"
+            );
+        }
+        assert!(shard.spare.is_none());
+
+        // A spare far larger than the load now needs is let go, and so is an unused one at the
+        // next expiry.
+        let mut shard = Shard::default();
+        for key in 1..=10_000 {
+            shard.bucket(5, true).insert(key);
+        }
+        shard.expire(6);
+        let large = shard.spare.as_ref().map(KeySet::slot_count);
+        assert!(large >= Some(10_000));
+        assert_eq!(
+            shard.bucket(8, true).slot_count(),
+            0,
+            "no live bucket to size from"
+        );
+        assert!(shard.spare.is_none(), "the spare was let go");
+        assert_eq!(
+            KeySet::reuse_or_make(Some(KeySet::with_capacity(10_000)), 100).slot_count(),
+            KeySet::slots_for(100)
+        );
+        assert_eq!(
+            KeySet::reuse_or_make(Some(KeySet::with_capacity(200)), 100).slot_count(),
+            KeySet::slots_for(200),
+            "twice as large is kept"
         );
     }
 
