@@ -26,12 +26,12 @@ from .measure import Runner
 SECONDS = 10
 
 
-def process_figures(pid: int) -> tuple[int, int, int]:
-    """(minor faults, CPU ticks user + system, resident kB) of a process, from /proc."""
+def process_figures(pid: int) -> tuple[int, float, int]:
+    """(minor faults, CPU seconds as `servers.cpu_split` counts them, resident kB) of a process."""
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     resident = next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                     if line.startswith("VmRSS:"))
-    return int(stat[7]), int(stat[11]) + int(stat[12]), int(resident)
+    return int(stat[7]), sum(servers.cpu_split(pid)), int(resident)
 
 
 def measure(binary: Path, work: Path, window: int, runs: int, rate: float) -> list[dict]:
@@ -45,15 +45,14 @@ def measure(binary: Path, work: Path, window: int, runs: int, rate: float) -> li
     scenario = next(s for s in SCENARIOS if s.name == "tokeninfo")
     port = servers.port_for("keycard", env.port_base)
     server = servers.start("keycard", paths, env.server_cpus, port, scenario.name)
-    tick = os.sysconf("SC_CLK_TCK")
     rows = []
     try:
         for run in range(runs):
-            faults0, ticks0, _ = process_figures(server.proc.pid)
+            faults0, cpu0, _ = process_figures(server.proc.pid)
             result = runner.loadgen(port, scenario, None, rate, SECONDS, 1000)
-            faults1, ticks1, resident = process_figures(server.proc.pid)
+            faults1, cpu1, resident = process_figures(server.proc.pid)
             rows.append({"run": run + 1, "minor_faults": faults1 - faults0,
-                         "cpu_s": (ticks1 - ticks0) / tick, "rss_mb": resident / 1024,
+                         "cpu_s": cpu1 - cpu0, "rss_mb": resident / 1024,
                          "achieved_rps": result["achieved_rps"], "statuses": result["statuses"]})
             # The next run's timestamp falls in the next second at least.
             time.sleep(1)

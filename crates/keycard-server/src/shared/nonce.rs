@@ -130,8 +130,8 @@ impl Shard {
                 }
                 live
             });
-            if self.recent.as_ref().is_some_and(|(b, _)| *b < oldest_live) {
-                expired.extend(self.recent.take().map(|(_, keys)| keys));
+            if let Some((_, keys)) = self.recent.take_if(|(b, _)| *b < oldest_live) {
+                expired.push(keys);
             }
             self.spare = expired.into_iter().max_by_key(KeySet::slot_count);
         }
@@ -476,14 +476,13 @@ mod tests {
                 "another bucket, another use"
             );
         }
-        let table = |shard: &Shard, bucket| {
-            shard
-                .buckets()
-                .zip(shard.recent.iter().chain(&shard.others).map(|(b, _)| *b))
-                .find(|&(_, b)| b == bucket)
-                .map(|(keys, _)| keys.slots.as_ptr())
-        };
-        let expiring = table(&shard, 5).expect("bucket 5 is live");
+        let expiring = shard
+            .recent
+            .iter()
+            .chain(&shard.others)
+            .find(|(bucket, _)| *bucket == 5)
+            .map(|(_, keys)| keys.slots.as_ptr())
+            .expect("bucket 5 is live");
         shard.expire(6);
         assert!(shard.find(5).is_none(), "bucket 5 expired");
         let keys = shard.bucket(7, true);
