@@ -43,17 +43,32 @@ impl Store {
         Ok((items, total))
     }
 
-    /// One record, or `None`. On SQLite it is read inline on a native connection (see
-    /// `record_reader`), through the pool only when that finds the database locked.
+    /// One record, or `None`.
     pub async fn rest_record(
         &self,
         account: &AccountId,
         record_type: &str,
         id: i64,
     ) -> Result<Option<Value>, StoreError> {
+        Ok(self
+            .rest_record_text(account, record_type, id)
+            .await?
+            .map(|body| parse_body(&body)))
+    }
+
+    /// One record as stored, or `None`: the compact JSON text of an object, as
+    /// `serde_json` writes a `Value` (keys in order, no spaces), for a caller that answers it
+    /// without building the document. On SQLite it is read inline on a native connection
+    /// (see `record_reader`), through the pool only when that finds the database locked.
+    pub async fn rest_record_text(
+        &self,
+        account: &AccountId,
+        record_type: &str,
+        id: i64,
+    ) -> Result<Option<String>, StoreError> {
         if let Some(reader) = &self.record_reader {
             if let Read::Done(body) = reader.rest_record(account.as_str(), record_type, id)? {
-                return Ok(body.map(|b| parse_body(&b)));
+                return Ok(body);
             }
         }
         let row = sqlx::query(
@@ -64,9 +79,7 @@ impl Store {
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
-        Ok(row
-            .map(|r| r.try_get::<String, _>("body").map(|b| parse_body(&b)))
-            .transpose()?)
+        Ok(row.map(|r| r.try_get::<String, _>("body")).transpose()?)
     }
 
     pub async fn create_rest_record(

@@ -4,6 +4,7 @@
 
 pub mod authorize;
 pub mod discovery;
+pub mod record_body;
 pub mod rest;
 pub mod restlet;
 pub mod soap;

@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use keycard_core::Level;
 use serde_json::{Value, json};
 
-use super::{Incoming, json_response};
+use super::record_body::record_answer;
+use super::{Incoming, json_bytes_response, json_response};
 use crate::AppState;
 use crate::pipeline::{Need, Principal, authenticate};
 use crate::respond::{ClientError, Surface, error_response, with_request_id};
@@ -184,13 +185,8 @@ pub async fn instance(
     let missing = || error_response(Surface::Rest, ClientError::NotFound, None, rid);
     let unavailable = || error_response(Surface::Rest, ClientError::Unavailable, None, rid);
     match level {
-        Level::View => match state.store.rest_record(account, &record, id).await {
-            Ok(Some(mut document)) => {
-                if let Value::Object(fields) = &mut document {
-                    fields.insert("id".into(), Value::String(id.to_string()));
-                }
-                json_response(&document, rid)
-            }
+        Level::View => match state.store.rest_record_text(account, &record, id).await {
+            Ok(Some(stored)) => json_bytes_response(record_answer(&stored, id), rid),
             Ok(None) => missing(),
             Err(_) => unavailable(),
         },

@@ -1125,7 +1125,27 @@ async fn rest_records_read_back_every_committed_change(h: Harness) {
         .unwrap();
     assert_eq!(
         s.rest_record(&account(), "customer", id).await.unwrap(),
-        Some(acme)
+        Some(acme.clone())
+    );
+    // Numbers come back exactly: this one read back 1 ULP off before serde_json's
+    // `float_roundtrip`.
+    let priced = serde_json::json!({ "amount": 7.285_475_920_775_431e-13 });
+    let priced_id = s
+        .create_rest_record(&account(), "customer", &priced)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.rest_record(&account(), "customer", priced_id)
+            .await
+            .unwrap(),
+        Some(priced)
+    );
+    // Stored as serde_json writes the document (the REST surface answers that text as is).
+    assert_eq!(
+        s.rest_record_text(&account(), "customer", id)
+            .await
+            .unwrap(),
+        Some(acme.to_string())
     );
     // The id belongs to one account and one record type.
     let sandbox = keycard_core::AccountId::parse("1234567_SB1").unwrap();
