@@ -156,8 +156,8 @@ impl Store {
     }
 }
 
-/// A stored body: JSON text written by this module from a `Value`, so it always parses; `Null`
-/// should it ever not.
-fn parse_body(text: &str) -> Value {
+/// A stored body as a document: JSON text written by this module from a `Value`, so it always
+/// parses; `Null` should it ever not.
+pub fn parse_body(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }

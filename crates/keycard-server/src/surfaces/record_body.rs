@@ -22,7 +22,7 @@ pub fn record_answer(stored: &str, id: i64) -> Vec<u8> {
     // Keys are borrowed from the text; one written with an escape cannot be, and fails the
     // parse. A stored body that is not an object fails it too. Both take the round trip.
     match serde_json::from_str::<BTreeMap<&str, &RawValue>>(stored) {
-        Ok(fields) => with_id(&fields, id_text),
+        Ok(fields) => with_id(&fields, stored.len(), id_text),
         Err(_) => rebuilt(stored, id_text),
     }
 }
@@ -30,12 +30,9 @@ pub fn record_answer(stored: &str, id: i64) -> Vec<u8> {
 /// `fields` as a JSON object with `"id": id` in its place among them. A borrowed key holds no
 /// quote, backslash or control character (any of those is written escaped), so it is written
 /// as is, as `serde_json` would write it.
-fn with_id(fields: &BTreeMap<&str, &RawValue>, id: &str) -> Vec<u8> {
-    let size = fields
-        .iter()
-        .map(|(key, value)| key.len() + value.get().len() + 4)
-        .sum::<usize>();
-    let mut out = Vec::with_capacity(size + id.len() + 9);
+fn with_id(fields: &BTreeMap<&str, &RawValue>, stored_len: usize, id: &str) -> Vec<u8> {
+    // Every member is copied from `stored` or is `"id":"…",`: no more than that.
+    let mut out = Vec::with_capacity(stored_len + id.len() + 8);
     out.push(b'{');
     let mut id_pending = true;
     for (&key, value) in fields {
@@ -75,7 +72,7 @@ fn member(out: &mut Vec<u8>, key: &str, value: &[u8], quoted: bool) {
 /// The round trip through a `Value`: for a stored body with an escaped key, or one that is
 /// not a JSON object (answered as it parses, `null` when it does not).
 fn rebuilt(stored: &str, id: &str) -> Vec<u8> {
-    let mut document = serde_json::from_str(stored).unwrap_or(Value::Null);
+    let mut document = keycard_store::records::parse_body(stored);
     if let Value::Object(fields) = &mut document {
         fields.insert("id".into(), Value::String(id.into()));
     }
