@@ -399,14 +399,20 @@ fn skip_whitespace(bytes: &[u8], from: usize) -> usize {
     scan(bytes, from, |b| b == b' ' || b == b'\t')
 }
 
-/// [`token_len`] of `bytes`, where a parameter name starts. A protocol parameter's name or
-/// `realm` directly followed by `=`, as clients write them, is found by comparing with at most
-/// two names (picked by the byte after `oauth_`): its bytes are all token characters and `=`
-/// is not one, so the scan would stop at the same place. The scan cost about 100 instructions
-/// a name, and a header has eight; anything else still takes it.
+/// [`token_len`] of `bytes`, where a parameter name starts: [`known_name_len`] when it
+/// answers, else the scan (about 100 instructions a name, and a header has eight).
 #[inline]
 fn name_len(bytes: &[u8]) -> usize {
-    let known = match bytes {
+    known_name_len(bytes).unwrap_or_else(|| token_len(bytes))
+}
+
+/// The length of a protocol parameter's name or `realm` at the start of `bytes` when `=`
+/// follows it directly, as clients write them: compared with at most two names, picked by the
+/// byte after `oauth_`. Its bytes are all token characters and `=` is not one, so
+/// [`token_len`] would stop at the same place. A test holds the list to [`Protocol::name`].
+#[inline]
+fn known_name_len(bytes: &[u8]) -> Option<usize> {
+    match bytes {
         [b'o', b'a', b'u', b't', b'h', b'_', next, ..] => match next {
             b'c' => named(bytes, b"oauth_consumer_key").or(named(bytes, b"oauth_callback")),
             b't' => named(bytes, b"oauth_token").or(named(bytes, b"oauth_timestamp")),
@@ -418,8 +424,7 @@ fn name_len(bytes: &[u8]) -> usize {
         },
         [b'r', ..] => named(bytes, b"realm"),
         _ => None,
-    };
-    known.unwrap_or_else(|| token_len(bytes))
+    }
 }
 
 /// `N` when `bytes` starts with `name` and then `=`. The length is a constant, so the
@@ -550,6 +555,11 @@ mod tests {
             }
         }
         assert!(checked > 100_000);
+        // Every protocol parameter and `realm` is known, so none of them takes the scan.
+        for name in known.iter().chain(&["realm"]) {
+            let input = format!("{name}=\"v\"");
+            assert_eq!(known_name_len(input.as_bytes()), Some(name.len()), "{name}");
+        }
         assert_eq!(name_len(b"oauth_token=\"t\""), 11);
         assert_eq!(name_len(b"oauth_signature_method=x"), 22);
         assert_eq!(name_len(b"oauth_signature=x"), 15);
