@@ -409,7 +409,9 @@ fn name_len(bytes: &[u8]) -> usize {
 /// The length of a protocol parameter's name or `realm` at the start of `bytes` when `=`
 /// follows it directly, as clients write them: compared with at most two names, picked by the
 /// byte after `oauth_`. Its bytes are all token characters and `=` is not one, so
-/// [`token_len`] would stop at the same place. A test holds the list to [`Protocol::name`].
+/// [`token_len`] would stop at the same place. The names are literals, held by a test to
+/// [`Protocol::name`]: taken from it, the comparisons were calls again (+350 instructions a
+/// request, counted).
 #[inline]
 fn known_name_len(bytes: &[u8]) -> Option<usize> {
     match bytes {
