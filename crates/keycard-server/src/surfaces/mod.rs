@@ -280,8 +280,8 @@ fn body_refused(status: StatusCode, message: &str) -> Response {
 /// JSON already written, with its content type and the request id header. Built directly:
 /// `(headers, Vec<u8>).into_response()` set `application/octet-stream` first and then replaced
 /// it.
-pub fn json_bytes_response(body: Vec<u8>, request_id: &str) -> Response {
-    let mut response = Response::new(axum::body::Body::from(body));
+pub fn json_bytes_response(body: impl Into<axum::body::Bytes>, request_id: &str) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body.into()));
     *response.headers_mut() = crate::respond::answer_headers();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -18,23 +18,28 @@ pub async fn tokeninfo(state: &AppState, incoming: &Incoming) -> Response {
         Ok(principal) => principal,
         Err(response) => return response,
     };
-    let (integration, t) = (&principal.integration.integration, &principal.token);
-    let info = TokenInfo {
-        application_id: &integration.application_id,
-        company_id: principal.account.id.as_str(),
-        company_name: &principal.account.name,
-        entity_email: &t.user.email,
-        entity_id: t.user.id,
-        entity_name: &t.user.name,
-        integration_name: &integration.name,
-        role_id: t.role.id,
-        role_name: &t.role.name,
-        token_name: &t.token.name,
-    };
-    json_bytes_response(info.to_json(), &principal.request_id)
+    let (entry, account, t) = (&principal.integration, &principal.account, &principal.token);
+    let body = t.answer(entry, account, || {
+        let integration = &entry.integration;
+        TokenInfo {
+            application_id: &integration.application_id,
+            company_id: account.id.as_str(),
+            company_name: &account.name,
+            entity_email: &t.user.email,
+            entity_id: t.user.id,
+            entity_name: &t.user.name,
+            integration_name: &integration.name,
+            role_id: t.role.id,
+            role_name: &t.role.name,
+            token_name: &t.token.name,
+        }
+        .to_json()
+    });
+    json_bytes_response(body, &principal.request_id)
 }
 
-/// tokeninfo's answer, written straight from the cached entries (it is the busiest answer).
+/// tokeninfo's answer, written straight from the cached entries once per token (it is the
+/// busiest answer) and kept with the token's entry ([`crate::cache::TokenEntry::answer`]).
 /// Fields in alphabetical order, as NetSuite's clients have seen them from keycard.
 #[cfg_attr(test, derive(serde::Serialize))]
 #[cfg_attr(test, serde(rename_all = "camelCase"))]

@@ -1,6 +1,7 @@
 //! Per-entity cache invalidation: a change drops what it touches and nothing else, this
 //! process's changes on the next request, other processes' as PostgreSQL notifies them.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use keycard_store::users::NewUser;
 use keycard_store::{Location, Store};
 use reqwest::StatusCode;
 
-use crate::{ACCOUNT, Creds, Harness, account, fresh_nonce, fresh_postgres_url};
+use crate::{ACCOUNT, Creds, Harness, account, body, fresh_nonce, fresh_postgres_url};
 
 /// A new token of the harness's integration for `user`, and the credentials to sign with.
 async fn add_token(h: &Harness, user: &str) -> Creds {
@@ -312,4 +313,92 @@ async fn a_revoke_on_one_node_is_refused_on_another_within_a_second() {
     assert_eq!(tokeninfo(&h, &b, &other).await, 200);
     assert_eq!(misses(&h, &b).await, loaded);
     server_b.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tokens_kept_answer_is_used_only_with_the_entries_it_was_made_from() {
+    let h = Harness::start().await;
+    let cache = CredentialCache::new(&h.store, Duration::from_secs(60));
+    let integration = cache
+        .integration(&h.creds.consumer_key)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = cache
+        .token(&integration, &h.creds.token, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let account = cache.account(&account()).await.unwrap().unwrap();
+    let answer = |integration, account, made: &'static [u8]| {
+        token.answer(integration, account, || made.to_vec())
+    };
+    assert_eq!(answer(&integration, &account, b"first"), &b"first"[..]);
+    assert_eq!(
+        answer(&integration, &account, b"second"),
+        &b"first"[..],
+        "kept"
+    );
+
+    // A change replaces the integration's entry: the kept answer is not for the new one.
+    cache.invalidate_entity(&event(
+        Some(account.id.clone()),
+        EntityKind::Integration,
+        integration.integration.id,
+    ));
+    let replaced = cache
+        .integration(&h.creds.consumer_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!Arc::ptr_eq(&replaced, &integration));
+    assert_eq!(answer(&replaced, &account, b"third"), &b"third"[..]);
+    cache.invalidate_entity(&event(Some(account.id.clone()), EntityKind::Account, 0));
+    let reloaded = cache.account(&account.id).await.unwrap().unwrap();
+    assert!(!Arc::ptr_eq(&reloaded, &account));
+    assert_eq!(answer(&integration, &reloaded, b"fourth"), &b"fourth"[..]);
+    assert_eq!(answer(&integration, &account, b"fifth"), &b"first"[..]);
+}
+
+#[tokio::test]
+async fn tokeninfo_answers_with_the_names_as_they_are_now() {
+    let h = Harness::start().await;
+    let names = |info: serde_json::Value| {
+        (
+            info["companyName"].as_str().unwrap().to_owned(),
+            info["integrationName"].as_str().unwrap().to_owned(),
+        )
+    };
+    let first = names(body(h.signed(reqwest::Method::GET, "/rest/tokeninfo").await).await);
+    assert_eq!(first.1, "Order Sync");
+    h.store
+        .update_account(
+            "admin",
+            &account(),
+            keycard_store::accounts::AccountUpdate {
+                name: Some("Renamed & Co".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let renamed = names(body(h.signed(reqwest::Method::GET, "/rest/tokeninfo").await).await);
+    assert_eq!(renamed, ("Renamed & Co".to_owned(), first.1));
+    h.store
+        .update_integration(
+            "admin",
+            &account(),
+            "Order Sync",
+            keycard_store::integrations::IntegrationUpdate {
+                name: Some("Order \"Sync\" 2".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let renamed = names(body(h.signed(reqwest::Method::GET, "/rest/tokeninfo").await).await);
+    assert_eq!(
+        renamed,
+        ("Renamed & Co".to_owned(), "Order \"Sync\" 2".to_owned())
+    );
 }
