@@ -665,7 +665,10 @@ async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Durati
         match tokio::time::timeout(deadline, store.directory_version()).await {
             Ok(Ok(version)) => {
                 cache.directory_read(true);
-                if seen.is_some_and(|seen| seen != version) {
+                // The first version read is the baseline, but entries may have been loaded
+                // before it, and another process's change in between would never show as a
+                // move: they go (a CI run saw a revocation missed for good that way).
+                if seen.is_none_or(|seen| seen != version) {
                     cache.invalidate();
                 }
                 seen = Some(version);
