@@ -665,10 +665,7 @@ async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Durati
         match tokio::time::timeout(deadline, store.directory_version()).await {
             Ok(Ok(version)) => {
                 cache.directory_read(true);
-                // The first version read is the baseline, but entries may have been loaded
-                // before it, and another process's change in between would never show as a
-                // move: they go (a CI run saw a revocation missed for good that way).
-                if seen.is_none_or(|seen| seen != version) {
+                if seen.is_some_and(|seen| seen != version) {
                     cache.invalidate();
                 }
                 seen = Some(version);
