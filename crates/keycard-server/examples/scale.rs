@@ -105,6 +105,7 @@ async fn run(dir: &Path, tokens: usize, nonces: usize) -> Result<()> {
     )?))
     .collect::<Result<_, _>>()?;
     let cache = CredentialCache::new(&store, Duration::from_secs(3600));
+    cache.until_caching().await;
     let integration = cache
         .integration(&saved.consumer_key)
         .await?

@@ -2,7 +2,8 @@
 //! the store on first use; a directory change drops what it touches (a generation counter keeps
 //! a load that raced with a change from being cached). This process's changes are applied on
 //! the next read, other processes' as PostgreSQL notifies them, and a polled directory version
-//! drops everything should an event be missed. Secrets live here only as prepared HMAC keys.
+//! drops everything should an event be missed; nothing is cached before that poll's first read,
+//! the baseline it compares with. Secrets live here only as prepared HMAC keys.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -18,7 +19,7 @@ use keycard_core::{
 use keycard_oauth1::{SignatureMethod, SigningKey};
 use keycard_store::{ChangeListener, Remote, Store, StoreError};
 use once_cell::race::OnceBox;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::shared::Scope;
 use crate::shared::nonce::scope_digest;
@@ -149,22 +150,23 @@ impl TokenEntry {
         account: &Arc<Account>,
         make: impl FnOnce() -> Vec<u8>,
     ) -> Bytes {
-        if let Some(kept) = self.answer.get() {
-            let made_from_these = std::ptr::eq(kept.integration.as_ptr(), Arc::as_ptr(integration))
-                && std::ptr::eq(kept.account.as_ptr(), Arc::as_ptr(account));
-            return if made_from_these {
-                kept.body.clone()
-            } else {
-                Bytes::from(make())
-            };
+        let kept = self.answer.get();
+        let made_from_these = kept.filter(|kept| {
+            std::ptr::eq(kept.integration.as_ptr(), Arc::as_ptr(integration))
+                && std::ptr::eq(kept.account.as_ptr(), Arc::as_ptr(account))
+        });
+        if let Some(kept) = made_from_these {
+            return kept.body.clone();
         }
         let body = Bytes::from(make());
-        // Another request may have kept its answer first; either is right for its own entries.
-        let _ = self.answer.set(Box::new(Answer {
-            integration: Arc::downgrade(integration),
-            account: Arc::downgrade(account),
-            body: body.clone(),
-        }));
+        if kept.is_none() {
+            // Another request may have kept its answer first; either is right for its entries.
+            let _ = self.answer.set(Box::new(Answer {
+                integration: Arc::downgrade(integration),
+                account: Arc::downgrade(account),
+                body: body.clone(),
+            }));
+        }
         body
     }
 
@@ -317,6 +319,9 @@ pub struct CredentialCache {
     store: Store,
     maps: RwLock<Maps>,
     generation: AtomicU64,
+    /// Whether the version poll has read its baseline. Until then nothing is cached: an entry
+    /// loaded before that read could predate a change the baseline already counts.
+    caching: watch::Sender<bool>,
     /// `Store::local_changes` whose events have been applied.
     seen_changes: AtomicU64,
     /// This process's change events, applied when `local_changes` moves.
@@ -339,6 +344,7 @@ impl CredentialCache {
             store: store.clone(),
             maps: RwLock::new(Maps::default()),
             generation: AtomicU64::new(0),
+            caching: watch::Sender::new(false),
             seen_changes: AtomicU64::new(store.local_changes()),
             local_events: Mutex::new(store.subscribe()),
             reachability: Reachability {
@@ -357,6 +363,21 @@ impl CredentialCache {
             stopped,
         ));
         cache
+    }
+
+    /// Returns once entries are cached, after the version poll's first read (tests, which
+    /// count what is cached; a server just loads uncached until then).
+    pub async fn until_caching(&self) {
+        let mut caching = self.caching.subscribe();
+        // The sender lives as long as `self`: waiting cannot fail.
+        let _ = caching.wait_for(|caching| *caching).await;
+    }
+
+    /// The version poll read its baseline: loads from now on are cached. Loads that began
+    /// before it may have read what a change then replaced; the generation keeps them out.
+    fn start_caching(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.caching.send_replace(true);
     }
 
     pub fn invalidate(&self) {
@@ -453,7 +474,7 @@ impl CredentialCache {
             .maps
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.generation.load(Ordering::SeqCst) == generation {
+        if *self.caching.borrow() && self.generation.load(Ordering::SeqCst) == generation {
             fill(&mut maps);
         }
     }
@@ -649,9 +670,10 @@ fn drain(events: &mut broadcast::Receiver<ChangeEvent>) -> Option<Vec<ChangeEven
     complete.then_some(drained)
 }
 
-/// Polls the directory version; a change seen there drops the cache. A failed read keeps the
-/// cache (credentials go on verifying while the database is away), is timed for the pipeline's
-/// grace period, and is tried again.
+/// Polls the directory version; a change seen there drops the cache. The first read is the
+/// baseline, and caching starts with it. A failed read keeps the cache (credentials go on
+/// verifying while the database is away), is timed for the pipeline's grace period, and is
+/// tried again.
 async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Duration) {
     let mut seen = None;
     let mut ticker = tokio::time::interval(every);
@@ -665,8 +687,10 @@ async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Durati
         match tokio::time::timeout(deadline, store.directory_version()).await {
             Ok(Ok(version)) => {
                 cache.directory_read(true);
-                if seen.is_some_and(|seen| seen != version) {
-                    cache.invalidate();
+                match seen {
+                    None => cache.start_caching(),
+                    Some(seen) if seen != version => cache.invalidate(),
+                    Some(_) => {}
                 }
                 seen = Some(version);
             }

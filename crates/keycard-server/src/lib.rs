@@ -51,12 +51,19 @@ impl AppState {
 /// A running server.
 pub struct RunningServer {
     pub addr: SocketAddr,
+    cache: Arc<cache::CredentialCache>,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting, finishes in-flight requests, flushes the audit trail.
+    /// Returns once the server caches credentials (tests that count loads wait for it): its
+    /// cache's first directory version read, normally moments after the start.
+    pub async fn until_caching(&self) {
+        self.cache.until_caching().await;
+    }
+
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -121,6 +128,7 @@ pub fn start(
         "https".clone_into(&mut config.public_scheme);
     }
     let Application { state, writer } = application(config, store, clock)?;
+    let cache = state.cache.clone();
     let (shutdown, signal) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         listen::serve(listener, state.clone(), tls, async move {
@@ -134,6 +142,7 @@ pub fn start(
     });
     Ok(RunningServer {
         addr,
+        cache,
         shutdown: Some(shutdown),
         task,
     })

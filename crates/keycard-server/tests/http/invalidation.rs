@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use keycard_core::{AccountId, ChangeEvent, EntityKind, UserStatus};
+use keycard_core::{AccountId, ChangeEvent, EntityKind, TokenState, UserStatus};
 use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
 use keycard_server::ServerConfig;
 use keycard_server::cache::CredentialCache;
@@ -166,6 +166,7 @@ async fn each_kind_of_change_drops_what_it_touches() {
     let mine = add_token(&h, "sync@example.com").await;
     let theirs = add_token(&h, "other@example.com").await;
     let cache = CredentialCache::new(&h.store, Duration::from_secs(60));
+    cache.until_caching().await;
     let integration = cache
         .integration(&h.creds.consumer_key)
         .await
@@ -257,6 +258,70 @@ async fn an_unreachable_directory_is_timed() {
     assert!(cache.directory_unreachable_for().unwrap() >= away + Duration::from_millis(50));
 }
 
+/// What a cache holds before its first directory version read could predate a change that
+/// read then takes as its baseline: nothing is cached until the poll has read the directory.
+/// The version row is held back here so the first reads fail, which stretches the moment
+/// between a cache's creation and its first version read that CI once lost a revocation in.
+#[tokio::test]
+async fn nothing_is_cached_before_the_first_directory_version_read() {
+    let h = Harness::start().await;
+    let file = Location::DataDir(h.dir.path().to_owned())
+        .sqlite_file()
+        .unwrap();
+    let raw = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT version FROM directory_version WHERE id = 1")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM directory_version")
+        .execute(&raw)
+        .await
+        .unwrap();
+    let cache = CredentialCache::new(&h.store, Duration::from_millis(20));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        cache.directory_unreachable_for().is_some(),
+        "no version read has succeeded yet"
+    );
+    let load = || async {
+        let integration = cache
+            .integration(&h.creds.consumer_key)
+            .await
+            .unwrap()
+            .unwrap();
+        cache
+            .token(&integration, &h.creds.token, false)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(load().await.token.state, TokenState::Active);
+    assert_eq!(cache.cached_tokens(), 0, "loaded, not cached");
+
+    // Another process revokes the token; then the version becomes readable, at its new value.
+    let other = Store::open(&Location::DataDir(h.dir.path().to_owned()), h.keys.clone())
+        .await
+        .unwrap();
+    other
+        .revoke_token("admin", &account(), &h.creds.token)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO directory_version (id, version) VALUES (1, $1)")
+        .bind(version + 1)
+        .execute(&raw)
+        .await
+        .unwrap();
+    cache.until_caching().await;
+    assert_eq!(cache.directory_unreachable_for(), None);
+    assert!(matches!(
+        load().await.token.state,
+        TokenState::Revoked { .. }
+    ));
+    assert_eq!(cache.cached_tokens(), 1, "cached from the first read on");
+}
+
 /// Two servers on one PostgreSQL directory, each with its own store (two nodes). The version
 /// poll is a minute apart, so only the notification can explain what the second node sees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,6 +350,7 @@ async fn a_revoke_on_one_node_is_refused_on_another_within_a_second() {
         std::sync::Arc::new(move || clock.load(Ordering::SeqCst)),
     )
     .unwrap();
+    server_b.until_caching().await;
     let b = format!("http://localhost:{}", server_b.addr.port());
     // Node B's listener is up well within this; then both tokens are cached on B.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -319,6 +385,7 @@ async fn a_revoke_on_one_node_is_refused_on_another_within_a_second() {
 async fn a_tokens_kept_answer_is_used_only_with_the_entries_it_was_made_from() {
     let h = Harness::start().await;
     let cache = CredentialCache::new(&h.store, Duration::from_secs(60));
+    cache.until_caching().await;
     let integration = cache
         .integration(&h.creds.consumer_key)
         .await
@@ -363,13 +430,14 @@ async fn a_tokens_kept_answer_is_used_only_with_the_entries_it_was_made_from() {
 #[tokio::test]
 async fn tokeninfo_answers_with_the_names_as_they_are_now() {
     let h = Harness::start().await;
-    let names = |info: serde_json::Value| {
+    let names = || async {
+        let info = body(h.signed(reqwest::Method::GET, "/rest/tokeninfo").await).await;
         (
             info["companyName"].as_str().unwrap().to_owned(),
             info["integrationName"].as_str().unwrap().to_owned(),
         )
     };
-    let first = names(body(h.signed(reqwest::Method::GET, "/rest/tokeninfo").await).await);
+    let first = names().await;
     assert_eq!(first.1, "Order Sync");
     h.store
         .update_account(
@@ -382,8 +450,7 @@ async fn tokeninfo_answers_with_the_names_as_they_are_now() {
         )
         .await
         .unwrap();
-    let renamed = names(body(h.signed(reqwest::Method::GET, "/rest/tokeninfo").await).await);
-    assert_eq!(renamed, ("Renamed & Co".to_owned(), first.1));
+    assert_eq!(names().await, ("Renamed & Co".to_owned(), first.1));
     h.store
         .update_integration(
             "admin",
@@ -396,9 +463,8 @@ async fn tokeninfo_answers_with_the_names_as_they_are_now() {
         )
         .await
         .unwrap();
-    let renamed = names(body(h.signed(reqwest::Method::GET, "/rest/tokeninfo").await).await);
     assert_eq!(
-        renamed,
+        names().await,
         ("Renamed & Co".to_owned(), "Order \"Sync\" 2".to_owned())
     );
 }

@@ -177,6 +177,8 @@ impl Harness {
             Arc::new(move || server_clock.load(Ordering::SeqCst)),
         )
         .unwrap();
+        // Tests count the cache's loads: from its first version read on, loads are cached.
+        server.until_caching().await;
         let base = format!("http://localhost:{}", server.addr.port());
         Self {
             store,
