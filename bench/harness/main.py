@@ -138,21 +138,22 @@ def publish(out: Path, table: str, problems: list[str]) -> int:
 
 
 def side_by_side_max_runs(runner: Runner, sc, mode, rate_seen) -> dict[str, list[dict]]:
-    """Max runs of keycard and bare (and the plain build, when measured) back to back,
-    `mode.rounds` times, the order turning (keycard first, then bare first, …). On a shared VM
-    whose speed drifts by 15–40% within minutes, only runs made side by side give a ratio worth
-    quoting; the report takes the median of the rounds' ratios. The reference, at a thirtieth
-    of keycard's rate, gets one run."""
-    paired = [kind for kind in ("keycard", "bare") if kind in sc.servers]
-    if runner.paths.keycard_plain and "keycard" in paired:
-        paired.append(PLAIN)
-    tops: dict[str, list[dict]] = {kind: [] for kind in (*sc.servers, *paired)}
-    plan = [(round_, kind) for round_ in range(mode.rounds)
-            for kind in (paired if round_ % 2 == 0 else paired[::-1])]
-    plan += [(0, kind) for kind in sc.servers if kind not in paired]
-    for round_, kind in plan:
+    """Max runs of keycard (and the plain build, when measured) each between two runs of bare,
+    `mode.rounds` times: bare, keycard, bare, plain; then bare, plain, bare, keycard; then as
+    first; and bare once more. On a shared VM whose speed drifts by 15–40% within minutes,
+    only runs made side by side give a ratio worth quoting: the report takes keycard's against
+    the mean of the bare runs just before and just after it, counted where those two agree.
+    The reference, at a thirtieth of keycard's rate, gets one run."""
+    between = ["keycard", PLAIN] if runner.paths.keycard_plain else ["keycard"]
+    tops: dict[str, list[dict]] = {kind: [] for kind in (*sc.servers, *between)}
+    plan = [(round_, run) for round_ in range(mode.rounds)
+            for kind in (between if round_ % 2 == 0 else between[::-1])
+            for run in ("bare", kind)]
+    plan.append((mode.rounds - 1, "bare"))
+    plan += [(0, kind) for kind in sc.servers if kind not in (*between, "bare")]
+    for seq, (round_, kind) in enumerate(plan):
         top = least_noisy(mode, lambda: max_run(runner, kind, sc, mode, rate_seen))
-        top.update(fraction=None, round=round_)
+        top.update(fraction=None, round=round_, seq=seq)
         tops[kind].append(top)
         log(f"{sc.name:9} {kind:9} max  {report.max_rps(top):9,.0f} req/s  "
             f"p99 {top['success'].get('p99_us', 0):8.0f} µs  "

@@ -35,6 +35,37 @@ def round_ratios(runs: list[dict], scenario: str, other: str,
     return [mine[k] / theirs[k] for k in sorted(mine) if theirs.get(k)]
 
 
+def bracketed_runs(runs: list[dict], scenario: str, server: str = "keycard",
+                   ceiling: str = "bare") -> list[dict]:
+    """Each of `server`'s max runs in `scenario` with the `ceiling` runs made just before and
+    just after it (runs in the order made, `seq`): its max over their mean (`ratio`), and how
+    far the two moved (`spread`: (faster − slower) / faster). Empty for runs recorded before
+    the bracketing (thirtieth session), which have no `seq`."""
+    made = sorted((r for r in runs if (r["scenario"], r["mode"]) == (scenario, "max")
+                   and "seq" in r), key=lambda r: r["seq"])
+    brackets = []
+    for i, run in enumerate(made):
+        if run["server"] != server:
+            continue
+        before = next((r for r in reversed(made[:i]) if r["server"] == ceiling), None)
+        after = next((r for r in made[i + 1:] if r["server"] == ceiling), None)
+        if before is None or after is None:
+            continue
+        b, a = max_rps(before), max_rps(after)
+        brackets.append({"ratio": max_rps(run) / ((b + a) / 2), "before": b, "after": a,
+                         "spread": abs(b - a) / max(b, a)})
+    return brackets
+
+
+def steady(brackets: list[dict]) -> list[dict]:
+    """The bracketed runs whose ceiling held within CEILING_SPREAD across them."""
+    return [b for b in brackets if b["spread"] <= CEILING_SPREAD]
+
+
+def lower_median(values: list[float]) -> float:
+    return sorted(values)[(len(values) - 1) // 2]
+
+
 def lat(block: dict) -> dict:
     return {k: block.get(k) for k in ("p50_us", "p99_us", "p999_us")} if block else {}
 
@@ -67,28 +98,37 @@ def summarize(runs: list[dict]) -> dict:
                     "success": lat(at["success"]), "failure": lat(at["failure"]),
                 } if at else None,
             }
-        # keycard/bare: the median of the rounds' ratios (each round's two runs side by side).
+        # keycard/bare: each keycard max run against the mean of the bare runs just before and
+        # after it; the median over the rounds where bare held steady across it, when most
+        # did (else over all, and the target stays undecided). Runs from before the
+        # bracketing: the median of the rounds' ratios (each round's two runs side by side).
         # keycard/reference: keycard's median max over the reference's one run.
-        # With the plain build measured: the PGO build's ratio to it, the same way.
+        # With the plain build measured: the PGO build's ratio to it, round by round.
         ratios, rounds = {}, {}
+        brackets = bracketed_runs(runs, sc.name)
         pairs = [("keycard", "bare"), ("keycard", "reference"), ("keycard", PLAIN)]
         for server, other in pairs:
             if server in per and other in per and per[other]["max_rps"]:
                 name = f"{server}/{other}"
                 paired = round_ratios(runs, sc.name, other, server)
-                if len(paired) > 1:
+                if other == "bare" and brackets:
+                    rounds[name] = [b["ratio"] for b in brackets]
+                    held = steady(brackets)
+                    counted = held if 2 * len(held) > len(brackets) else brackets
+                    ratios[name] = lower_median([b["ratio"] for b in counted])
+                elif len(paired) > 1:
                     rounds[name] = paired
-                    ratios[name] = sorted(paired)[(len(paired) - 1) // 2]
+                    ratios[name] = lower_median(paired)
                 else:
                     ratios[name] = per[server]["max_rps"] / per[other]["max_rps"]
         summary[sc.name] = {"title": sc.title, "servers": per, "ratios": ratios,
-                            "ratio_rounds": rounds}
+                            "ratio_rounds": rounds, "brackets": brackets}
     return summary
 
 
-# How far bare's max may move between the rounds of one scenario before keycard/bare is not
-# taken as a measurement: bare does the same work in every round, so a larger spread is the
-# machine changing speed under the ceiling (seventeenth session: 111,784, 150,387 and 114,697
+# How far bare's max may move across a keycard run (between a scenario's rounds, before the
+# thirtieth session) before keycard/bare is not taken as a measurement: bare does the same
+# work every time, so a larger spread is the machine changing speed under the ceiling (seventeenth session: 111,784, 150,387 and 114,697
 # req/s in one run's tokeninfo rounds, while its other scenarios' rounds held within 4%).
 CEILING_SPREAD = 0.15
 
@@ -101,23 +141,40 @@ def ceiling_spread(summary: dict, scenario: str) -> float | None:
 
 
 def unsteady_ceiling(summary: dict, scenario: str) -> float | None:
-    """bare's spread in `scenario` when it is above CEILING_SPREAD: that scenario's keycard/bare
-    is then not a measurement."""
+    """Runs from before the bracketing: bare's spread in `scenario` when it is above
+    CEILING_SPREAD: that scenario's keycard/bare is then not a measurement."""
+    if summary.get(scenario, {}).get("brackets"):
+        return None
     spread = ceiling_spread(summary, scenario)
     return spread if spread is not None and spread > CEILING_SPREAD else None
 
 
+def unsettled(summary: dict, scenario: str) -> str | None:
+    """Why `scenario`'s keycard/bare is not a measurement, if it is not: bare moved by more
+    than CEILING_SPREAD across keycard's run in most rounds (before the bracketing: between
+    the scenario's rounds)."""
+    brackets = summary.get(scenario, {}).get("brackets")
+    if brackets:
+        moved = len(brackets) - len(steady(brackets))
+        if 2 * (len(brackets) - moved) > len(brackets):
+            return None
+        return (f"bare moved by more than {CEILING_SPREAD:.0%} across keycard's run in "
+                f"{moved} of {len(brackets)} rounds")
+    spread = unsteady_ceiling(summary, scenario)
+    return None if spread is None else f"bare's rounds spread {spread:.0%}"
+
+
 def targets(summary: dict) -> dict:
     """keycard's stated goals, read from the tokeninfo scenario. The ratio to bare is left
-    undecided when bare's own rounds spread more than CEILING_SPREAD."""
+    undecided when bare did not hold steady ([`unsettled`])."""
     t = summary.get("tokeninfo", {})
     ratios = t.get("ratios", {})
     at = (t.get("servers", {}).get("keycard") or {}).get(f"at_{int(TARGET_LOAD * 100)}pct")
     p99 = at["success"]["p99_us"] if at else None
-    spread = unsteady_ceiling(summary, "tokeninfo")
+    why = unsettled(summary, "tokeninfo")
     to_bare = _met(ratios.get("keycard/bare"), lambda v: v >= 0.70)
-    if spread is not None:
-        to_bare.update(met=None, unsettled=f"bare's rounds spread {spread:.0%}")
+    if why is not None:
+        to_bare.update(met=None, unsettled=why)
     return {
         "keycard/bare >= 0.70": to_bare,
         "keycard/reference >= 20": _met(ratios.get("keycard/reference"), lambda v: v >= 20),
@@ -152,7 +209,23 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
         cell = lambda k: fmt_rps(per.get(k, {}).get("max_rps"))  # noqa: E731
         lines.append(f"| {s['title']} | {cell('keycard')} | {cell('bare')} | {cell('reference')} "
                      f"| {_ratio(r.get('keycard/bare'))} | {_ratio(r.get('keycard/reference'))} |")
-    paired = [(s["title"], r) for s in summary.values()
+    bracketed = [(s["title"], s["brackets"], unsettled(summary, name))
+                 for name, s in summary.items() if s.get("brackets")]
+    if bracketed:
+        lines += ["", "keycard/bare in each round: keycard's max over the mean of bare's runs "
+                  "just before and just after it (bare's two in parentheses). The table "
+                  f"shows the median of the rounds where bare held within {CEILING_SPREAD:.0%}, "
+                  "when most did, and each server's median run:", ""]
+        for title, brackets, why in bracketed:
+            cells = [f"{b['ratio']:.2f} (bare {fmt_rps(b['before'])} → {fmt_rps(b['after'])}"
+                     + ("" if b["spread"] <= CEILING_SPREAD
+                        else f": moved {b['spread']:.0%}, not counted") + ")"
+                     for b in brackets]
+            lines.append(f"- {title}: {', '.join(cells)}")
+            if why:
+                lines.append(f"  - **{why}**: the machine changed speed under the ceiling, so "
+                             "this median ratio is not a measurement")
+    paired = [(s["title"], r) for s in summary.values() if not s.get("brackets")
               for r in [s.get("ratio_rounds", {}).get("keycard/bare")] if r]
     if paired:
         lines += ["", "keycard/bare in each round of side-by-side max runs (the table shows "

@@ -27,6 +27,65 @@ class Ratio(unittest.TestCase):
         self.assertAlmostEqual(summary["tokeninfo"]["ratios"]["keycard/bare"], 0.7)
 
 
+def bracketed(keycard: list[float], bare: list[float]) -> dict:
+    """Runs made as the harness makes them since the thirtieth session: bare, keycard, bare,
+    keycard, …, bare."""
+    assert len(bare) == len(keycard) + 1
+    runs = []
+    for i, rps in enumerate(bare):
+        runs.append(dict(max_run("bare", "tokeninfo", i, rps), seq=2 * i))
+        if i < len(keycard):
+            runs.append(dict(max_run("keycard", "tokeninfo", i, keycard[i]), seq=2 * i + 1))
+    return report.summarize(runs)
+
+
+class Bracketed(unittest.TestCase):
+    def test_each_keycard_run_is_taken_against_the_bare_runs_around_it(self):
+        summary = bracketed([70_000, 90_000, 80_000], [100_000, 100_000, 110_000, 100_000])
+        brackets = summary["tokeninfo"]["brackets"]
+        self.assertEqual([round(b["ratio"], 4) for b in brackets], [0.7, 0.8571, 0.7619])
+        self.assertEqual([(b["before"], b["after"]) for b in brackets],
+                         [(100_000, 100_000), (100_000, 110_000), (110_000, 100_000)])
+        self.assertAlmostEqual(summary["tokeninfo"]["ratios"]["keycard/bare"], 0.7619, places=3)
+        self.assertIs(report.targets(summary)["keycard/bare >= 0.70"]["met"], True)
+
+    def test_a_round_where_bare_moved_is_not_counted(self):
+        # The last round's bare went from 110k to 70k around keycard's run (36%).
+        summary = bracketed([72_000, 71_000, 50_000], [100_000, 100_000, 110_000, 70_000])
+        self.assertAlmostEqual(summary["tokeninfo"]["ratios"]["keycard/bare"], 0.6762, places=3)
+        target = report.targets(summary)["keycard/bare >= 0.70"]
+        self.assertIs(target["met"], False)
+        self.assertNotIn("unsettled", target)
+        table = report.markdown(summary, [], META)
+        self.assertIn("0.56 (bare 110,000 → 70,000: moved 36%, not counted)", table)
+        self.assertIn("0.72 (bare 100,000 → 100,000)", table)
+
+    def test_most_rounds_moving_leaves_the_ratio_undecided(self):
+        summary = bracketed([72_000, 71_000, 75_000], [100_000, 130_000, 100_000, 100_000])
+        target = report.targets(summary)["keycard/bare >= 0.70"]
+        self.assertIsNone(target["met"])
+        self.assertEqual(target["unsettled"],
+                         "bare moved by more than 15% across keycard's run in 2 of 3 rounds")
+        # Reported over all rounds, and said not to be a measurement.
+        self.assertAlmostEqual(target["value"], 0.6261, places=3)
+        self.assertIn("not a measurement", report.markdown(summary, [], META))
+
+    def test_a_spread_across_rounds_alone_no_longer_matters(self):
+        # bare 100k in the first rounds, 75k in the last: each keycard run between two
+        # agreeing bare runs (the old rule's spread would be 25%).
+        summary = bracketed([72_000, 72_000, 54_000], [100_000, 100_000, 100_000, 75_000])
+        self.assertIsNone(report.unsettled(summary, "tokeninfo"))
+        summary = bracketed([72_000, 72_000, 54_000], [100_000, 100_000, 88_000, 75_000])
+        self.assertIsNone(report.unsettled(summary, "tokeninfo"))
+        self.assertAlmostEqual(summary["tokeninfo"]["ratios"]["keycard/bare"], 0.72)
+
+
+META = {"mode": "full", "date": "2026-12-02", "host": "test", "cpu_model": "test", "nproc": 2,
+        "server_cpus": "0", "loadgen_cpus": "1", "connections": 64, "tokens": 1000,
+        "targets": {}, "generator": {"presign_ns_per_request": 100, "cpu_util_at_bare_max": 0.5},
+        "others_on_cpus": {"mean": 0.0, "max": 0.0}}
+
+
 class Targets(unittest.TestCase):
     def test_met_and_not_met_on_a_steady_ceiling(self):
         met = report.targets(tokeninfo([72_000] * 3, [100_000, 104_000, 98_000]))
