@@ -92,6 +92,8 @@ impl Fixture {
                 keycard_server::system_clock(),
             )
             .unwrap();
+            // Measure cached credentials from the first iteration on.
+            app.state.cache.until_caching().await;
             (app, consumer, token, record)
         });
         Self {
