@@ -128,8 +128,9 @@ def summarize(runs: list[dict]) -> dict:
 
 # How far bare's max may move across a keycard run (between a scenario's rounds, before the
 # thirtieth session) before keycard/bare is not taken as a measurement: bare does the same
-# work every time, so a larger spread is the machine changing speed under the ceiling (seventeenth session: 111,784, 150,387 and 114,697
-# req/s in one run's tokeninfo rounds, while its other scenarios' rounds held within 4%).
+# work every time, so a larger spread is the machine changing speed under the ceiling
+# (seventeenth session: 111,784, 150,387 and 114,697 req/s in one run's tokeninfo rounds,
+# while its other scenarios' rounds held within 4%).
 CEILING_SPREAD = 0.15
 
 
