@@ -57,13 +57,13 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// Stops accepting, finishes in-flight requests, flushes the audit trail.
     /// Returns once the server caches credentials (tests that count loads wait for it): its
     /// cache's first directory version read, normally moments after the start.
     pub async fn until_caching(&self) {
         self.cache.until_caching().await;
     }
 
+    /// Stops accepting, finishes in-flight requests, flushes the audit trail.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
