@@ -110,13 +110,12 @@ def summarize(runs: list[dict]) -> dict:
         for server, other in pairs:
             if server in per and other in per and per[other]["max_rps"]:
                 name = f"{server}/{other}"
-                paired = round_ratios(runs, sc.name, other, server)
                 if other == "bare" and brackets:
                     rounds[name] = [b["ratio"] for b in brackets]
                     held = steady(brackets)
                     counted = held if 2 * len(held) > len(brackets) else brackets
                     ratios[name] = lower_median([b["ratio"] for b in counted])
-                elif len(paired) > 1:
+                elif len(paired := round_ratios(runs, sc.name, other, server)) > 1:
                     rounds[name] = paired
                     ratios[name] = lower_median(paired)
                 else:

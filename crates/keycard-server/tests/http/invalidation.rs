@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use keycard_core::{AccountId, ChangeEvent, EntityKind, TokenState, UserStatus};
 use keycard_oauth1::client::{ClientRequest, Credentials, SignOptions, sign};
 use keycard_server::ServerConfig;
-use keycard_server::cache::CredentialCache;
+use keycard_server::cache::{CredentialCache, IntegrationEntry, TokenEntry};
+use keycard_store::Location;
 use keycard_store::tokens::{Creator, NewToken};
 use keycard_store::users::NewUser;
-use keycard_store::{Location, Store};
 use reqwest::StatusCode;
 
 use crate::{ACCOUNT, Creds, Harness, account, body, fresh_nonce, fresh_postgres_url};
@@ -151,6 +151,28 @@ async fn deactivating_a_user_refuses_their_tokens_only() {
     assert_eq!(misses(&h, &h.base).await, loaded + 1);
 }
 
+/// The harness's integration as `cache` holds it now.
+async fn cached_integration(cache: &CredentialCache, h: &Harness) -> Arc<IntegrationEntry> {
+    cache
+        .integration(&h.creds.consumer_key)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// `creds`' token as `cache` holds it under `integration`.
+async fn cached_token(
+    cache: &CredentialCache,
+    integration: &IntegrationEntry,
+    creds: &Creds,
+) -> Arc<TokenEntry> {
+    cache
+        .token(integration, &creds.token, false)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn event(account: Option<AccountId>, entity: EntityKind, id: i64) -> ChangeEvent {
     ChangeEvent {
         account,
@@ -167,27 +189,13 @@ async fn each_kind_of_change_drops_what_it_touches() {
     let theirs = add_token(&h, "other@example.com").await;
     let cache = CredentialCache::new(&h.store, Duration::from_secs(60));
     cache.until_caching().await;
-    let integration = cache
-        .integration(&h.creds.consumer_key)
-        .await
-        .unwrap()
-        .unwrap();
+    let integration = cached_integration(&cache, &h).await;
     // The integration as cached now: a token is cached only under the current entry.
     let load_all = || async {
-        let integration = cache
-            .integration(&h.creds.consumer_key)
-            .await
-            .unwrap()
-            .unwrap();
+        let integration = cached_integration(&cache, &h).await;
         let mut entries = Vec::new();
         for creds in [&h.creds, &mine, &theirs] {
-            entries.push(
-                cache
-                    .token(&integration, &creds.token, false)
-                    .await
-                    .unwrap()
-                    .unwrap(),
-            );
+            entries.push(cached_token(&cache, &integration, creds).await);
         }
         entries
     };
@@ -240,9 +248,7 @@ async fn each_kind_of_change_drops_what_it_touches() {
 async fn an_unreachable_directory_is_timed() {
     let h = Harness::start().await;
     // A handle of its own, to close without stopping the server.
-    let store = Store::open(&Location::DataDir(h.dir.path().to_owned()), h.keys.clone())
-        .await
-        .unwrap();
+    let store = h.another_store().await;
     let cache = CredentialCache::new(&store, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(cache.directory_unreachable_for(), None);
@@ -265,9 +271,7 @@ async fn an_unreachable_directory_is_timed() {
 #[tokio::test]
 async fn nothing_is_cached_before_the_first_directory_version_read() {
     let h = Harness::start().await;
-    let file = Location::DataDir(h.dir.path().to_owned())
-        .sqlite_file()
-        .unwrap();
+    let file = h.location.sqlite_file().unwrap();
     let raw = sqlx::sqlite::SqlitePool::connect(&format!("sqlite://{}", file.display()))
         .await
         .unwrap();
@@ -286,24 +290,14 @@ async fn nothing_is_cached_before_the_first_directory_version_read() {
         "no version read has succeeded yet"
     );
     let load = || async {
-        let integration = cache
-            .integration(&h.creds.consumer_key)
-            .await
-            .unwrap()
-            .unwrap();
-        cache
-            .token(&integration, &h.creds.token, false)
-            .await
-            .unwrap()
-            .unwrap()
+        let integration = cached_integration(&cache, &h).await;
+        cached_token(&cache, &integration, &h.creds).await
     };
     assert_eq!(load().await.token.state, TokenState::Active);
     assert_eq!(cache.cached_tokens(), 0, "loaded, not cached");
 
     // Another process revokes the token; then the version becomes readable, at its new value.
-    let other = Store::open(&Location::DataDir(h.dir.path().to_owned()), h.keys.clone())
-        .await
-        .unwrap();
+    let other = h.another_store().await;
     other
         .revoke_token("admin", &account(), &h.creds.token)
         .await
@@ -331,16 +325,9 @@ async fn a_revoke_on_one_node_is_refused_on_another_within_a_second() {
         resync_ms: 60_000,
         ..ServerConfig::default()
     };
-    let h = Harness::start_at(
-        config(),
-        &Location::Url(url.clone()),
-        tempfile::tempdir().unwrap(),
-    )
-    .await;
+    let h = Harness::start_at(config(), &Location::Url(url), tempfile::tempdir().unwrap()).await;
     let other = add_token(&h, "sync@example.com").await;
-    let node_b = Store::open(&Location::Url(url), h.keys.clone())
-        .await
-        .unwrap();
+    let node_b = h.another_store().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let clock = h.clock.clone();
     let server_b = keycard_server::start(
@@ -386,16 +373,8 @@ async fn a_tokens_kept_answer_is_used_only_with_the_entries_it_was_made_from() {
     let h = Harness::start().await;
     let cache = CredentialCache::new(&h.store, Duration::from_secs(60));
     cache.until_caching().await;
-    let integration = cache
-        .integration(&h.creds.consumer_key)
-        .await
-        .unwrap()
-        .unwrap();
-    let token = cache
-        .token(&integration, &h.creds.token, false)
-        .await
-        .unwrap()
-        .unwrap();
+    let integration = cached_integration(&cache, &h).await;
+    let token = cached_token(&cache, &integration, &h.creds).await;
     let account = cache.account(&account()).await.unwrap().unwrap();
     let answer = |integration, account, made: &'static [u8]| {
         token.answer(integration, account, || made.to_vec())
@@ -413,11 +392,7 @@ async fn a_tokens_kept_answer_is_used_only_with_the_entries_it_was_made_from() {
         EntityKind::Integration,
         integration.integration.id,
     ));
-    let replaced = cache
-        .integration(&h.creds.consumer_key)
-        .await
-        .unwrap()
-        .unwrap();
+    let replaced = cached_integration(&cache, &h).await;
     assert!(!Arc::ptr_eq(&replaced, &integration));
     assert_eq!(answer(&replaced, &account, b"third"), &b"third"[..]);
     cache.invalidate_entity(&event(Some(account.id.clone()), EntityKind::Account, 0));

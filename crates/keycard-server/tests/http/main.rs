@@ -50,6 +50,8 @@ pub struct Harness {
     pub http: reqwest::Client,
     /// The master key, for a second `Store` on the same directory (another process's view).
     pub keys: KeyRing,
+    /// Where the directory is ([`Harness::another_store`]).
+    pub location: Location,
     pub dir: tempfile::TempDir,
 }
 
@@ -193,8 +195,17 @@ impl Harness {
             },
             http: reqwest::Client::new(),
             keys,
+            location: location.clone(),
             dir,
         }
+    }
+
+    /// A store of its own on the harness's directory: what another process or node sees and
+    /// changes (the server's store hears of its changes only through the directory).
+    pub async fn another_store(&self) -> Store {
+        Store::open(&self.location, self.keys.clone())
+            .await
+            .unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -374,12 +374,7 @@ async fn a_change_made_by_another_process_takes_effect_within_the_resync_interva
     assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
     // A second handle on the same SQLite file: what `keycard token revoke` in another
     // process does. The server's store never hears of it except through the directory.
-    let other = keycard_store::Store::open(
-        &keycard_store::Location::DataDir(h.dir.path().to_owned()),
-        h.keys.clone(),
-    )
-    .await
-    .unwrap();
+    let other = h.another_store().await;
     other
         .revoke_token("admin", &crate::account(), &h.creds.token)
         .await
