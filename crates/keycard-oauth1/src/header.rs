@@ -22,7 +22,7 @@ pub struct AuthorizationHeader<'a> {
     /// it is its own normal form and the base string needs no second look at it. Parsing
     /// learns this while scanning the value anyway (at most [`MAX_HEADER_PARAMS`] = 32 bits).
     plain: u32,
-    /// Where each protocol parameter is in `params` (by [`protocol_index`]), plus one; 0 when
+    /// Where each protocol parameter is in `params` (by its [`Protocol`] index), plus one; 0 when
     /// absent. The pipeline asks for each of them, and a scan per question added up.
     protocol_at: [u8; PROTOCOL_PARAMS],
 }
@@ -38,29 +38,31 @@ impl<'a> AuthorizationHeader<'a> {
         let mut other_names = false;
         let mut plain = 0u32;
         // Everything in the header is ASCII: non-ASCII values are sent percent-encoded.
-        for_each_scheme_pair(value, &Scheme::OAUTH, |name, value, unreserved| {
-            let duplicate = if name == "realm" {
-                realm.replace(value).is_some()
-            } else {
-                let seen =
-                    if let Some(slot) = protocol_index(name).and_then(|i| protocol_at.get_mut(i)) {
-                        // Protocol names are unreserved (`oauth_…`).
-                        if unreserved {
-                            plain |= 1 << params.len();
-                        }
-                        let seen = *slot != 0;
-                        *slot = position_mark(params.len());
-                        seen
-                    } else {
-                        let seen = other_names
-                            && params.iter().any(|(existing, _)| existing.as_ref() == name);
-                        other_names = true;
-                        seen
-                    };
-                params.push((Cow::Borrowed(name), value));
-                seen
+        for_each_scheme_pair(value, &Scheme::OAUTH, |name, known, value, unreserved| {
+            let seen = match known.unwrap_or_else(|| Name::of(name)) {
+                Name::Realm => realm.replace(value).is_some(),
+                Name::Protocol(param) => {
+                    // Protocol names are unreserved (`oauth_…`).
+                    if unreserved {
+                        plain |= 1 << params.len();
+                    }
+                    // Every protocol parameter has a slot.
+                    let mark = position_mark(params.len());
+                    let seen = protocol_at
+                        .get_mut(param as usize)
+                        .is_some_and(|slot| std::mem::replace(slot, mark) != 0);
+                    params.push((Cow::Borrowed(name), value));
+                    seen
+                }
+                Name::Other => {
+                    let seen =
+                        other_names && params.iter().any(|(existing, _)| existing.as_ref() == name);
+                    other_names = true;
+                    params.push((Cow::Borrowed(name), value));
+                    seen
+                }
             };
-            if duplicate {
+            if seen {
                 return Err(OAuthError::DuplicateParameter { name: name.into() });
             }
             Ok(())
@@ -208,7 +210,12 @@ const SIGNATURE: usize = Protocol::Signature as usize;
 /// A distinct index below [`PROTOCOL_PARAMS`] for each OAuth protocol parameter: its
 /// [`Protocol`]'s (a test holds the two to the same names).
 fn protocol_index(name: &str) -> Option<usize> {
-    let param = match name {
+    protocol_named(name).map(|param| param as usize)
+}
+
+/// The protocol parameter called `name`, if any.
+fn protocol_named(name: &str) -> Option<Protocol> {
+    Some(match name {
         "oauth_consumer_key" => Protocol::ConsumerKey,
         "oauth_token" => Protocol::Token,
         "oauth_signature_method" => Protocol::SignatureMethod,
@@ -220,8 +227,27 @@ fn protocol_index(name: &str) -> Option<usize> {
         "oauth_verifier" => Protocol::Verifier,
         "oauth_body_hash" => Protocol::BodyHash,
         _ => return None,
-    };
-    Some(param as usize)
+    })
+}
+
+/// What a parameter's name is to the `OAuth` scheme. Splitting the header learns it for the
+/// names clients send ([`known_name`]); only others are matched by their text ([`Name::of`]),
+/// so each name is told apart once (twice, it cost about 250 instructions a request).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Name {
+    Realm,
+    Protocol(Protocol),
+    Other,
+}
+
+impl Name {
+    fn of(name: &str) -> Self {
+        if name == "realm" {
+            Self::Realm
+        } else {
+            protocol_named(name).map_or(Self::Other, Self::Protocol)
+        }
+    }
 }
 
 /// `position` plus one, as [`AuthorizationHeader`]'s `protocol_at` holds it: positions are
@@ -268,12 +294,13 @@ const NOT_ASCII: OAuthError = OAuthError::MalformedHeader {
 };
 
 /// Splits `<scheme> name="value", …` into decoded pairs, with the shared limits, handing each
-/// to `on_pair` (no intermediate list) with whether the value as sent is only unreserved bytes.
-/// Used for both the `OAuth` and the `NLAuth` schemes.
+/// to `on_pair` (no intermediate list) with what the name is when [`known_name`] could tell,
+/// and whether the value as sent is only unreserved bytes. Used for both the `OAuth` and the
+/// `NLAuth` schemes.
 pub(crate) fn for_each_scheme_pair<'a>(
     value: &'a str,
     scheme: &Scheme,
-    on_pair: impl FnMut(&'a str, Cow<'a, str>, bool) -> Result<(), OAuthError>,
+    on_pair: impl FnMut(&'a str, Option<Name>, Cow<'a, str>, bool) -> Result<(), OAuthError>,
 ) -> Result<(), OAuthError> {
     let result = split_pairs(value, scheme, on_pair);
     // Bytes outside ASCII anywhere but in a value fail the split; they are reported as what
@@ -287,7 +314,7 @@ pub(crate) fn for_each_scheme_pair<'a>(
 fn split_pairs<'a>(
     value: &'a str,
     scheme: &Scheme,
-    mut on_pair: impl FnMut(&'a str, Cow<'a, str>, bool) -> Result<(), OAuthError>,
+    mut on_pair: impl FnMut(&'a str, Option<Name>, Cow<'a, str>, bool) -> Result<(), OAuthError>,
 ) -> Result<(), OAuthError> {
     let (scheme, ascii_only) = (scheme.name, scheme.ascii_only);
     if value.len() > MAX_HEADER_LEN {
@@ -317,7 +344,8 @@ fn split_pairs<'a>(
             });
         }
         let name_start = at;
-        at += name_len(bytes.get(at..).unwrap_or_default());
+        let (name_len, known) = name_at(bytes.get(at..).unwrap_or_default());
+        at += name_len;
         let name = rest.get(name_start..at).unwrap_or_default();
         at = skip_whitespace(bytes, at);
         match bytes.get(at) {
@@ -371,7 +399,7 @@ fn split_pairs<'a>(
         } else {
             Cow::Borrowed(raw_value)
         };
-        on_pair(name, value, unreserved)?;
+        on_pair(name, known, value, unreserved)?;
         count += 1;
         at = skip_whitespace(bytes, at);
         match bytes.get(at) {
@@ -399,46 +427,70 @@ fn skip_whitespace(bytes: &[u8], from: usize) -> usize {
     scan(bytes, from, |b| b == b' ' || b == b'\t')
 }
 
-/// [`token_len`] of `bytes`, where a parameter name starts: [`known_name_len`] when it
-/// answers, else the scan (about 100 instructions a name, and a header has eight).
+/// [`token_len`] of `bytes`, where a parameter name starts, and what the name is: both from
+/// [`known_name`] when it answers, else the scan (about 100 instructions a name, and a header
+/// has eight) and nothing known.
 #[inline]
-fn name_len(bytes: &[u8]) -> usize {
-    known_name_len(bytes).unwrap_or_else(|| token_len(bytes))
+fn name_at(bytes: &[u8]) -> (usize, Option<Name>) {
+    match known_name(bytes) {
+        Some((len, name)) => (len, Some(name)),
+        None => (token_len(bytes), None),
+    }
 }
 
 /// The length of a protocol parameter's name or `realm` at the start of `bytes` when `=`
-/// follows it directly, as clients write them: compared with at most two names, picked by the
-/// byte after `oauth_`. Its bytes are all token characters and `=` is not one, so
-/// [`token_len`] would stop at the same place. The names are literals, held by a test to
-/// [`Protocol::name`]: taken from it, the comparisons were calls again (+350 instructions a
-/// request, counted).
+/// follows it directly, as clients write them, and which it is: compared with at most two
+/// names, picked by the byte after `oauth_`. Its bytes are all token characters and `=` is
+/// not one, so [`token_len`] would stop at the same place. The names are literals, held by a
+/// test to [`Protocol::name`]: taken from it, the comparisons were calls again (+350
+/// instructions a request, counted).
 #[inline]
-fn known_name_len(bytes: &[u8]) -> Option<usize> {
+fn known_name(bytes: &[u8]) -> Option<(usize, Name)> {
+    use Protocol::{
+        BodyHash, Callback, ConsumerKey, Nonce, Signature, SignatureMethod, Timestamp, Token,
+        Verifier, Version,
+    };
     match bytes {
         [b'o', b'a', b'u', b't', b'h', b'_', next, ..] => match next {
-            b'c' => named(bytes, b"oauth_consumer_key").or(named(bytes, b"oauth_callback")),
-            b't' => named(bytes, b"oauth_token").or(named(bytes, b"oauth_timestamp")),
-            b's' => named(bytes, b"oauth_signature").or(named(bytes, b"oauth_signature_method")),
-            b'n' => named(bytes, b"oauth_nonce"),
-            b'v' => named(bytes, b"oauth_version").or(named(bytes, b"oauth_verifier")),
-            b'b' => named(bytes, b"oauth_body_hash"),
+            b'c' => named(bytes, b"oauth_consumer_key", Name::Protocol(ConsumerKey)).or(named(
+                bytes,
+                b"oauth_callback",
+                Name::Protocol(Callback),
+            )),
+            b't' => named(bytes, b"oauth_token", Name::Protocol(Token)).or(named(
+                bytes,
+                b"oauth_timestamp",
+                Name::Protocol(Timestamp),
+            )),
+            b's' => named(bytes, b"oauth_signature", Name::Protocol(Signature)).or(named(
+                bytes,
+                b"oauth_signature_method",
+                Name::Protocol(SignatureMethod),
+            )),
+            b'n' => named(bytes, b"oauth_nonce", Name::Protocol(Nonce)),
+            b'v' => named(bytes, b"oauth_version", Name::Protocol(Version)).or(named(
+                bytes,
+                b"oauth_verifier",
+                Name::Protocol(Verifier),
+            )),
+            b'b' => named(bytes, b"oauth_body_hash", Name::Protocol(BodyHash)),
             _ => None,
         },
-        [b'r', ..] => named(bytes, b"realm"),
+        [b'r', ..] => named(bytes, b"realm", Name::Realm),
         _ => None,
     }
 }
 
-/// `N` when `bytes` starts with `name` and then `=`. The length is a constant, so the
+/// `(N, name)` when `bytes` starts with `text` and then `=`. The length is a constant, so the
 /// comparison is a few loads rather than a call.
 #[inline]
-fn named<const N: usize>(bytes: &[u8], name: &[u8; N]) -> Option<usize> {
-    (bytes.get(N) == Some(&b'=') && bytes.get(..N) == Some(name.as_slice())).then_some(N)
+fn named<const N: usize>(bytes: &[u8], text: &[u8; N], name: Name) -> Option<(usize, Name)> {
+    (bytes.get(N) == Some(&b'=') && bytes.get(..N) == Some(text.as_slice())).then_some((N, name))
 }
 
 /// The length of the run of RFC 9110 token characters (the set a parameter name may use) at
 /// the start of `bytes`, sixteen bytes at a time. Kept out of line: the usual names do not
-/// need it ([`name_len`]).
+/// need it ([`name_at`]).
 #[inline(never)]
 fn token_len(bytes: &[u8]) -> usize {
     prefix_len(bytes, non_token_bytes)
@@ -545,7 +597,7 @@ mod tests {
                         for tail in [&[][..], b"=", b"\"v\""] {
                             let input = [&name[..cut], extra, &[next], tail].concat();
                             assert_eq!(
-                                name_len(&input),
+                                name_at(&input).0,
                                 token_len(&input),
                                 "{:?}",
                                 String::from_utf8_lossy(&input)
@@ -557,14 +609,33 @@ mod tests {
             }
         }
         assert!(checked > 100_000);
-        // Every protocol parameter and `realm` is known, so none of them takes the scan.
+        // Every protocol parameter and `realm` is known, as what its text says, so none of
+        // them takes the scan.
         for name in known.iter().chain(&["realm"]) {
             let input = format!("{name}=\"v\"");
-            assert_eq!(known_name_len(input.as_bytes()), Some(name.len()), "{name}");
+            assert_eq!(
+                known_name(input.as_bytes()),
+                Some((name.len(), Name::of(name))),
+                "{name}"
+            );
+            assert_ne!(Name::of(name), Name::Other, "{name}");
         }
-        assert_eq!(name_len(b"oauth_token=\"t\""), 11);
-        assert_eq!(name_len(b"oauth_signature_method=x"), 22);
-        assert_eq!(name_len(b"oauth_signature=x"), 15);
+        assert_eq!(Name::of("realm"), Name::Realm);
+        assert_eq!(Name::of("oauth_tokens"), Name::Other);
+        assert_eq!(
+            name_at(b"oauth_token=\"t\""),
+            (11, Some(Name::Protocol(Protocol::Token)))
+        );
+        assert_eq!(
+            name_at(b"oauth_signature_method=x"),
+            (22, Some(Name::Protocol(Protocol::SignatureMethod)))
+        );
+        assert_eq!(
+            name_at(b"oauth_signature=x"),
+            (15, Some(Name::Protocol(Protocol::Signature)))
+        );
+        // A space before `=`: the scan measures it, and the name is left to its text.
+        assert_eq!(name_at(b"oauth_token =\"t\""), (11, None));
     }
 
     #[test]

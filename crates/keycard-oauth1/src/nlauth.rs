@@ -35,7 +35,7 @@ impl NlAuthHeader {
         let mut role = None;
         let mut application_id = None;
         let mut otp = None;
-        for_each_scheme_pair(value, &NLAUTH, |name, value, _| {
+        for_each_scheme_pair(value, &NLAUTH, |name, _, value, _| {
             let slot = match name {
                 "nlauth_account" => &mut account,
                 "nlauth_email" => &mut email,
