@@ -150,6 +150,26 @@ impl<'a> AuthorizationHeader<'a> {
             .map(|(i, (name, value))| (name.as_ref(), value.as_ref(), self.plain & (1 << i) != 0))
     }
 
+    /// [`signed_params_marked`](Self::signed_params_marked) in the base string's order, when
+    /// the header holds protocol parameters only (else `None`), as most do: their names all
+    /// differ and are unreserved, so their order is [`SIGNING_ORDER`] and no value is compared.
+    pub(crate) fn signed_protocol_params_sorted(
+        &self,
+    ) -> Option<impl Iterator<Item = (&str, &str, bool)>> {
+        let protocol = self.protocol_at.iter().filter(|&&at| at != 0).count();
+        (protocol == self.params.len()).then(|| {
+            SIGNING_ORDER.iter().filter_map(|&param| {
+                let position = self.protocol_position(param as usize)?;
+                let (name, value) = self.params.get(position)?;
+                Some((
+                    name.as_ref(),
+                    value.as_ref(),
+                    self.plain & (1 << position) != 0,
+                ))
+            })
+        })
+    }
+
     /// The parameter names, for diagnostics (never the values).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.params.iter().map(|(n, _)| n.as_ref())
@@ -201,6 +221,20 @@ impl Protocol {
         }
     }
 }
+
+/// The signed protocol parameters (all but `oauth_signature`) by their names' bytes, the order
+/// a base string sorts them in (a test holds it to the names).
+const SIGNING_ORDER: [Protocol; PROTOCOL_PARAMS - 1] = [
+    Protocol::BodyHash,
+    Protocol::Callback,
+    Protocol::ConsumerKey,
+    Protocol::Nonce,
+    Protocol::SignatureMethod,
+    Protocol::Timestamp,
+    Protocol::Token,
+    Protocol::Verifier,
+    Protocol::Version,
+];
 
 /// The OAuth protocol parameters [`protocol_index`] knows.
 const PROTOCOL_PARAMS: usize = 10;
@@ -652,6 +686,17 @@ mod tests {
             header.names().collect::<Vec<_>>(),
             ["oauth_nonce", "oauth_token", "oauth_version"]
         );
+    }
+
+    #[test]
+    fn the_signing_order_is_every_signed_protocol_parameter_by_its_name() {
+        let mut names: Vec<&str> = Protocol::ALL
+            .iter()
+            .filter(|&&param| param != Protocol::Signature)
+            .map(|param| param.name())
+            .collect();
+        names.sort_unstable();
+        assert_eq!(SIGNING_ORDER.map(Protocol::name).to_vec(), names);
     }
 
     #[test]
