@@ -272,7 +272,7 @@ impl<'a> NormalizedParams<'a> {
             .signed_protocol_params_sorted()
             .filter(|_| query.is_none() && form_body.is_none())
         {
-            // Already in order: nothing to sort (about 400 instructions a request, counted).
+            // Already in order: nothing to sort (about 350 instructions a request, counted).
             Some(sorted) => collected.push_header(sorted),
             None => collected.fill(header.signed_params_marked(), query, form_body)?,
         }
