@@ -31,11 +31,14 @@ class Runner:
             cpus = servers.cpu_list(self.env.server_cpus)
             gen_cpus = servers.cpu_list(self.env.loadgen_cpus)
             split0, busy0 = servers.cpu_split(server.proc.pid), servers.busy_seconds(cpus)
+            threads0 = servers.thread_times(server.proc.pid)
             gen0, gen_busy0 = children_cpu(), servers.busy_seconds(gen_cpus)
             result = self.loadgen(port, scenario, requests, rate, seconds, warmup)
             user, system = (end - start for end, start
                             in zip(servers.cpu_split(server.proc.pid), split0))
-            result.update(server_cpu_s=user + system, server_user_s=user, server_system_s=system)
+            result.update(server_cpu_s=user + system, server_user_s=user, server_system_s=system,
+                          threads=servers.thread_deltas(
+                              threads0, servers.thread_times(server.proc.pid)))
             # Other processes' share of the server's and the generator's CPUs during the run:
             # the noise gauge (this machine is shared).
             wall = result["wall_s"]
@@ -51,6 +54,7 @@ class Runner:
         answered = result["completed"] + result["warmup"]["completed"]
         for key in ("cpu", "user", "system"):
             result[f"server_{key}_us_per_request"] = result[f"server_{key}_s"] * 1e6 / max(answered, 1)
+        result["threads_per_request"] = per_request(result["threads"], answered)
         self.verify(kind, scenario, result, before)
         return result
 
@@ -86,6 +90,18 @@ class Runner:
             result["audit"] = check
             if not check["ok"]:
                 self.problems.append(f"{where}: login audit mismatch {check}")
+
+
+def per_request(threads: dict, answered: int) -> dict[str, dict[str, float]]:
+    """Each thread's CPU (user, system) and time waiting for the CPU in µs per request, and
+    its context switches per 1,000 requests; threads that did nothing measurable left out."""
+    n = max(answered, 1)
+    return {name: {"user_us": t["user_s"] * 1e6 / n, "system_us": t["system_s"] * 1e6 / n,
+                   "waiting_us": t["waiting_s"] * 1e6 / n,
+                   "voluntary_per_1k": t["voluntary_switches"] * 1e3 / n,
+                   "involuntary_per_1k": t["involuntary_switches"] * 1e3 / n}
+            for name, t in threads.items()
+            if t["user_s"] + t["system_s"] > 0 or t["involuntary_switches"] > 0}
 
 
 def children_cpu() -> float:

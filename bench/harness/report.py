@@ -92,6 +92,8 @@ def summarize(runs: list[dict]) -> dict:
                 # Runs recorded before the split have only the total.
                 "server_user_us_per_request": top.get("server_user_us_per_request"),
                 "server_system_us_per_request": top.get("server_system_us_per_request"),
+                # Since the thirty-second session: the same by thread (measure.per_request).
+                "threads_per_request": top.get("threads_per_request"),
                 "generator_cpu_util_at_max": top["generator_cpu_util"],
                 f"at_{int(TARGET_LOAD * 100)}pct": {
                     "offered_rps": at["offered_rps"], "achieved_rps": at["achieved_rps"],
@@ -264,6 +266,7 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
                          f"{v['server_cpu_us_per_request']:.1f} µs | "
                          f"{_micros(v.get('server_user_us_per_request'))} | "
                          f"{_micros(v.get('server_system_us_per_request'))} |")
+    lines += thread_lines(summary)
     mix = summary.get("mix", {}).get("servers", {})
     if mix:
         lines += ["", "Failures vs successes (mix scenario; failures are 401s: half bad "
@@ -298,6 +301,28 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
               f"server's or the generator's CPUs on average over the runs (worst run "
               f"{meta['others_on_cpus']['max']:.0%})."]
     return "\n".join(lines)
+
+
+def thread_lines(summary: dict) -> list[str]:
+    """keycard's and bare's CPU per tokeninfo request at max by thread: where keycard's
+    CPU beyond bare's goes (the request runtime, the trail's checkpoints, …), and how often
+    each thread was preempted. Empty for runs recorded without it."""
+    servers = summary.get("tokeninfo", {}).get("servers", {})
+    rows = [(server, name, t) for server in ("keycard", "bare")
+            for name, t in sorted((servers.get(server, {}).get("threads_per_request")
+                                   or {}).items())]
+    if not rows:
+        return []
+    lines = ["", "By thread, tokeninfo at max (median run): CPU per request (user, system), "
+             "time spent ready to run while another thread had the CPU, and context switches "
+             "per 1,000 requests (the thread waited / it was preempted):", "",
+             "| server | thread | user | system | waiting for the CPU | switches, waited / "
+             "preempted |", "|---|---|---:|---:|---:|---:|"]
+    for server, name, t in rows:
+        lines.append(f"| {server} | `{name}` | {t['user_us']:.2f} µs | {t['system_us']:.2f} µs"
+                     f" | {t['waiting_us']:.2f} µs | {t['voluntary_per_1k']:.1f} / "
+                     f"{t['involuntary_per_1k']:.1f} |")
+    return lines
 
 
 def _ratio(v) -> str:

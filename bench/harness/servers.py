@@ -119,6 +119,51 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return user, system
 
 
+# What `thread_times` reads for each thread, summed over the threads of one name.
+THREAD_FIELDS = ("user_s", "system_s", "waiting_s", "voluntary_switches", "involuntary_switches")
+
+
+def thread_times(pid: int) -> dict[str, dict[str, float]]:
+    """A process's threads by name (`tokio-rt-worker`, `keycard-checkpo`, …, as the kernel
+    keeps it: 15 bytes), from /proc: user and system CPU seconds, seconds spent ready to run
+    while another thread had the CPU (`schedstat`; 0 where the kernel keeps no scheduler
+    statistics), and context switches, voluntary (the thread waited for something) and
+    involuntary (it was preempted). Threads of one name are summed; a thread that ended
+    between two readings drops out of the later one."""
+    tick = os.sysconf("SC_CLK_TCK")
+    threads: dict[str, dict[str, float]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return threads
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            status = dict(line.split(":", 1) for line in
+                          (task / "status").read_text().splitlines() if ":" in line)
+            try:
+                waiting_ns = int((task / "schedstat").read_text().split()[1])
+            except (FileNotFoundError, IndexError, ValueError):
+                waiting_ns = 0
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        sums = threads.setdefault(name, dict.fromkeys(THREAD_FIELDS, 0.0))
+        sums["user_s"] += int(stat[11]) / tick
+        sums["system_s"] += int(stat[12]) / tick
+        sums["waiting_s"] += waiting_ns / 1e9
+        sums["voluntary_switches"] += int(status["voluntary_ctxt_switches"])
+        sums["involuntary_switches"] += int(status["nonvoluntary_ctxt_switches"])
+    return threads
+
+
+def thread_deltas(before: dict, after: dict) -> dict[str, dict[str, float]]:
+    """What each thread name of `after` added since `before` (threads started in between
+    count from zero)."""
+    return {name: {k: v - before.get(name, {}).get(k, 0.0) for k, v in sums.items()}
+            for name, sums in after.items()}
+
+
 def cpu_list(cpus: str) -> list[int]:
     out = []
     for part in cpus.split(","):

@@ -1,9 +1,11 @@
 """Unit tests of the report's arithmetic (scripts/test runs them): the ratio of side-by-side
 rounds, and when a target may be called met. Synthetic runs, no servers."""
 
+import os
 import unittest
+from pathlib import Path
 
-from . import report
+from . import measure, report, servers
 
 
 def max_run(server: str, scenario: str, round_: int, rps: float) -> dict:
@@ -109,6 +111,41 @@ class Targets(unittest.TestCase):
     def test_one_round_has_no_spread(self):
         summary = tokeninfo([80_000], [100_000])
         self.assertIsNone(report.ceiling_spread(summary, "tokeninfo"))
+
+
+class Threads(unittest.TestCase):
+    def test_the_median_runs_threads_are_tabled_per_request(self):
+        runs = [max_run("keycard", "tokeninfo", 1, 70_000), max_run("bare", "tokeninfo", 1, 100_000)]
+        threads = {"keycard-checkpo": {"user_s": 0.0, "system_s": 0.05, "waiting_s": 0.02,
+                                       "voluntary_switches": 1_000, "involuntary_switches": 5},
+                   "tokio-rt-worker": {"user_s": 0.9, "system_s": 1.8, "waiting_s": 0.1,
+                                       "voluntary_switches": 2_000, "involuntary_switches": 800}}
+        runs[0]["threads_per_request"] = measure.per_request(threads, 200_000)
+        table = report.markdown(report.summarize(runs), runs, META)
+        self.assertIn("| keycard | `keycard-checkpo` | 0.00 µs | 0.25 µs | 0.10 µs | 5.0 / 0.0 |",
+                      table)
+        self.assertIn("| keycard | `tokio-rt-worker` | 4.50 µs | 9.00 µs | 0.50 µs | 10.0 / 4.0 |",
+                      table)
+        # bare's run has no thread figures: no row, and no table at all without any.
+        self.assertNotIn("| bare | `", table)
+        del runs[0]["threads_per_request"]
+        self.assertNotIn("By thread", report.markdown(report.summarize(runs), runs, META))
+
+    def test_idle_threads_are_left_out(self):
+        idle = {"user_s": 0.0, "system_s": 0.0, "waiting_s": 0.0, "voluntary_switches": 3,
+                "involuntary_switches": 0}
+        self.assertEqual(measure.per_request({"sqlx-sqlite-wor": idle}, 1_000), {})
+
+    def test_this_process_threads_are_read_from_proc(self):
+        # A real reading: this thread's CPU time can only grow while it works.
+        before = servers.thread_times(os.getpid())
+        sum(i * i for i in range(2_000_000))
+        after = servers.thread_times(os.getpid())
+        name = Path("/proc/self/comm").read_text().strip()  # the main thread's name
+        self.assertIn(name, after)
+        delta = servers.thread_deltas(before, after)[name]
+        self.assertGreater(delta["user_s"] + delta["system_s"], 0.0)
+        self.assertGreaterEqual(delta["voluntary_switches"], 0)
 
 
 if __name__ == "__main__":
