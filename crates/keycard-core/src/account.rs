@@ -40,24 +40,37 @@ impl AccountId {
         let invalid = || RuleError::InvalidAccountId {
             value: value.to_owned(),
         };
-        let trimmed = value.trim().as_bytes();
-        let mut canonical = [0u8; MAX_ACCOUNT_ID_LEN];
-        let Some(out) = canonical.get_mut(..trimmed.len()) else {
+        let trimmed = value.trim();
+        if trimmed.len() > MAX_ACCOUNT_ID_LEN {
             return Err(invalid());
-        };
-        for (to, &from) in out.iter_mut().zip(trimmed) {
-            *to = if dash_as_underscore && from == b'-' {
+        }
+        let mapped = |b: u8| {
+            if dash_as_underscore && b == b'-' {
                 b'_'
             } else {
-                from.to_ascii_uppercase()
-            };
-        }
-        // Only ASCII bytes were changed, into ASCII: still UTF-8.
-        let upper = std::str::from_utf8(out).map_err(|_| invalid())?;
+                b.to_ascii_uppercase()
+            }
+        };
+        // Ids usually come as stored (a realm on every request): then the text is already
+        // canonical, and neither a copy nor a UTF-8 check of one is needed.
+        let mut canonical: [u8; MAX_ACCOUNT_ID_LEN];
+        let upper = if trimmed.bytes().all(|b| mapped(b) == b) {
+            trimmed
+        } else {
+            canonical = [0; MAX_ACCOUNT_ID_LEN];
+            let out = canonical.get_mut(..trimmed.len()).ok_or_else(invalid)?;
+            for (to, from) in out.iter_mut().zip(trimmed.bytes()) {
+                *to = mapped(from);
+            }
+            // Only ASCII bytes were changed, into ASCII: still UTF-8.
+            std::str::from_utf8(out).map_err(|_| invalid())?
+        };
         let rest = upper.strip_prefix("TSTDRV").unwrap_or(upper);
-        let (digits, suffix) = rest
-            .split_once('_')
-            .map_or((rest, None), |(d, s)| (d, Some(s)));
+        // `_` is ASCII: a byte search, not `str`'s.
+        let (digits, suffix) = match rest.bytes().position(|b| b == b'_') {
+            Some(at) => (rest.get(..at).unwrap_or_default(), rest.get(at + 1..)),
+            None => (rest, None),
+        };
         if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(invalid());
         }
