@@ -18,7 +18,9 @@ pub mod rules;
 pub mod signature;
 pub mod verify;
 
-pub use base_string::{Explanation, NormalizedParams, RequestTarget, is_form_content_type};
+pub use base_string::{
+    Explanation, NormalizedParams, RequestTarget, is_form_content_type, split_authority,
+};
 pub use error::OAuthError;
 pub use header::{AuthorizationHeader, Protocol};
 pub use nlauth::NlAuthHeader;

@@ -48,21 +48,9 @@ fn strip_label_suffix<'a>(name: &'a str, suffix: &str) -> Option<&'a str> {
     }
 }
 
-/// The host name without a port (IPv6 brackets kept). Searched as bytes (`:` and `]` are
-/// ASCII, so never part of another character): `str`'s character searches (`CharSearcher`,
-/// a byte-wise `memrchr`) were most of its cost, on every request.
+/// The host name without a port (IPv6 brackets kept; an unclosed `[` leaves it whole).
 pub fn host_without_port(authority: &str) -> &str {
-    let bytes = authority.as_bytes();
-    let end = if bytes.first() == Some(&b'[') {
-        bytes
-            .iter()
-            .position(|&b| b == b']')
-            .map(|bracket| bracket + 1)
-    } else {
-        bytes.iter().rposition(|&b| b == b':')
-    };
-    end.and_then(|end| authority.get(..end))
-        .unwrap_or(authority)
+    keycard_oauth1::split_authority(authority).map_or(authority, |(host, _)| host)
 }
 
 /// How a sent realm compares with the account id, in words for the audit diagnosis.
