@@ -26,6 +26,10 @@ many 64-byte lines of code a request runs through. A request that runs mostly st
 code, as keycard's does, pays for each line it fetches, and the instruction count does not see
 it. (The portable SHA-256 adds about 200 lines of its own that the real run does not fetch.)
 
+The report also counts the atomic read-modify-writes a request runs (`atomics`): an
+instruction each in the count above, but each waits for the stores before it, about 23 cycles
+even uncontended.
+
     bench/run --count       (bench/run builds first, then calls this; REQUESTS sets N)
 """
 
@@ -37,7 +41,7 @@ import signal
 import subprocess
 import sys
 
-from . import audit, servers
+from . import atomics, audit, servers
 from .config import SCENARIOS, from_environment
 from .main import capture_bodies, create_directory, log, metadata, publish, results_path, start
 
@@ -49,6 +53,10 @@ CONNECTIONS = 4
 # and L2 on the machines the benchmark runs on (32 KiB each, 1 MiB). Only the server's own
 # accesses are simulated: the kernel's, which share these caches, are not.
 CACHES = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,8,64")
+# Counts per instruction address, for the atomic read-modify-writes (`atomics`).
+PER_INSTRUCTION = ("--dump-instr=yes",)
+# The functions listed with keycard's atomic read-modify-writes in the results' JSON.
+ATOMIC_FUNCTIONS_KEPT = 40
 
 
 def collected(kind: str, paths, port_base: int, scenario, record_id: int, requests: int,
@@ -62,7 +70,8 @@ def collected(kind: str, paths, port_base: int, scenario, record_id: int, reques
     log_path = paths.work / f"{kind}-count.log"
     before = audit.counts(paths.data_dir) if kind == "keycard" else None
     with open(log_path, "w", encoding="utf-8") as sink:
-        proc = subprocess.Popen(["valgrind", "--tool=callgrind", *(CACHES if caches else ()),
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", *PER_INSTRUCTION,
+                                 *(CACHES if caches else ()),
                                  f"--callgrind-out-file={out}", *cmd],
                                 stdout=sink, stderr=sink, env=env)
     try:
@@ -113,13 +122,22 @@ def main() -> int:
     record_id = capture_bodies(paths, env)
     per_request: dict[str, dict[str, int]] = {}
     code_lines: dict[str, dict[str, int]] = {}
+    rmw: dict[str, dict[str, float]] = {}
+    rmw_functions: dict[str, dict[str, float]] = {}
     for scenario in (s for s in SCENARIOS if s.name in COUNTED):
         for kind in ("keycard", "bare"):
             once, twice = (collected(kind, paths, env.port_base, scenario, record_id, k, caches)
                            for k in (n, 2 * n))
             per_request.setdefault(scenario.name, {})[kind] = (twice["Ir"] - once["Ir"]) // n
+            files = [paths.work / f"callgrind.{kind}.{scenario.name}.{k}" for k in (n, 2 * n)]
+            total, by_function = atomics.per_request(*files, n)
+            rmw.setdefault(scenario.name, {})[kind] = round(total, 2)
+            if kind == "keycard":
+                rmw_functions[scenario.name] = {
+                    fn: round(v, 2)
+                    for fn, v in list(by_function.items())[:ATOMIC_FUNCTIONS_KEPT]}
             line = (f"{scenario.name:9} {kind:7} {per_request[scenario.name][kind]:8,} "
-                    "instructions per request")
+                    f"instructions, {total:6.2f} atomic read-modify-writes per request")
             if caches:
                 code_lines.setdefault(scenario.name, {})[kind] = (
                     (twice["I1mr"] - once["I1mr"]) // n)
@@ -131,7 +149,8 @@ def main() -> int:
     if caches:
         meta["cache_sim"] = " ".join(CACHES[1:])
     out = results_path(meta, "count")
-    result = {"meta": meta, "requests": n, "per_request": per_request}
+    result = {"meta": meta, "requests": n, "per_request": per_request,
+              "atomic_rmw_per_request": rmw, "keycard_atomic_rmw_by_function": rmw_functions}
     if caches:
         result["i1_misses_per_request"] = code_lines
     out.write_text(json.dumps(result, indent=1) + "\n")
@@ -141,6 +160,12 @@ def main() -> int:
     for name, counts in per_request.items():
         lines.append(f"| {name} | {counts['keycard']:,} | {counts['bare']:,} | "
                      f"{counts['keycard'] / counts['bare']:.1f}× |")
+    lines += ["", "Atomic read-modify-writes per request (`lock`-prefixed instructions and "
+              "`xchg` with memory, counted by address; keycard's by function in the JSON):", "",
+              "| scenario | keycard | bare | keycard/bare |", "|---|---:|---:|---:|"]
+    for name, counts in rmw.items():
+        lines.append(f"| {name} | {counts['keycard']:.1f} | {counts['bare']:.1f} | "
+                     f"{counts['keycard'] / max(counts['bare'], 0.01):.1f}× |")
     if caches:
         lines += ["", "Instruction-cache misses per request (callgrind's simulation, "
                   f"{meta['cache_sim']}):", "",
