@@ -21,6 +21,7 @@ use keycard_store::{ChangeListener, Remote, Store, StoreError};
 use once_cell::race::OnceBox;
 use tokio::sync::{broadcast, oneshot, watch};
 
+use crate::counters::Counter;
 use crate::shared::Scope;
 use crate::shared::nonce::scope_digest;
 
@@ -329,8 +330,9 @@ pub struct CredentialCache {
     reachability: Reachability,
     /// Dropped with the cache, which stops the change listener's task.
     _stop_listening: oneshot::Sender<()>,
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
+    /// Per thread: an atomic add per lookup was two of a request's atomic read-modify-writes.
+    pub hits: Counter,
+    pub misses: Counter,
 }
 
 impl CredentialCache {
@@ -353,8 +355,8 @@ impl CredentialCache {
                 latest_failed: std::sync::atomic::AtomicBool::new(false),
             },
             _stop_listening: stop,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: Counter::default(),
+            misses: Counter::default(),
         });
         tokio::spawn(watch_version(store.clone(), Arc::downgrade(&cache), resync));
         tokio::spawn(listen_remote(
@@ -503,15 +505,38 @@ impl CredentialCache {
         }
     }
 
+    /// A request's account, integration and token when all three are cached, found under one
+    /// read of the maps: a read takes and gives back their lock, two atomic read-modify-writes,
+    /// where the three lookups one by one took three. `None` when any is missing: the caller
+    /// then looks each up on its own (and loads what is missing).
+    pub fn cached_principal(
+        &self,
+        account: &AccountId,
+        consumer_key: &str,
+        token_id: &str,
+    ) -> Option<(Arc<Account>, Arc<IntegrationEntry>, Arc<TokenEntry>)> {
+        let found = {
+            let maps = self.read();
+            (
+                maps.accounts.get(account)?.clone(),
+                maps.integrations.get(consumer_key)?.clone(),
+                maps.tokens.get(token_id)?.clone(),
+            )
+        };
+        // Counted as the one-by-one lookups count: the integration's and the token's.
+        self.hits.add(2);
+        Some(found)
+    }
+
     pub async fn integration(
         &self,
         consumer_key: &str,
     ) -> Result<Option<Arc<IntegrationEntry>>, StoreError> {
         if let Some(found) = self.read().integrations.get(consumer_key) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.hits.add(1);
             return Ok(Some(found.clone()));
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.misses.add(1);
         Box::pin(self.load_integration(consumer_key)).await
     }
 
@@ -565,10 +590,10 @@ impl CredentialCache {
         legacy: bool,
     ) -> Result<Option<Arc<TokenEntry>>, StoreError> {
         if let Some(found) = self.read().tokens.get(token_id) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.hits.add(1);
             return Ok(Some(found.clone()));
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.misses.add(1);
         Box::pin(self.load_token(integration, token_id, legacy)).await
     }
 

@@ -331,7 +331,7 @@ fn tracked(
         let route = Route::of(request.uri().path());
         let surface = route.metrics_surface();
         let started = surface.map(|_| {
-            state.metrics.arrivals.fetch_add(1, Ordering::Relaxed);
+            state.metrics.arrive();
             Instant::now()
         });
         // The path only: a query may carry OAuth parameters. Copied only when the line is logged.

@@ -6,7 +6,9 @@
 pub mod audit;
 pub mod cache;
 pub mod config;
+pub mod counters;
 pub mod dispatch;
+pub mod drain;
 pub mod flow;
 pub mod listen;
 pub mod metrics;

@@ -20,12 +20,12 @@ use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::AppState;
 use crate::dispatch::{Activity, Keycard};
+use crate::drain::{Drain, Watcher};
 
 /// Serves `listener` (with TLS when `tls` is given) until `stop` resolves; then stops
 /// accepting, lets every connection finish the request it is answering (idle keep-alive
@@ -36,7 +36,7 @@ pub async fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     stop: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    let drain = Arc::new(Drain::default());
     let tls = tls.map(TlsAcceptor::from);
     let mut stop = std::pin::pin!(stop);
     loop {
@@ -53,7 +53,7 @@ pub async fn serve(
         };
         let service = Keycard::new(state.clone(), peer);
         let activity = service.activity();
-        let watcher = graceful.watcher();
+        let watcher = drain.watcher();
         let serving = match &tls {
             None => tokio::spawn(serve_http(TokioIo::new(stream), false, service, watcher)),
             Some(acceptor) => {
@@ -90,7 +90,7 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    drain.shutdown().await;
 }
 
 /// How long a client has to complete the TLS handshake.

@@ -1,5 +1,6 @@
-//! `/metrics` in Prometheus' text format. Request latency is counted by the router
-//! ([`crate::dispatch`]) with atomics only; login outcomes are counted by the audit writer,
+//! `/metrics` in Prometheus' text format. Requests and their latency are counted by the router
+//! ([`crate::dispatch`]) in per-thread counters ([`crate::counters`]: no atomic
+//! read-modify-write on the request path); login outcomes are counted by the audit writer,
 //! off the hot path; gauges (cache, nonces, slots, audit queue) are read when scraped.
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
+use crate::counters::PerThread;
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -18,42 +20,29 @@ const BUCKETS: [f64; 14] = [
 ];
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
+#[derive(Default)]
 struct Histogram {
     /// Per bucket (non-cumulative), then +Inf.
     counts: [AtomicU64; BUCKETS.len() + 1],
     sum_micros: AtomicU64,
 }
 
-impl Histogram {
-    fn new() -> Self {
-        Self {
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_micros: AtomicU64::new(0),
-        }
-    }
-}
-
-pub struct Metrics {
+/// What the router counts on every request (one thread's share).
+#[derive(Default)]
+struct RequestCounters {
     /// Indexed by `MetricsSurface as usize`.
     latency: [Histogram; MetricsSurface::ALL.len()],
     responses: [[AtomicU64; CLASSES.len()]; MetricsSurface::ALL.len()],
+    /// Requests that reached the router: the audit writer watches it to give way to traffic.
+    arrivals: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: PerThread<RequestCounters>,
     /// (surface, outcome, detail) → attempts; written by the audit writer only.
     logins: Mutex<BTreeMap<(String, String, String), u64>>,
     pub audit_written: AtomicU64,
-    /// Requests that reached the router: the audit writer watches it to give way to traffic.
-    pub arrivals: AtomicU64,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self {
-            latency: std::array::from_fn(|_| Histogram::new()),
-            responses: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            logins: Mutex::new(BTreeMap::new()),
-            audit_written: AtomicU64::new(0),
-            arrivals: AtomicU64::new(0),
-        }
-    }
 }
 
 /// The label of the request metrics: the surface a route belongs to
@@ -92,29 +81,35 @@ impl MetricsSurface {
 }
 
 impl Metrics {
+    /// Counts a request that reached the router.
+    pub fn arrive(&self) {
+        self.requests.local().add(1, |c| &c.arrivals);
+    }
+
+    /// Requests that reached the router so far.
+    pub fn arrivals(&self) -> u64 {
+        self.requests.sum(|c| &c.arrivals)
+    }
+
     pub fn observe(&self, surface: MetricsSurface, status: u16, seconds: f64) {
         let surface = surface as usize;
-        let Some(histogram) = self.latency.get(surface) else {
+        if surface >= MetricsSurface::ALL.len() {
             return;
-        };
+        }
         let bucket = BUCKETS
             .iter()
             .position(|le| seconds <= *le)
             .unwrap_or(BUCKETS.len());
-        if let Some(count) = histogram.counts.get(bucket) {
-            count.fetch_add(1, Ordering::Relaxed);
-        }
-        // Whole microseconds are precise enough for a sum and keep it an atomic integer.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        histogram
-            .sum_micros
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
         let class = usize::from(status / 100)
             .saturating_sub(1)
             .min(CLASSES.len() - 1);
-        if let Some(counter) = self.responses.get(surface).and_then(|r| r.get(class)) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        let local = self.requests.local();
+        // The indexes are in range: checked and clamped above.
+        local.add(1, |c| &c.latency[surface].counts[bucket]);
+        // Whole microseconds are precise enough for a sum and keep it an integer.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        local.add((seconds * 1e6) as u64, |c| &c.latency[surface].sum_micros);
+        local.add(1, |c| &c.responses[surface][class]);
     }
 
     /// Counts a batch of login records (called by the audit writer). Consecutive records with
@@ -161,13 +156,13 @@ pub fn render(state: &AppState) -> Response {
             "keycard_cache_hits_total",
             "counter",
             "Credential cache hits.",
-            state.cache.hits.load(Ordering::Relaxed),
+            state.cache.hits.get(),
         ),
         (
             "keycard_cache_misses_total",
             "counter",
             "Credential cache misses (loads from the directory).",
-            state.cache.misses.load(Ordering::Relaxed),
+            state.cache.misses.get(),
         ),
         (
             "keycard_audit_queue",
@@ -221,10 +216,11 @@ impl Metrics {
             out,
             "# HELP keycard_http_requests_total HTTP responses by surface and status class.\n# TYPE keycard_http_requests_total counter"
         );
-        for (surface, classes) in MetricsSurface::ALL.iter().zip(&self.responses) {
+        for (s, surface) in MetricsSurface::ALL.iter().enumerate() {
             let surface = surface.label();
-            for (class, count) in CLASSES.iter().zip(classes) {
-                let count = count.load(Ordering::Relaxed);
+            for (class, name) in CLASSES.iter().enumerate() {
+                let count = self.requests.sum(|c| &c.responses[s][class]);
+                let class = name;
                 if count > 0 {
                     let _ = writeln!(
                         out,
@@ -237,11 +233,11 @@ impl Metrics {
             out,
             "# HELP keycard_http_request_duration_seconds Time from request to response head, by surface.\n# TYPE keycard_http_request_duration_seconds histogram"
         );
-        for (surface, histogram) in MetricsSurface::ALL.iter().zip(&self.latency) {
+        for (s, surface) in MetricsSurface::ALL.iter().enumerate() {
             let surface = surface.label();
             let mut cumulative = 0;
-            for (i, count) in histogram.counts.iter().enumerate() {
-                cumulative += count.load(Ordering::Relaxed);
+            for i in 0..=BUCKETS.len() {
+                cumulative += self.requests.sum(|c| &c.latency[s].counts[i]);
                 let le = BUCKETS
                     .get(i)
                     .map_or_else(|| "+Inf".to_owned(), ToString::to_string);
@@ -251,7 +247,7 @@ impl Metrics {
                 );
             }
             #[allow(clippy::cast_precision_loss)]
-            let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let sum = self.requests.sum(|c| &c.latency[s].sum_micros) as f64 / 1e6;
             let _ = writeln!(
                 out,
                 "keycard_http_request_duration_seconds_sum{{surface=\"{surface}\"}} {sum}"

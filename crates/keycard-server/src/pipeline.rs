@@ -351,13 +351,18 @@ fn named_account(
     }
 }
 
-/// Step 2: the account exists, the realm names it correctly, and it has TBA.
+/// The integration and token a request names, when they were found with its account.
+type FoundWithAccount = Option<(Arc<IntegrationEntry>, Arc<TokenEntry>)>;
+
+/// Step 2: the account exists, the realm names it correctly, and it has TBA. When the
+/// integration and token are cached too, they are taken in the same look at the cache, for
+/// steps 3 and 4.
 async fn account_step(
     state: &AppState,
     facts: &RequestFacts<'_>,
     p: &Presented<'_>,
     known: &mut Known,
-) -> Result<Arc<Account>, Refusal> {
+) -> Result<(Arc<Account>, FoundWithAccount), Refusal> {
     let Some(account_id) = named_account(state, facts, p.realm) else {
         return Err(login_failed(
             "InvalidAccount",
@@ -365,6 +370,14 @@ async fn account_step(
         ));
     };
     known.account = Some(account_id.as_str().into());
+    if let Some((account, integration, token)) =
+        state
+            .cache
+            .cached_principal(&account_id, p.consumer_key, p.token)
+    {
+        admits(p, &account)?;
+        return Ok((account, Some((integration, token))));
+    }
     let Some(account) = state
         .cache
         .account(&account_id)
@@ -377,7 +390,7 @@ async fn account_step(
         ));
     };
     admits(p, &account)?;
-    Ok(account)
+    Ok((account, None))
 }
 
 /// The realm names the account in its exact form, and the account has TBA.
@@ -399,13 +412,17 @@ async fn integration_step(
     state: &AppState,
     p: &Presented<'_>,
     account: &Account,
+    found: Option<Arc<IntegrationEntry>>,
     known: &mut Known,
 ) -> Result<Arc<IntegrationEntry>, Refusal> {
-    let integration = state
-        .cache
-        .integration(p.consumer_key)
-        .await
-        .map_err(unavailable)?;
+    let integration = match found {
+        Some(found) => Some(found),
+        None => state
+            .cache
+            .integration(p.consumer_key)
+            .await
+            .map_err(unavailable)?,
+    };
     let Some(integration) = integration.filter(|i| i.integration.account == account.id) else {
         let _ = DECOY_KEY.verify(b"decoy", p.signature);
         return Err(login_failed(
@@ -435,13 +452,17 @@ async fn token_step(
     p: &Presented<'_>,
     account: &Account,
     integration: &IntegrationEntry,
+    found: Option<Arc<TokenEntry>>,
     known: &mut Known,
 ) -> Result<Arc<TokenEntry>, Refusal> {
-    let token = state
-        .cache
-        .token(integration, p.token, state.config.allow_legacy_sha1)
-        .await
-        .map_err(unavailable)?;
+    let token = match found {
+        Some(found) => Some(found),
+        None => state
+            .cache
+            .token(integration, p.token, state.config.allow_legacy_sha1)
+            .await
+            .map_err(unavailable)?,
+    };
     let Some(token) = token.filter(|t| {
         t.token.integration_id == integration.integration.id
             && integration.integration.account == account.id
@@ -682,9 +703,10 @@ async fn run(
     known: &mut Known,
 ) -> Result<Principal, Refusal> {
     grace_step(state)?;
-    let account = account_step(state, facts, p, known).await?;
-    let integration = integration_step(state, p, &account, known).await?;
-    let token = token_step(state, p, &account, &integration, known).await?;
+    let (account, found) = account_step(state, facts, p, known).await?;
+    let (found_integration, found_token) = found.unzip();
+    let integration = integration_step(state, p, &account, found_integration, known).await?;
+    let token = token_step(state, p, &account, &integration, found_token, known).await?;
     let method = method_step(state, p)?;
     let now = known.at;
     // Parsed once: the nonce's slot comes from memory while the signature is checked, and

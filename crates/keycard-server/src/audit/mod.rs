@@ -135,9 +135,9 @@ async fn write_in_steps(
 async fn give_way(receiver: &AuditReceiver, metrics: &Metrics) {
     let started = tokio::time::Instant::now();
     loop {
-        let arrivals = metrics.arrivals.load(Ordering::Relaxed);
+        let arrivals = metrics.arrivals();
         tokio::task::yield_now().await;
-        let quiet = metrics.arrivals.load(Ordering::Relaxed) == arrivals;
+        let quiet = metrics.arrivals() == arrivals;
         if quiet || receiver.is_behind(BEHIND) || started.elapsed() >= MOST_GIVEN_WAY {
             return;
         }
@@ -246,7 +246,7 @@ mod tests {
             async move {
                 let mut turns = 0;
                 while !stop.load(Ordering::Relaxed) {
-                    metrics.arrivals.fetch_add(1, Ordering::Relaxed);
+                    metrics.arrive();
                     turns += 1;
                     if turns == 20 {
                         for n in 0..=BEHIND {

@@ -221,12 +221,12 @@ async fn each_kind_of_change_drops_what_it_touches() {
     let id = integration.integration.id;
     cache.invalidate_entity(&event(Some(elsewhere), EntityKind::Integration, id + 1));
     assert_eq!(cache.cached_tokens(), 3, "another account's integration");
-    let misses = cache.misses.load(Ordering::SeqCst);
+    let misses = cache.misses.get();
     cache.invalidate_entity(&event(Some(account()), EntityKind::Integration, id));
     assert_eq!(cache.cached_tokens(), 0, "the integration's tokens");
     cache.integration(&h.creds.consumer_key).await.unwrap();
     assert_eq!(
-        cache.misses.load(Ordering::SeqCst),
+        cache.misses.get(),
         misses + 1,
         "and itself"
     );

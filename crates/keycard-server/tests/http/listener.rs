@@ -64,6 +64,38 @@ async fn stopping_finishes_the_request_in_flight_and_accepts_no_more() {
     );
 }
 
+/// A keep-alive connection idle after its answer, and one that never sent a byte, are closed by
+/// the stop at once (not after the 30 s idle timeout), and the stop returns: each is woken
+/// through the waker it registered on its first poll, not found by a later one.
+#[tokio::test]
+async fn stopping_closes_idle_connections_at_once() {
+    let mut h = Harness::start().await;
+    let server = h.server.take().unwrap();
+    let addr = server.addr;
+    let mut answered = TcpStream::connect(addr).await.unwrap();
+    answered
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    answered.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    tokio::time::timeout(Duration::from_secs(5), server.stop())
+        .await
+        .expect("the stop closes idle connections at once")
+        .unwrap();
+    for stream in [&mut answered, &mut silent] {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+            .await
+            .expect("the server closed the connection")
+            .unwrap();
+    }
+}
+
 /// With a short idle timeout: a connection that sends nothing, and one that trickles a request
 /// head without ever finishing it, are closed; one that keeps sending requests is not; a body
 /// that stops arriving is answered 408 and its connection closed.
