@@ -225,11 +225,7 @@ async fn each_kind_of_change_drops_what_it_touches() {
     cache.invalidate_entity(&event(Some(account()), EntityKind::Integration, id));
     assert_eq!(cache.cached_tokens(), 0, "the integration's tokens");
     cache.integration(&h.creds.consumer_key).await.unwrap();
-    assert_eq!(
-        cache.misses.get(),
-        misses + 1,
-        "and itself"
-    );
+    assert_eq!(cache.misses.get(), misses + 1, "and itself");
 
     load_all().await;
     cache.invalidate_entity(&event(None, EntityKind::MasterKey, 0));
