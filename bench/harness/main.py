@@ -18,7 +18,10 @@ from pathlib import Path
 from . import report, servers, setup_data
 from .config import (BENCH, MODES, NOISY, PLAIN, REPO, SCENARIOS, TARGET_LOAD, cpu_count,
                      from_environment)
-from .measure import Runner
+from .measure import Runner, machine_stalls
+
+# How long the machine's own stalls are measured before the runs (`measure.machine_stalls`).
+STALL_SECONDS = {"quick": 2.0, "short": 5.0, "full": 10.0}
 
 
 def main() -> int:
@@ -32,6 +35,7 @@ def main() -> int:
     create_directory(paths, env)
     record_id = capture_bodies(paths, env)
     runner = Runner(env, paths, record_id)
+    meta["stalls"] = machine_stalls(paths, env, STALL_SECONDS[args.mode])
 
     # Rough first guesses per server CPU; each max run is then sized from the last rate seen.
     ncpu = cpu_count(env.server_cpus)

@@ -104,6 +104,26 @@ def per_request(threads: dict, answered: int) -> dict[str, dict[str, float]]:
             if t["user_s"] + t["system_s"] > 0 or t["involuntary_switches"] > 0}
 
 
+def machine_stalls(paths: servers.Paths, env: Env, seconds: float) -> dict | None:
+    """What the machine alone does to a running thread: `hiccups` (bench/src/bin/hiccups.rs)
+    spinning on the clock for `seconds` on the first server CPU and the first generator CPU
+    at once, with nothing else running; `None` where the binary is missing (a lent machine
+    prepared before it existed)."""
+    tool = paths.loadgen.parent / "hiccups"
+    if not tool.is_file():
+        return None
+    sides = {"server_cpu": servers.cpu_list(env.server_cpus)[0],
+             "loadgen_cpu": servers.cpu_list(env.loadgen_cpus)[0]}
+    spinning = {side: subprocess.Popen(["taskset", "-c", str(cpu), str(tool), str(seconds)],
+                                       stdout=subprocess.PIPE, text=True)
+                for side, cpu in sides.items()}
+    stalls = {}
+    for side, proc in spinning.items():
+        out, _ = proc.communicate(timeout=seconds + 30)
+        stalls[side] = {"cpu": sides[side], **json.loads(out)}
+    return stalls
+
+
 def children_cpu() -> float:
     """CPU seconds of this harness' finished children (loadgen runs as one, via taskset's exec)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -294,6 +294,7 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
         shown = "–" if value is None else (f"{value:.2f}" if "ratio" in name or "/" in name
                                            else fmt_us(value))
         lines.append(f"- {name}: {shown} ({mark})")
+    lines += stall_lines(meta)
     gen = meta["generator"]
     lines += ["", f"Generator: {gen['presign_ns_per_request']:.0f} ns to pre-sign a request; "
               f"at bare's max it used {gen['cpu_util_at_bare_max'] * 100:.0f}% of its CPUs.",
@@ -301,6 +302,25 @@ def markdown(summary: dict, runs: list[dict], meta: dict) -> str:
               f"server's or the generator's CPUs on average over the runs (worst run "
               f"{meta['others_on_cpus']['max']:.0%})."]
     return "\n".join(lines)
+
+
+def stall_lines(meta: dict) -> list[str]:
+    """The machine's own stalls, measured before the runs with nothing else running (a thread
+    spinning on the clock on the first server and generator CPU): the floor under the open-loop
+    tail latencies. Empty for runs recorded without them."""
+    stalls = meta.get("stalls")
+    if not stalls:
+        return []
+    sides = {"server_cpu": "the server's CPU", "loadgen_cpu": "the generator's CPU"}
+    parts = [f"on {label} (CPU {s['cpu']}) {s['gaps_over_1ms_per_s']:.1f} a second longer than "
+             f"1 ms, the longest {fmt_us(s['longest_us'])}, {s['lost_share']:.2%} of the time lost "
+             "in gaps over 100 µs"
+             for side, label in sides.items() if (s := stalls.get(side))]
+    seconds = max(s["seconds"] for s in stalls.values())
+    return ["", f"Machine stalls, with nothing else running ({seconds:.0f} s of a thread reading "
+            "the clock in a loop): " + "; ".join(parts) + ". Each stall queues the requests due "
+            "during it, and at 80% load the server drains that queue with a fifth of its "
+            "capacity, so a p99 at 80% load below the longest stall is not measurable here."]
 
 
 def thread_lines(summary: dict) -> list[str]:

@@ -114,6 +114,21 @@ class Targets(unittest.TestCase):
 
 
 class Threads(unittest.TestCase):
+    def test_the_machines_stalls_are_reported_per_side(self):
+        side = {"seconds": 10.0, "gaps_over_100us": 40, "gaps_over_1ms": 10,
+                "gaps_over_1ms_per_s": 1.0, "longest_us": 4060.0, "lost_share": 0.0067}
+        lines = report.stall_lines({"stalls": {"server_cpu": {"cpu": 0, **side},
+                                                "loadgen_cpu": {"cpu": 1, **side,
+                                                                "gaps_over_1ms_per_s": 0.0,
+                                                                "longest_us": 480.0}}})
+        text = "\n".join(lines)
+        self.assertIn("the server's CPU (CPU 0) 1.0 a second longer than 1 ms, the longest "
+                      "4.06 ms, 0.67% of the time", text)
+        self.assertIn("the generator's CPU (CPU 1) 0.0 a second", text)
+        self.assertIn("the longest 480 µs", text)
+        self.assertEqual(report.stall_lines({}), [])
+        self.assertEqual(report.stall_lines({"stalls": None}), [])
+
     def test_the_median_runs_threads_are_tabled_per_request(self):
         runs = [max_run("keycard", "tokeninfo", 1, 70_000), max_run("bare", "tokeninfo", 1, 100_000)]
         threads = {"keycard-checkpo": {"user_s": 0.0, "system_s": 0.05, "waiting_s": 0.02,
