@@ -40,6 +40,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from . import atomics, audit, servers
 from .config import SCENARIOS, from_environment
@@ -59,6 +60,11 @@ PER_INSTRUCTION = ("--dump-instr=yes",)
 ATOMIC_FUNCTIONS_KEPT = 40
 
 
+def callgrind_file(paths, kind: str, scenario: str, requests: int) -> Path:
+    """Where callgrind writes a server's counts for one scenario and request count."""
+    return paths.work / f"callgrind.{kind}.{scenario}.{requests}"
+
+
 def collected(kind: str, paths, port_base: int, scenario, record_id: int, requests: int,
               caches: bool = False) -> dict[str, int]:
     """The events callgrind collected in the server for `requests` measured requests, by
@@ -66,7 +72,7 @@ def collected(kind: str, paths, port_base: int, scenario, record_id: int, reques
     misses) and the others of its cache simulation."""
     port = servers.port_for(kind, port_base)
     cmd, env = servers.command(kind, paths, port, scenario.name)
-    out = paths.work / f"callgrind.{kind}.{scenario.name}.{requests}"
+    out = callgrind_file(paths, kind, scenario.name, requests)
     log_path = paths.work / f"{kind}-count.log"
     before = audit.counts(paths.data_dir) if kind == "keycard" else None
     with open(log_path, "w", encoding="utf-8") as sink:
@@ -129,7 +135,7 @@ def main() -> int:
             once, twice = (collected(kind, paths, env.port_base, scenario, record_id, k, caches)
                            for k in (n, 2 * n))
             per_request.setdefault(scenario.name, {})[kind] = (twice["Ir"] - once["Ir"]) // n
-            files = [paths.work / f"callgrind.{kind}.{scenario.name}.{k}" for k in (n, 2 * n)]
+            files = [callgrind_file(paths, kind, scenario.name, k) for k in (n, 2 * n)]
             total, by_function = atomics.per_request(*files, n)
             rmw.setdefault(scenario.name, {})[kind] = round(total, 2)
             if kind == "keycard":

@@ -218,9 +218,8 @@ impl Metrics {
         );
         for (s, surface) in MetricsSurface::ALL.iter().enumerate() {
             let surface = surface.label();
-            for (class, name) in CLASSES.iter().enumerate() {
-                let count = self.requests.sum(|c| &c.responses[s][class]);
-                let class = name;
+            for (i, class) in CLASSES.iter().enumerate() {
+                let count = self.requests.sum(|c| &c.responses[s][i]);
                 if count > 0 {
                     let _ = writeln!(
                         out,
