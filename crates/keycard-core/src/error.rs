@@ -11,6 +11,12 @@ pub enum RuleError {
     Empty { field: &'static str },
     #[error("{field} is too long (at most {max} characters)")]
     TooLong { field: &'static str, max: usize },
+    #[error("{field} must not hold control characters (tabs, line breaks, NUL and the like)")]
+    ControlCharacter { field: &'static str },
+    #[error(
+        "{field} `{value}` is only digits, which would read as an internal id: add a letter or a sign"
+    )]
+    NumericName { field: &'static str, value: String },
     #[error("`{value}` is not a valid email address")]
     InvalidEmail { value: String },
     #[error("the callback URL `{value}` must be https, or http://localhost with any port")]
@@ -73,6 +79,8 @@ impl RuleError {
             Self::InvalidAccountId { .. } => "invalid_account_id",
             Self::Empty { .. } => "empty",
             Self::TooLong { .. } => "too_long",
+            Self::ControlCharacter { .. } => "control_character",
+            Self::NumericName { .. } => "numeric_name",
             Self::InvalidEmail { .. } => "invalid_email",
             Self::InvalidCallbackUrl { .. } => "invalid_callback_url",
             Self::CallbackUrlRequired => "callback_url_required",
@@ -94,7 +102,9 @@ impl RuleError {
     }
 }
 
-/// Checks a free-text field: trimmed, non-empty, at most `max` characters.
+/// Checks a free-text field: trimmed, non-empty, at most `max` characters, no control
+/// characters (a NUL cannot be stored in PostgreSQL text, and a line break forges lines in
+/// listings and logs).
 pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<String, RuleError> {
     let value = value.trim();
     if value.is_empty() {
@@ -103,5 +113,19 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<String
     if value.chars().count() > max {
         return Err(RuleError::TooLong { field, max });
     }
+    if value.chars().any(char::is_control) {
+        return Err(RuleError::ControlCharacter { field });
+    }
     Ok(value.to_owned())
+}
+
+/// Checks the name of a record that is also found by its internal id ([`check_text`], and
+/// not only digits): lookups read a key of digits as an id, so such a name could never be
+/// named, and once it were, "17" would be two records.
+pub fn check_name(field: &'static str, value: &str, max: usize) -> Result<String, RuleError> {
+    let name = check_text(field, value, max)?;
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RuleError::NumericName { field, value: name });
+    }
+    Ok(name)
 }

@@ -66,7 +66,7 @@ pub fn check_email(value: &str) -> Result<String, RuleError> {
         || domain.starts_with('.')
         || domain.ends_with('.')
         || email.len() > 254
-        || email.chars().any(char::is_whitespace)
+        || email.chars().any(|c| c.is_whitespace() || c.is_control())
         || domain.contains('@')
     {
         return Err(invalid());

@@ -43,6 +43,8 @@ pub struct Metrics {
     /// (surface, outcome, detail) → attempts; written by the audit writer only.
     logins: Mutex<BTreeMap<(String, String, String), u64>>,
     pub audit_written: AtomicU64,
+    /// Login records the database refused as data (left out of the trail, logged).
+    pub audit_refused: AtomicU64,
 }
 
 /// The label of the request metrics: the surface a route belongs to
@@ -175,6 +177,12 @@ pub fn render(state: &AppState) -> Response {
             "counter",
             "Login records written to the directory.",
             m.audit_written.load(Ordering::Relaxed),
+        ),
+        (
+            "keycard_audit_refused_total",
+            "counter",
+            "Login records the database refused as data, left out of the trail (each one logged).",
+            m.audit_refused.load(Ordering::Relaxed),
         ),
     ];
     for (name, kind, help, value) in gauges {

@@ -96,6 +96,13 @@ impl Store {
                 })?;
         }
         if let Some(pool) = self.login_pool() {
+            let replaced: Vec<_>;
+            let records = if records.iter().any(holds_nul) {
+                replaced = records.iter().map(without_nul).collect();
+                &replaced
+            } else {
+                records
+            };
             return insert_on_postgres(pool, records).await;
         }
         // Unreachable: an SQLite store always has a file, hence the native writer
@@ -296,6 +303,60 @@ fn login_query<'q>(query: &'q LoginQuery) -> (String, Vec<Filter<'q>>) {
     }
     let _ = write!(sql, " ORDER BY id DESC LIMIT ${}", values.len() + 1);
     (sql, values)
+}
+
+/// The record's text fields: what a client sent (a decoded NLAuth email, say) may hold a NUL.
+fn texts(record: &keycard_core::LoginRecord) -> impl Iterator<Item = &str> {
+    let optional = [
+        &record.account,
+        &record.integration,
+        &record.token_name,
+        &record.user,
+        &record.role,
+    ];
+    [
+        &record.request_id,
+        &record.ip,
+        &record.surface,
+        &record.request_uri,
+        &record.status,
+        &record.detail,
+    ]
+    .into_iter()
+    .chain(optional.into_iter().flatten())
+    .map(keycard_core::Text::as_str)
+}
+
+fn holds_nul(record: &keycard_core::LoginRecord) -> bool {
+    texts(record).any(|text| text.contains('\0'))
+}
+
+/// The record with each NUL replaced by U+FFFD: PostgreSQL text cannot hold a NUL, and a
+/// batch it refuses would be retried for ever, holding back the whole trail.
+fn without_nul(record: &keycard_core::LoginRecord) -> keycard_core::LoginRecord {
+    let replace = |text: &keycard_core::Text| -> keycard_core::Text {
+        if text.contains('\0') {
+            text.replace('\0', "\u{fffd}").into()
+        } else {
+            text.clone()
+        }
+    };
+    let optional = |text: &Option<keycard_core::Text>| text.as_ref().map(replace);
+    keycard_core::LoginRecord {
+        at: record.at,
+        request_id: replace(&record.request_id),
+        ip: replace(&record.ip),
+        account: optional(&record.account),
+        integration: optional(&record.integration),
+        token_name: optional(&record.token_name),
+        user: optional(&record.user),
+        role: optional(&record.role),
+        surface: replace(&record.surface),
+        request_uri: replace(&record.request_uri),
+        status: replace(&record.status),
+        detail: replace(&record.detail),
+        diagnosis: record.diagnosis.clone(),
+    }
 }
 
 /// A whole batch in one statement and one round trip: each column bound as an array, the rows

@@ -84,6 +84,19 @@ impl StoreError {
         }
     }
 
+    /// Whether PostgreSQL refused the data itself (SQLSTATE class 22, data exception, or 23,
+    /// integrity constraint violation): the same write fails again however often it is
+    /// retried, unlike a lost connection or a database that is down.
+    pub fn is_refused_data(&self) -> bool {
+        match self {
+            Self::Database(sqlx::Error::Database(db)) => db.code().is_some_and(|code| {
+                // SQLite's codes are numbers of at most four digits; SQLSTATEs have five.
+                code.len() == 5 && (code.starts_with("22") || code.starts_with("23"))
+            }),
+            _ => false,
+        }
+    }
+
     /// Whether a database error is a unique-constraint violation (both backends).
     pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
         match error {

@@ -3,13 +3,13 @@
 use keycard_core::integration::{application_id_from, check_concurrency_limit};
 use keycard_core::{
     AccountId, AdminAction, EntityKind, Integration, IntegrationFlags, IntegrationState, Secret,
-    error::check_text,
+    error::check_name,
 };
 use serde_json::json;
 use sqlx::Row;
 
 use crate::crypto::random_hex;
-use crate::rows::{self, INTEGRATION_COLUMNS, to_json};
+use crate::rows::{self, INTEGRATION_COLUMNS, Key, to_json};
 use crate::{Store, StoreError, change};
 
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ impl Store {
         account: &AccountId,
         new: NewIntegration,
     ) -> Result<(Integration, ConsumerCredentials), StoreError> {
-        let name = check_text("integration name", &new.name, 200)?;
+        let name = check_name("integration name", &new.name, 200)?;
         new.flags.validate()?;
         let mut tx = self.begin().await?;
         let account_record = crate::accounts::fetch(&mut tx, account).await?;
@@ -152,7 +152,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut integration = fetch_live(&mut tx, account, key).await?;
         if let Some(name) = &update.name {
-            integration.name = check_text("integration name", name, 200)?;
+            integration.name = check_name("integration name", name, 200)?;
         }
         if let Some(description) = &update.description {
             description.trim().clone_into(&mut integration.description);
@@ -365,6 +365,9 @@ impl Store {
         &self,
         consumer_key: &str,
     ) -> Result<Option<(Integration, Secret)>, StoreError> {
+        if matches!(rows::key(consumer_key), Key::Never) {
+            return Ok(None);
+        }
         let row = sqlx::query(&format!("SELECT {INTEGRATION_COLUMNS}, consumer_secret FROM integrations WHERE consumer_key = $1"))
             .bind(consumer_key)
             .fetch_optional(self.pool())
@@ -385,14 +388,28 @@ pub(crate) async fn fetch(
     account: &AccountId,
     key: &str,
 ) -> Result<Integration, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE account_id = $1 AND (CAST(id AS TEXT) = $2 OR (name = $2 AND state <> 'deleted')) ORDER BY id DESC"
-    ))
-    .bind(account.as_str())
-    .bind(key.trim())
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| StoreError::NotFound {
+    let row = match rows::key(key) {
+        Key::Id(id) => {
+            sqlx::query(&format!(
+                "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE account_id = $1 AND id = $2"
+            ))
+            .bind(account.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        Key::Text(name) => {
+            sqlx::query(&format!(
+                "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE account_id = $1 AND name = $2 AND state <> 'deleted'"
+            ))
+            .bind(account.as_str())
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        Key::Never => None,
+    };
+    let row = row.ok_or_else(|| StoreError::NotFound {
         kind: "integration",
         key: key.to_owned(),
         hint: " (list them with `keycard integration list`)",

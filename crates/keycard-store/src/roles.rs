@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 use keycard_core::{
-    AccountId, AdminAction, EntityKind, Level, Role, SetupPermission, error::check_text,
+    AccountId, AdminAction, EntityKind, Level, Role, SetupPermission, error::check_name,
 };
 use serde_json::json;
 use sqlx::Row;
 
-use crate::rows::{self, ROLE_COLUMNS, to_json};
+use crate::rows::{self, Key, ROLE_COLUMNS, to_json};
 use crate::{Store, StoreError, change};
 
 #[derive(Debug, Clone, Default)]
@@ -40,7 +40,7 @@ impl Store {
         account: &AccountId,
         new: NewRole,
     ) -> Result<Role, StoreError> {
-        let name = check_text("role name", &new.name, 200)?;
+        let name = check_name("role name", &new.name, 200)?;
         let mut tx = self.begin().await?;
         crate::accounts::fetch(&mut tx, account).await?;
         let inserted = sqlx::query(
@@ -232,11 +232,31 @@ pub(crate) async fn fetch(
     account: &AccountId,
     key: &str,
 ) -> Result<Role, StoreError> {
-    let row = sqlx::query(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = $1 AND (CAST(id AS TEXT) = $2 OR name = $2)"))
-        .bind(account.as_str())
-        .bind(key.trim())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound { kind: "role", key: key.to_owned(), hint: " (list them with `keycard role list`)" })?;
+    let row = match rows::key(key) {
+        Key::Id(id) => {
+            sqlx::query(&format!(
+                "SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = $1 AND id = $2"
+            ))
+            .bind(account.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        Key::Text(name) => {
+            sqlx::query(&format!(
+                "SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = $1 AND name = $2"
+            ))
+            .bind(account.as_str())
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        Key::Never => None,
+    };
+    let row = row.ok_or_else(|| StoreError::NotFound {
+        kind: "role",
+        key: key.to_owned(),
+        hint: " (list them with `keycard role list`)",
+    })?;
     rows::role(&row)
 }

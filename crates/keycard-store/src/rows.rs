@@ -11,6 +11,28 @@ use sqlx::any::AnyRow;
 
 use crate::StoreError;
 
+/// How a lookup reads the key a user or client names a record by.
+pub(crate) enum Key<'a> {
+    /// Digits only: the internal id (names may not be only digits: `check_name`).
+    Id(i64),
+    /// Anything else, trimmed: a name, email, token id or consumer key.
+    Text(&'a str),
+    /// A key no record can have: it holds a NUL, which no stored text holds (`check_text`
+    /// refuses control characters) and PostgreSQL refuses as a parameter.
+    Never,
+}
+
+pub(crate) fn key(key: &str) -> Key<'_> {
+    let key = key.trim();
+    if key.contains('\0') {
+        Key::Never
+    } else if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) {
+        key.parse().map_or(Key::Text(key), Key::Id)
+    } else {
+        Key::Text(key)
+    }
+}
+
 const CORRUPT: StoreError = StoreError::Corrupt {
     what: "a row does not match the schema",
 };

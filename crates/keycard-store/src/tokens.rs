@@ -4,14 +4,14 @@
 use keycard_core::token::{check_create, default_token_name};
 use keycard_core::{
     AccessToken, AccountId, Actor, AdminAction, EntityKind, RuleError, Secret, TokenState,
-    UnixTime, error::check_text,
+    UnixTime, error::check_name,
 };
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 
 use crate::crypto::random_hex;
-use crate::rows::{self, TOKEN_COLUMNS};
+use crate::rows::{self, Key, TOKEN_COLUMNS};
 use crate::{Store, StoreError, change};
 
 /// Who creates a token, for the permission rules.
@@ -149,7 +149,7 @@ impl Store {
             }
         }
         let name = match &new.name {
-            Some(name) => check_text("token name", name, 300)?,
+            Some(name) => check_name("token name", name, 300)?,
             None => default_token_name(&integration, &user, &role),
         };
         let token_id = random_hex(32)?;
@@ -331,6 +331,9 @@ impl Store {
         &self,
         token_id: &str,
     ) -> Result<Option<(AccessToken, Secret)>, StoreError> {
+        if matches!(rows::key(token_id), Key::Never) {
+            return Ok(None);
+        }
         let row = sqlx::query(&format!(
             "SELECT {TOKEN_COLUMNS}, token_secret FROM tokens WHERE token_id = $1"
         ))
@@ -363,16 +366,29 @@ pub(crate) async fn fetch(
     account: &AccountId,
     key: &str,
 ) -> Result<AccessToken, StoreError> {
-    let row = sqlx::query(&format!(
-        // Three indexed lookups (primary key, unique token id, account + name): written as an
-        // OR, both databases scanned the account's tokens instead.
-        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id IN (SELECT id FROM tokens WHERE id = $3 UNION SELECT id FROM tokens WHERE token_id = $2 UNION SELECT id FROM tokens WHERE account_id = $1 AND name = $2) ORDER BY id"
-    ))
-    .bind(account.as_str())
-    .bind(key.trim())
-    .bind(key.trim().parse::<i64>().ok())
-    .fetch_all(&mut *conn)
-    .await?;
+    let row = match rows::key(key) {
+        Key::Id(id) => {
+            sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id = $2"
+            ))
+            .bind(account.as_str())
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        Key::Text(text) => {
+            sqlx::query(&format!(
+                // Two indexed lookups (unique token id, account + name): written as an OR,
+                // both databases scanned the account's tokens instead.
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id IN (SELECT id FROM tokens WHERE token_id = $2 UNION SELECT id FROM tokens WHERE account_id = $1 AND name = $2) ORDER BY id"
+            ))
+            .bind(account.as_str())
+            .bind(text)
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        Key::Never => Vec::new(),
+    };
     match row.as_slice() {
         [one] => rows::token(one),
         [] => Err(StoreError::NotFound {

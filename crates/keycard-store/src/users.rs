@@ -7,7 +7,7 @@ use sqlx::Row;
 use zeroize::Zeroizing;
 
 use crate::crypto::{hash_password, verify_password};
-use crate::rows::{self, USER_COLUMNS};
+use crate::rows::{self, Key, USER_COLUMNS};
 use crate::{Store, StoreError, change};
 
 #[derive(Debug, Clone)]
@@ -249,6 +249,9 @@ impl Store {
         email: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
+        if matches!(rows::key(email), Key::Never) {
+            return Ok(None);
+        }
         let row =
             sqlx::query("SELECT id, password_hash FROM users WHERE account_id = $1 AND email = $2")
                 .bind(account.as_str())
@@ -324,13 +327,32 @@ pub(crate) async fn fetch(
     account: &AccountId,
     key: &str,
 ) -> Result<User, StoreError> {
-    let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND (CAST(id AS TEXT) = $2 OR email = $3)"))
-        .bind(account.as_str())
-        .bind(key.trim())
-        .bind(key.trim().to_ascii_lowercase())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound { kind: "user", key: key.to_owned(), hint: " (list them with `keycard user list`)" })?;
+    let row = match rows::key(key) {
+        Key::Id(id) => {
+            sqlx::query(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND id = $2"
+            ))
+            .bind(account.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        Key::Text(email) => {
+            sqlx::query(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND email = $2"
+            ))
+            .bind(account.as_str())
+            .bind(email.to_ascii_lowercase())
+            .fetch_optional(&mut *conn)
+            .await?
+        }
+        Key::Never => None,
+    };
+    let row = row.ok_or_else(|| StoreError::NotFound {
+        kind: "user",
+        key: key.to_owned(),
+        hint: " (list them with `keycard user list`)",
+    })?;
     let mut user = rows::user(&row)?;
     let roles = sqlx::query("SELECT role_id FROM user_roles WHERE user_id = $1 ORDER BY role_id")
         .bind(user.id)

@@ -3,7 +3,9 @@
 //! SQLite file it writes through the store's native [`LoginWriter`] (no thread hop per row) on
 //! the request runtime itself, a block at a time with a yield in between; on PostgreSQL it
 //! goes through the pool. When the last sender is dropped the writer drains the queue before
-//! returning.
+//! returning. A failed write is retried until it succeeds; only a record PostgreSQL refuses as
+//! data (which no retry changes) is left out, logged and counted, so that it cannot hold the
+//! trail back for ever.
 
 mod queue;
 
@@ -89,7 +91,7 @@ async fn write_natively(writer: LoginWriter, receiver: AuditReceiver, metrics: A
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(MAX_RETRY);
         }
-        written(&metrics, &mut batch);
+        written(&metrics, &mut batch, 0);
     }
     drop(checkpoints);
 }
@@ -195,14 +197,36 @@ async fn write_on_pool(store: Store, receiver: AuditReceiver, metrics: Arc<Metri
             }
             Taken::Records => {}
         }
-        let mut delay = FIRST_RETRY;
         let records: &[LoginRecord] = batch.make_contiguous();
-        while let Err(error) = store.insert_login_records(records).await {
-            warn_retry(&error, records.len());
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_RETRY);
+        let mut refused = 0;
+        if insert_until_written(&store, records).await.is_err() {
+            // One record the database refuses must not hold back the trail for ever: the
+            // others are written one at a time, and only the refused ones are left out.
+            for record in records {
+                let alone = std::slice::from_ref(record);
+                if let Err(error) = insert_until_written(&store, alone).await {
+                    tracing::error!(%error, request_id = %record.request_id, "the database refuses this login record; it is left out of the trail");
+                    refused += 1;
+                }
+            }
         }
-        written(&metrics, &mut batch);
+        metrics.audit_refused.fetch_add(refused, Ordering::Relaxed);
+        written(&metrics, &mut batch, refused);
+    }
+}
+
+/// Inserts `records`, retrying (with a growing delay) until they are written or the database
+/// refuses their data ([`StoreError::is_refused_data`]), which no retry changes.
+async fn insert_until_written(store: &Store, records: &[LoginRecord]) -> Result<(), StoreError> {
+    let mut delay = FIRST_RETRY;
+    loop {
+        match store.insert_login_records(records).await {
+            Ok(()) => return Ok(()),
+            Err(error) if error.is_refused_data() => return Err(error),
+            Err(error) => warn_retry(&error, records.len()),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(MAX_RETRY);
     }
 }
 
@@ -210,11 +234,12 @@ fn warn_retry(error: &StoreError, records: usize) {
     tracing::warn!(%error, records, "login audit write failed; retrying");
 }
 
-fn written(metrics: &Metrics, batch: &mut Batch) {
+/// Counts the batch's attempts and its records written (all but `refused`), and empties it.
+fn written(metrics: &Metrics, batch: &mut Batch, refused: u64) {
     metrics.count_logins(batch.make_contiguous());
     metrics
         .audit_written
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        .fetch_add(batch.len() as u64 - refused, Ordering::Relaxed);
     batch.clear();
 }
 
@@ -222,6 +247,58 @@ fn written(metrics: &Metrics, batch: &mut Batch) {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
+
+    /// A record the database refuses (here a check constraint refuses its email) is left
+    /// out; the rest of its batch, and the batches after it, are written. Before, the writer
+    /// retried the batch for ever and the queue filled.
+    #[tokio::test]
+    async fn on_postgresql_a_refused_record_is_left_out_and_the_trail_goes_on() {
+        let url = keycard_testkit::fresh_postgres_database().await;
+        let keys = keycard_store::crypto::KeyRing::new(
+            keycard_store::crypto::MasterKey::generate().unwrap(),
+        );
+        let store = Store::open(&keycard_store::Location::Url(url.clone()), keys)
+            .await
+            .unwrap();
+        let mut raw = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        sqlx::query("ALTER TABLE login_audit ADD CONSTRAINT no_poison CHECK (user_email IS NULL OR user_email <> 'poison@example.com')")
+            .execute(&mut raw)
+            .await
+            .unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let (sender, task) = spawn_writer(store.clone(), 100, metrics.clone());
+        for n in 0..10 {
+            let mut record = queue::tests::record(n);
+            record.user = Some(
+                if n == 3 {
+                    "poison@example.com"
+                } else {
+                    "ok@example.com"
+                }
+                .into(),
+            );
+            sender.send(record).await.unwrap();
+        }
+        drop(sender);
+        tokio::time::timeout(Duration::from_secs(30), task)
+            .await
+            .expect("the writer drains and stops")
+            .unwrap();
+        let stored = store
+            .login_records(&keycard_store::audit::LoginQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 9);
+        assert!(
+            stored
+                .iter()
+                .all(|r| r.user.as_deref() == Some("ok@example.com"))
+        );
+        assert_eq!(metrics.audit_refused.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.audit_written.load(Ordering::Relaxed), 9);
+    }
 
     #[tokio::test]
     async fn the_writer_goes_on_after_a_turn_without_arrivals() {

@@ -410,3 +410,70 @@ async fn routes_refuse_unknown_paths_and_methods_in_shape() {
         "{text}"
     );
 }
+
+/// PostgreSQL text cannot hold a NUL. A client that sends one (percent-encoded, in an NLAuth
+/// email or an OAuth key) gets a login failure, not a 503, and its attempt is audited with the
+/// NUL replaced; before, the lookup failed as "directory unavailable" and the audit writer
+/// retried the batch for ever, so the node's queue filled and it stalled.
+#[tokio::test]
+async fn on_postgresql_a_nul_in_credentials_is_a_login_failure_and_the_trail_goes_on() {
+    let url = crate::fresh_postgres_url().await;
+    let mut h = Harness::start_at(
+        keycard_server::ServerConfig::default(),
+        &keycard_store::Location::Url(url),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let roles = h
+        .http
+        .get(h.url("/rest/roles"))
+        .header(
+            "authorization",
+            "NLAuth nlauth_email=sync%00%40example.com, nlauth_signature=a%20long%20password",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(roles.status(), 401);
+    let now = h.clock.load(std::sync::atomic::Ordering::SeqCst);
+    // First the consumer key, then (with the real one) the token id.
+    for (nonce, consumer_key) in [("n0nce", "%00"), ("n1nce", h.creds.consumer_key.as_str())] {
+        let oauth = format!(
+            "OAuth realm=\"{ACCOUNT}\", oauth_consumer_key=\"{consumer_key}\", oauth_token=\"%00\", oauth_nonce=\"{nonce}\", oauth_timestamp=\"{now}\", oauth_signature_method=\"HMAC-SHA256\", oauth_version=\"1.0\", oauth_signature=\"x\""
+        );
+        let tokeninfo = h
+            .http
+            .get(h.url("/rest/tokeninfo"))
+            .header("authorization", oauth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tokeninfo.status(), 401);
+        assert_eq!(
+            body(tokeninfo).await["error"]["code"],
+            "INVALID_LOGIN_ATTEMPT"
+        );
+    }
+    assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 200);
+
+    let audit = tokio::time::timeout(std::time::Duration::from_secs(30), h.audit())
+        .await
+        .expect("the audit writer drains the queue");
+    let trail: Vec<(&str, &str, Option<&str>)> = audit
+        .iter()
+        .map(|r| (r.status.as_ref(), r.detail.as_ref(), r.user.as_deref()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            (
+                "Failure",
+                "InvalidCredentials",
+                Some("sync\u{fffd}@example.com")
+            ),
+            ("Failure", "consumer_key_unknown", None),
+            ("Failure", "InvalidToken", None),
+            ("Success", "", Some("sync@example.com")),
+        ]
+    );
+}

@@ -28,6 +28,7 @@ on_both_backends!(
     process_numbers_count_up_from_one,
     tokens_are_created_in_bulk_all_or_none,
     rest_records_read_back_every_committed_change,
+    names_are_never_ids_and_a_nul_finds_nothing,
 );
 
 fn integration(name: &str) -> NewIntegration {
@@ -1185,4 +1186,126 @@ async fn rest_records_read_back_every_committed_change(h: Harness) {
             .await
             .unwrap()
     );
+}
+
+/// A key of digits is an internal id, so a name may not be only digits (before, a token named
+/// "17" and the token with id 17 made every lookup of "17" a conflict, and a role lookup took
+/// whichever row came first). A key holding a NUL finds nothing, on PostgreSQL too (before,
+/// PostgreSQL refused the parameter: a database error, a 503 to the client).
+async fn names_are_never_ids_and_a_nul_finds_nothing(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    let mut numeric = token("Order Sync", "sync@example.com", "Integrator");
+    numeric.name = Some(" 17 ".into());
+    let refused = s
+        .create_token("admin", &account(), &Creator::Operator, numeric)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "numeric_name");
+    let refused = s
+        .create_role("admin", &account(), login_role("3"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "numeric_name");
+    for name in ["Order\nSync", "Order\0Sync"] {
+        let refused = s
+            .create_integration("admin", &account(), integration(name))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "control_character", "{name:?}");
+    }
+    // "+1" is a name, not the id 1.
+    let signed = s
+        .create_role("admin", &account(), login_role("+1"))
+        .await
+        .unwrap();
+    assert_eq!(s.role(&account(), "+1").await.unwrap().id, signed.id);
+    let first = s.role(&account(), "Integrator").await.unwrap();
+    assert_eq!(
+        s.role(&account(), &first.id.to_string()).await.unwrap(),
+        first
+    );
+
+    let mut named = token("Order Sync", "sync@example.com", "Integrator");
+    named.name = Some("Nightly".into());
+    let (created, secrets) = s
+        .create_token("admin", &account(), &Creator::Operator, named)
+        .await
+        .unwrap();
+    for key in [
+        created.id.to_string(),
+        "Nightly".to_owned(),
+        created.token_id.clone(),
+    ] {
+        assert_eq!(
+            s.token(&account(), &key).await.unwrap().id,
+            created.id,
+            "{key}"
+        );
+    }
+    let user = s.user(&account(), "sync@example.com").await.unwrap();
+    assert_eq!(
+        s.user(&account(), &user.id.to_string()).await.unwrap(),
+        user
+    );
+
+    for key in ["\0", "Nightly\0", "1\0"] {
+        assert_eq!(
+            s.token(&account(), key).await.unwrap_err().code(),
+            "not_found"
+        );
+        assert_eq!(
+            s.role(&account(), key).await.unwrap_err().code(),
+            "not_found"
+        );
+        assert_eq!(
+            s.user(&account(), key).await.unwrap_err().code(),
+            "not_found"
+        );
+        assert_eq!(
+            s.integration(&account(), key).await.unwrap_err().code(),
+            "not_found"
+        );
+        assert!(s.integration_by_consumer_key(key).await.unwrap().is_none());
+        assert!(s.token_by_token_id(key).await.unwrap().is_none());
+        assert!(
+            s.check_password(&account(), key, "correct horse battery")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    drop(secrets);
+
+    // A login record keeps what the client sent; PostgreSQL text cannot hold a NUL, so there
+    // it is replaced.
+    let record = keycard_core::LoginRecord {
+        at: 1_700_000_000,
+        request_id: "nul".into(),
+        ip: "127.0.0.1".into(),
+        account: Some(ACCOUNT.into()),
+        integration: None,
+        token_name: None,
+        user: Some("sync\0@example.com".into()),
+        role: None,
+        surface: "rest".into(),
+        request_uri: "/rest/roles".into(),
+        status: "Failure".into(),
+        detail: "InvalidCredentials".into(),
+        diagnosis: serde_json::json!({ "email": "sync\0@example.com" }),
+    };
+    s.insert_login_records(std::slice::from_ref(&record))
+        .await
+        .unwrap();
+    let stored = s
+        .login_records(&keycard_store::audit::LoginQuery::default())
+        .await
+        .unwrap();
+    let expected = if h.database_url.is_some() {
+        "sync\u{fffd}@example.com"
+    } else {
+        "sync\0@example.com"
+    };
+    assert_eq!(stored[0].user.as_deref(), Some(expected));
+    assert_eq!(stored[0].diagnosis, record.diagnosis);
 }
