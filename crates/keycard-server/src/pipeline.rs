@@ -552,7 +552,7 @@ fn signature_step(
             return key.verify(passport.base_string().as_bytes(), p.signature).map_err(|error| {
                 login_failed(
                     "InvalidSignature",
-                    json!({ "problem": error.to_string(), "signed": "account&consumerKey&token&nonce&timestamp (raw values), keyed consumerSecret&tokenSecret", "clock_skew_secs": p.timestamp.parse::<i64>().ok().map(|ts| ts - now) }),
+                    json!({ "problem": error.to_string(), "signed": "account&consumerKey&token&nonce&timestamp (raw values), keyed consumerSecret&tokenSecret", "clock_skew_secs": parse_timestamp(p.timestamp).ok().map(|ts| ts - now) }),
                 )
             });
         }
@@ -849,7 +849,7 @@ fn signature_diagnosis(
     let explanation = request.explain().ok();
     let skew = header
         .protocol(Protocol::Timestamp)
-        .and_then(|ts| ts.parse::<i64>().ok())
+        .and_then(|ts| parse_timestamp(ts).ok())
         .map(|ts| ts - now);
     json!({
         "problem": error.to_string(),

@@ -595,3 +595,37 @@ async fn a_trusted_proxy_names_the_url_the_client_signed() {
         assert_eq!(response.status(), status, "trusted: {trusted}");
     }
 }
+
+/// The smallest i64 as a timestamp, with a wrong signature: the diagnosis's clock skew
+/// (`timestamp - now`) overflowed, a panic that dropped the connection in a debug build.
+/// Now the skew is computed only for a timestamp `parse_timestamp` accepts.
+#[tokio::test]
+async fn a_timestamp_of_the_smallest_integer_is_a_login_failure_not_a_panic() {
+    let mut h = Harness::start().await;
+    let url = h.url("/rest/tokeninfo");
+    let auth = h.authorization_at(
+        "GET",
+        "http://localhost:1/rest/tokeninfo",
+        None,
+        Some(ACCOUNT),
+        &fresh_nonce(),
+        i64::MIN,
+    );
+    let (detail, diagnosis) = failure_detail(&mut h, &auth, &url).await;
+    assert_eq!(detail, "InvalidSignature");
+    assert_eq!(diagnosis["clock_skew_secs"], serde_json::Value::Null);
+
+    // The same in a SOAP passport (signed for the real timestamp, so the signature fails).
+    let mut h = Harness::start().await;
+    let now = h.clock.load(Ordering::SeqCst);
+    let envelope = h.envelope("<msg:getServerTime/>", "").replace(
+        &format!("<core:timestamp>{now}</core:timestamp>"),
+        &format!("<core:timestamp>{}</core:timestamp>", i64::MIN),
+    );
+    assert!(envelope.contains(&i64::MIN.to_string()));
+    let (status, text) = h.soap(envelope).await;
+    assert_eq!(status, 500);
+    assert!(text.contains("Invalid login attempt."), "{text}");
+    let audit = h.audit().await;
+    assert_eq!(audit.last().unwrap().detail, "InvalidSignature");
+}
