@@ -79,6 +79,34 @@ pub struct Incoming {
     pub request_id: RequestId,
 }
 
+/// The client a trusted proxy's `X-Forwarded-For` names: every line of the header in order,
+/// read from the right (the nearest hop) past the addresses of trusted proxies. Each proxy
+/// appends the address it saw, so the first untrusted address from the right is the one the
+/// first trusted proxy saw; anything left of it is what the client itself sent, which it may
+/// have forged (the leftmost address would let anyone pass an IP allow-list). An entry that
+/// is not an address stops the walk at the last trusted hop read.
+fn forwarded_client(headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let mut nearest = None;
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|line| line.to_str().ok())
+        .collect();
+    for entry in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
+        let entry = entry.trim();
+        let ip = entry.parse::<IpAddr>().ok().or_else(|| {
+            // `203.0.113.7:4711` and `[2001:db8::7]:4711`, as some proxies write them.
+            entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
+        });
+        match ip {
+            Some(ip) if trusted.contains(&ip) => nearest = Some(ip),
+            Some(ip) => return Some(ip),
+            None => break,
+        }
+    }
+    nearest
+}
+
 impl Incoming {
     /// Whether `request` has no body to read (most are GETs).
     pub fn has_no_body(request: &axum::extract::Request) -> bool {
@@ -171,8 +199,10 @@ impl Incoming {
             })
             .or_else(|| uri.authority().map(|a| Text::from(a.as_str())))
             .unwrap_or_default();
-        let (peer_ip, peer_text) = match forwarded("x-forwarded-for").and_then(|ip| ip.parse().ok())
-        {
+        let client = trusted
+            .then(|| forwarded_client(&headers, &state.config.trusted_proxies))
+            .flatten();
+        let (peer_ip, peer_text) = match client {
             Some(ip) => (ip, crate::respond::ip_text(ip)),
             None => (peer.addr.ip(), peer.ip_text),
         };

@@ -532,11 +532,12 @@ async fn the_remaining_detail_codes_each_have_their_cause() {
     }
 }
 
-/// The default server, trusting the test's own address as a proxy or not.
+/// The default server, trusting the test's own address (and 10.0.0.1, a proxy before it) as
+/// proxies or not.
 fn proxied_config(trusted: bool) -> ServerConfig {
     ServerConfig {
         trusted_proxies: if trusted {
-            vec!["127.0.0.1".parse().unwrap()]
+            vec!["127.0.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()]
         } else {
             Vec::new()
         },
@@ -547,19 +548,42 @@ fn proxied_config(trusted: bool) -> ServerConfig {
 #[tokio::test]
 async fn the_trail_names_the_peer_or_the_client_a_trusted_proxy_forwards() {
     // The connection's text is made once and reused on a kept-alive connection; a trusted
-    // proxy's `X-Forwarded-For` (its first address) replaces it for that request alone.
+    // proxy's `X-Forwarded-For` replaces it for that request alone: its addresses (every line,
+    // in order) read from the right past trusted proxies. What the client wrote itself, left
+    // of the address the first proxy saw, is not believed (before, the leftmost address was:
+    // anyone could name an address on a role's allow-list).
+    let forwarded: [&[&str]; 7] = [
+        &["203.0.113.7, 10.0.0.1"],
+        &[],
+        &["2001:db8::7"],
+        &["198.51.100.9, 203.0.113.7"],
+        &["198.51.100.9", "203.0.113.8:4711, 10.0.0.1"],
+        &["not an address, 10.0.0.1"],
+        &["[2001:db8::9]:4711"],
+    ];
     for (trusted, expected) in [
-        (true, ["203.0.113.7", "127.0.0.1", "2001:db8::7"]),
-        (false, ["127.0.0.1", "127.0.0.1", "127.0.0.1"]),
+        (
+            true,
+            [
+                "203.0.113.7",
+                "127.0.0.1",
+                "2001:db8::7",
+                "203.0.113.7",
+                "203.0.113.8",
+                "10.0.0.1",
+                "2001:db8::9",
+            ],
+        ),
+        (false, ["127.0.0.1"; 7]),
     ] {
         let config = proxied_config(trusted);
         let mut h = Harness::start_with(config).await;
         let url = h.url("/rest/tokeninfo");
-        for forwarded in [Some("203.0.113.7, 10.0.0.1"), None, Some("2001:db8::7")] {
+        for lines in forwarded {
             let auth = h.authorization("GET", &url, None, Some(ACCOUNT));
             let mut request = h.http.get(&url).header("authorization", auth);
-            if let Some(forwarded) = forwarded {
-                request = request.header("x-forwarded-for", forwarded);
+            for line in lines {
+                request = request.header("x-forwarded-for", *line);
             }
             assert_eq!(request.send().await.unwrap().status(), 200);
         }
