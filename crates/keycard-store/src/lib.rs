@@ -243,9 +243,22 @@ impl Store {
         // SQLite: take the write lock up front. A deferred transaction that reads and then
         // writes fails with SQLITE_BUSY_SNAPSHOT when another connection wrote in between,
         // and busy_timeout cannot help it; BEGIN IMMEDIATE waits for the lock instead.
+        //
+        // PostgreSQL: the same one-writer-at-a-time, from a transaction-scoped advisory lock
+        // taken first. Every directory change reads, checks its rules, then writes; under
+        // READ COMMITTED two such transactions read the same state, so a revoked token could
+        // be reactivated, a deleted integration re-enabled, or a limit over-allocated.
+        // Directory changes are rare; the hot path never writes here.
         match self.backend {
             Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres => Ok(self.pool.begin().await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(DIRECTORY_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
         }
     }
 
@@ -358,6 +371,9 @@ impl Store {
         audit::admin_events(self, limit).await
     }
 }
+
+/// The PostgreSQL advisory lock key every directory change holds ([`Store::begin`]): "kcdir".
+const DIRECTORY_WRITE_LOCK: i64 = 0x6b_63_64_69_72;
 
 fn sqlite_file(dir: &Path) -> PathBuf {
     dir.join("keycard.db")

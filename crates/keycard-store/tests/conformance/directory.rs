@@ -29,6 +29,7 @@ on_both_backends!(
     tokens_are_created_in_bulk_all_or_none,
     rest_records_read_back_every_committed_change,
     names_are_never_ids_and_a_nul_finds_nothing,
+    concurrent_changes_see_each_others_writes,
 );
 
 fn integration(name: &str) -> NewIntegration {
@@ -1308,4 +1309,39 @@ async fn names_are_never_ids_and_a_nul_finds_nothing(h: Harness) {
     };
     assert_eq!(stored[0].user.as_deref(), Some(expected));
     assert_eq!(stored[0].diagnosis, record.diagnosis);
+}
+
+/// A reactivation racing a revocation: whichever runs first, the token ends revoked (a
+/// revocation is for good). On PostgreSQL under READ COMMITTED both read the token active
+/// and the reactivation wrote `active` over the committed revocation, until every
+/// directory change took one advisory lock first (`Store::begin`).
+async fn concurrent_changes_see_each_others_writes(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    for round in 0..25 {
+        let (token, secrets) = s
+            .create_token(
+                "admin",
+                &account(),
+                &Creator::Operator,
+                token("Order Sync", "sync@example.com", "Integrator"),
+            )
+            .await
+            .unwrap();
+        drop(secrets);
+        let (key, a) = (token.id.to_string(), account());
+        let (activated, revoked) = tokio::join!(
+            s.set_token_active("admin", &a, &key, true),
+            s.revoke_token("admin", &a, &key),
+        );
+        revoked.unwrap();
+        if let Err(error) = activated {
+            assert_eq!(error.code(), "token_revoked", "round {round}");
+        }
+        let state = s.token(&account(), &key).await.unwrap().state;
+        assert!(
+            matches!(state, TokenState::Revoked { .. }),
+            "round {round}: {state:?}"
+        );
+    }
 }
