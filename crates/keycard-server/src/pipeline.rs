@@ -885,11 +885,48 @@ pub struct RequestTokenGrant {
 
 /// What the access-token step established: the pending request, now consumed.
 pub struct AccessTokenGrant {
-    pub account: Arc<Account>,
-    pub integration: Arc<IntegrationEntry>,
-    pub user_id: i64,
-    pub role_id: i64,
+    /// The token the exchange created, for the user and role that chose Allow.
+    pub credentials: keycard_store::tokens::TokenCredentials,
     pub request_id: RequestId,
+}
+
+/// The exchange's last step: the token for the user and role that chose Allow. Inside the
+/// attempt, so that the trail says Success only for a token that exists, and a refusal (the
+/// user or role changed since Allow) or a directory failure (503) is recorded as what it is.
+async fn create_authorized_token(
+    state: &AppState,
+    account: &Account,
+    integration: &IntegrationEntry,
+    (user_id, role_id): (i64, i64),
+    known: &mut Known,
+) -> Result<keycard_store::tokens::TokenCredentials, Refusal> {
+    let user = user_id.to_string();
+    let created = state
+        .store
+        .create_token(
+            &format!("authorize:user:{user}"),
+            &account.id,
+            &keycard_store::tokens::Creator::Operator,
+            keycard_store::tokens::NewToken {
+                integration: integration.integration.id.to_string(),
+                user,
+                role: role_id.to_string(),
+                name: None,
+                expires_at: None,
+            },
+        )
+        .await;
+    match created {
+        Ok((token, credentials)) => {
+            known.token = Some(token.name.as_str().into());
+            Ok(credentials)
+        }
+        Err(error) if error.is_server_side() => Err(unavailable(error)),
+        Err(error) => Err(login_failed(
+            "TokenNotCreated",
+            json!({ "problem": format!("the authorized token cannot be created: {error}"), "code": error.code() }),
+        )),
+    }
 }
 
 /// The integration for a three-step request: known, in the account the host or realm names
@@ -1025,13 +1062,10 @@ pub async fn authenticate_access_token(
         let verifier = header.protocol(Protocol::Verifier).unwrap_or_default();
         match pending.stage {
             Stage::Allowed { user_id, role_id, verifier: expected } if expected.ct_eq(verifier) => {
-                Ok(AccessTokenGrant {
-                    account,
-                    integration,
-                    user_id,
-                    role_id,
-                    request_id: facts.request_id,
-                })
+                let credentials =
+                    create_authorized_token(state, &account, &integration, (user_id, role_id), &mut known)
+                        .await?;
+                Ok(AccessTokenGrant { credentials, request_id: facts.request_id })
             }
             Stage::Denied => Err(login_failed(
                 "AuthorizationDenied",

@@ -84,6 +84,27 @@ impl StoreError {
         }
     }
 
+    /// Whether the fault is the server's (the database, the master key, a damaged row), not
+    /// the request's: a client is told the service is unavailable (503), not that its
+    /// request or login is wrong.
+    pub fn is_server_side(&self) -> bool {
+        match self {
+            Self::NotFound { .. }
+            | Self::Duplicate { .. }
+            | Self::Rule(_)
+            | Self::Conflict { .. } => false,
+            Self::Crypto(_)
+            | Self::DataDir { .. }
+            | Self::UnsupportedUrl { .. }
+            | Self::InMemorySqlite
+            | Self::Connect { .. }
+            | Self::Migrate(_)
+            | Self::Corrupt { .. }
+            | Self::Database(_)
+            | Self::Sqlite(_) => true,
+        }
+    }
+
     /// Whether PostgreSQL refused the data itself (SQLSTATE class 22, data exception, or 23,
     /// integrity constraint violation): the same write fails again however often it is
     /// retried, unlike a lost connection or a database that is down.

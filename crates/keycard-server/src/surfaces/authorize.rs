@@ -10,7 +10,6 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use keycard_core::{Role, SetupPermission, User};
 use keycard_oauth1::encode::{encode_form, percent_decode_bytes};
-use keycard_store::tokens::{Creator, NewToken};
 
 use super::Incoming;
 use crate::AppState;
@@ -91,41 +90,16 @@ pub async fn accesstoken(state: &AppState, incoming: &Incoming) -> Response {
         Ok(grant) => grant,
         Err(response) => return response,
     };
-    let user = grant.user_id.to_string();
-    let created = state
-        .store
-        .create_token(
-            &format!("authorize:user:{user}"),
-            &grant.account.id,
-            &Creator::Operator,
-            NewToken {
-                integration: grant.integration.integration.id.to_string(),
-                user,
-                role: grant.role_id.to_string(),
-                name: None,
-                expires_at: None,
-            },
-        )
-        .await;
-    match created {
-        Ok((_, credentials)) => form_encoded(
-            &[
-                ("oauth_token", credentials.token_id.as_str()),
-                ("oauth_token_secret", credentials.token_secret.expose()),
-            ],
-            &grant.request_id,
-        ),
-        Err(error) => {
-            // The user or role changed between Allow and the exchange.
-            tracing::info!(request_id = %grant.request_id, %error, "the authorized token cannot be created");
-            error_response(
-                Surface::Token,
-                ClientError::InvalidLogin,
-                None,
-                &grant.request_id,
-            )
-        }
-    }
+    form_encoded(
+        &[
+            ("oauth_token", grant.credentials.token_id.as_str()),
+            (
+                "oauth_token_secret",
+                grant.credentials.token_secret.expose(),
+            ),
+        ],
+        &grant.request_id,
+    )
 }
 
 fn method_not_allowed(request_id: &str) -> Response {

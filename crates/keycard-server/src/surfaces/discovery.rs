@@ -114,7 +114,8 @@ async fn list_roles(
     let nlauth = incoming
         .headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        // Any UTF-8, as the pipeline reads headers: an email or password need not be ASCII.
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .ok_or_else(|| {
             invalid(
                 "MissingRequiredParameter",
@@ -132,13 +133,13 @@ async fn list_roles(
             let id = AccountId::parse(named)
                 .map_err(|_| invalid("InvalidAccount", "nlauth_account is not an account id"))?;
             record.account = Some(id.as_str().into());
-            vec![
-                state
-                    .store
-                    .account(&id)
-                    .await
-                    .map_err(|_| invalid("InvalidAccount", "no such account"))?,
-            ]
+            vec![state.store.account(&id).await.map_err(|error| {
+                if error.is_server_side() {
+                    unavailable(error)
+                } else {
+                    invalid("InvalidAccount", "no such account")
+                }
+            })?]
         }
         None => state.store.accounts().await.map_err(unavailable)?,
     };

@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keycard_core::{AccountId, Feature, IntegrationState, LoginRecord, SetupPermission};
+use keycard_core::{AccountId, Feature, IntegrationState, LoginRecord, RuleError, SetupPermission};
 use keycard_oauth1::NlAuthHeader;
 use keycard_store::tokens::{Creator, NewToken};
 use serde_json::json;
@@ -219,7 +219,8 @@ async fn issue(
     let authorization = incoming
         .headers
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+        // Any UTF-8, as the pipeline reads headers: an email or password need not be ASCII.
+        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
         .ok_or_else(|| {
             invalid(
                 "MissingRequiredParameter",
@@ -241,7 +242,7 @@ async fn issue(
         .cache
         .account(&account_id)
         .await
-        .map_err(|_| (ClientError::Unavailable, "DirectoryUnavailable", json!({})))?
+        .map_err(|error| directory_unavailable(&error))?
         .ok_or_else(|| invalid("InvalidAccount", "no such account"))?;
     if !account.has(Feature::TokenBasedAuthentication) {
         return Err(invalid(
@@ -254,7 +255,7 @@ async fn issue(
         .store
         .check_password(&account.id, &nlauth.email, &nlauth.password)
         .await
-        .map_err(|_| (ClientError::Unavailable, "DirectoryUnavailable", json!({})))?
+        .map_err(|error| directory_unavailable(&error))?
         .ok_or_else(|| invalid("InvalidCredentials", "unknown email or wrong password"))?;
     let role_key = nlauth
         .role
@@ -264,7 +265,13 @@ async fn issue(
         .store
         .role(&account.id, &role_key)
         .await
-        .map_err(|_| invalid("EntityOrRoleDisabled", "no such role"))?;
+        .map_err(|error| {
+            if error.is_server_side() {
+                directory_unavailable(&error)
+            } else {
+                invalid("EntityOrRoleDisabled", "no such role")
+            }
+        })?;
     record.role = Some(role.name.as_str().into());
     if role.two_factor_required && nlauth.otp.is_none() {
         return Err(invalid(
@@ -295,7 +302,7 @@ async fn issue(
         .cache
         .integration(&consumer_key)
         .await
-        .map_err(|_| (ClientError::Unavailable, "DirectoryUnavailable", json!({})))?
+        .map_err(|error| directory_unavailable(&error))?
         .filter(|i| i.integration.account == account.id)
         .ok_or_else(|| {
             invalid(
@@ -338,15 +345,38 @@ async fn issue(
             new,
         )
         .await
-        .map_err(|error| {
-            (
+        .map_err(|error| match error {
+            error if error.is_server_side() => directory_unavailable(&error),
+            // The `name` query parameter: the client's mistake, not a login failure.
+            keycard_store::StoreError::Rule(
+                refused @ (RuleError::Empty { .. }
+                | RuleError::TooLong { .. }
+                | RuleError::ControlCharacter { .. }
+                | RuleError::NumericName { .. }),
+            ) => (
+                ClientError::BadRequest("The token name is not valid."),
+                "InvalidTokenName",
+                json!({ "problem": refused.to_string() }),
+            ),
+            error => (
                 ClientError::InvalidLogin,
                 "InsufficientPermission",
                 json!({ "problem": error.to_string() }),
-            )
+            ),
         })?;
     record.token_name = Some(token.name.into());
     Ok(json!({ "tokenId": credentials.token_id, "tokenSecret": credentials.token_secret.expose() }))
+}
+
+/// A directory failure while issuing: 503, logged (never a login failure the client could
+/// chase).
+fn directory_unavailable(error: &keycard_store::StoreError) -> Refusal {
+    tracing::error!(%error, "directory unavailable during issuetoken");
+    (
+        ClientError::Unavailable,
+        "DirectoryUnavailable",
+        json!({ "problem": "the directory could not be read or written" }),
+    )
 }
 
 #[cfg(test)]

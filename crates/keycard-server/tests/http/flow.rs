@@ -358,3 +358,53 @@ async fn three_step_refusals_deny_callback_flag_and_expiry() {
         ]
     );
 }
+
+/// The user is disabled between Allow and the exchange: no token can be made for them, so
+/// the exchange fails and the trail says so, with why. Before, the attempt was recorded as a
+/// Success before the token was created, and the failure left no record at all.
+#[tokio::test]
+async fn an_exchange_whose_token_cannot_be_made_is_audited_as_a_failure() {
+    let mut h = Harness::start().await;
+    let issued = pairs(&h.request_token(CALLBACK).await.text().await.unwrap());
+    let (request_token, request_secret) = (
+        get(&issued, "oauth_token").to_owned(),
+        get(&issued, "oauth_token_secret").to_owned(),
+    );
+    let redirect = h.authorize(&request_token, "allow").await;
+    let verifier = get(&redirect, "oauth_verifier").to_owned();
+    h.store
+        .set_user_status(
+            "admin",
+            &crate::account(),
+            "sync@example.com",
+            keycard_core::UserStatus::Inactive,
+        )
+        .await
+        .unwrap();
+    let exchanged = h
+        .access_token(&request_token, &request_secret, &verifier)
+        .await;
+    assert_eq!(exchanged.status(), 401);
+    assert_eq!(
+        body(exchanged).await["error"]["code"],
+        "INVALID_LOGIN_ATTEMPT"
+    );
+    assert_eq!(
+        h.store
+            .token_inventory(&crate::account())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let audit = h.audit().await;
+    let exchange: Vec<_> = audit
+        .iter()
+        .filter(|r| r.request_uri.starts_with("/rest/accesstoken"))
+        .collect();
+    assert_eq!(exchange.len(), 1, "{audit:?}");
+    assert_eq!(exchange[0].status, "Failure");
+    assert_eq!(exchange[0].detail, "TokenNotCreated");
+    assert_eq!(exchange[0].diagnosis["code"], "user_not_active");
+}

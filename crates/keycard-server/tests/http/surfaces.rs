@@ -169,11 +169,48 @@ async fn issuetoken_and_revoketoken() {
         200
     );
     assert_eq!(h.signed(Method::GET, "/rest/tokeninfo").await.status(), 401);
+
+    // A name that is only digits (it would read as an internal id) is the client's mistake:
+    // 400, not a login failure.
+    let named = h
+        .http
+        .get(format!("{url}&name=17"))
+        .header("authorization", issue("a%20long%20password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), 400);
+    // Raw UTF-8 in the header is read as the pipeline reads it (before, anything but visible
+    // ASCII made the header count as missing).
+    let raw = reqwest::header::HeaderValue::from_bytes(
+        format!("NLAuth nlauth_account={ACCOUNT}, nlauth_email=sync@exämple.com, nlauth_signature=x, nlauth_role=Integrator").as_bytes(),
+    )
+    .unwrap();
+    let unknown = h
+        .http
+        .get(&url)
+        .header("authorization", raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 401);
+
     let audit = h.audit().await;
     assert_eq!(audit[0].detail, "InvalidCredentials");
     assert!(audit.iter().any(|r| r.surface == "token"
         && r.status == "Success"
         && r.request_uri.starts_with("/rest/issuetoken")));
+    let last: Vec<(&str, Option<&str>)> = audit[audit.len() - 2..]
+        .iter()
+        .map(|r| (r.detail.as_str(), r.user.as_deref()))
+        .collect();
+    assert_eq!(
+        last,
+        [
+            ("InvalidTokenName", Some("sync@example.com")),
+            ("InvalidCredentials", Some("sync@exämple.com"))
+        ]
+    );
 }
 
 #[tokio::test]
