@@ -60,6 +60,10 @@ impl Store {
         new: NewAccount,
     ) -> Result<Account, StoreError> {
         let name = check_text("account name", &new.name, 200)?;
+        if new.concurrency_limit_override == Some(0) {
+            // As `update_account` says: no request could ever run.
+            return Err(keycard_core::RuleError::ConcurrencyLimitZero.into());
+        }
         let features = new.features.unwrap_or_else(|| {
             [
                 Feature::TokenBasedAuthentication,

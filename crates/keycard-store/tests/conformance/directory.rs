@@ -111,6 +111,11 @@ async fn accounts_are_validated_and_unique(h: Harness) {
         .unwrap_err();
     assert_eq!(duplicate.code(), "duplicate");
     assert_eq!(s.accounts().await.unwrap().len(), 2);
+    let mut no_room = NewAccount::new(keycard_core::AccountId::parse("7777777").unwrap(), "None");
+    no_room.concurrency_limit_override = Some(0);
+    let refused = s.create_account("admin", no_room).await.unwrap_err();
+    assert_eq!(refused.code(), "concurrency_limit_zero");
+    assert_eq!(s.accounts().await.unwrap().len(), 2);
 
     let update = AccountUpdate {
         disable: vec![keycard_core::Feature::SoapWebServices],
