@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::metrics::MetricsSurface;
-use crate::respond::Peer;
+use crate::respond::{Peer, Surface};
 use crate::surfaces::{self, Incoming, authorize, discovery, rest, restlet, soap, tokens};
 
 /// What a path asks for.
@@ -114,6 +114,25 @@ impl Route {
 }
 
 impl Endpoint {
+    /// The surface whose shape the endpoint's errors take before its handler runs.
+    fn answer_surface(&self) -> Surface {
+        match self {
+            Self::Restlet => Surface::Restlet,
+            Self::GovernanceLimits
+            | Self::RecordCollection { .. }
+            | Self::RecordInstance { .. } => Surface::Rest,
+            Self::Soap { .. } => Surface::Soap,
+            Self::TokenInfo
+            | Self::RevokeToken
+            | Self::IssueToken
+            | Self::Roles
+            | Self::RequestToken
+            | Self::AccessToken
+            | Self::DataCenterUrls
+            | Self::AuthorizePage => Surface::Token,
+        }
+    }
+
     /// The record paths and the SOAP ports.
     fn with_parameters(path: &str) -> Option<Self> {
         if let Some(rest) = path.strip_prefix("/services/rest/record/v1/") {
@@ -350,7 +369,7 @@ fn tracked(
             let incoming = if Incoming::has_no_body(&request) {
                 Incoming::without_body(&state, peer, request)
             } else {
-                match Incoming::read(&state, peer, request).await {
+                match Incoming::read(&state, peer, request, endpoint.answer_surface()).await {
                     Ok(incoming) => incoming,
                     Err(response) => break 'answer response,
                 }

@@ -44,6 +44,26 @@ pub enum ClientError {
     Unavailable,
     /// SOAP: a token passport together with another kind of credentials.
     AmbiguousAuthentication,
+    /// The request body is over the limit (413).
+    BodyTooLarge,
+    /// The request body did not arrive within the idle timeout, `ms` (408).
+    BodyTimedOut {
+        ms: u64,
+    },
+    /// The endpoint does not answer this method; `allow` lists those it does (405).
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+}
+
+const BODY_TOO_LARGE: &str = "The request body is larger than 2 MiB.";
+
+fn method_not_allowed(allow: &str) -> String {
+    format!("This endpoint does not answer that method; use {allow}.")
+}
+
+fn body_timed_out(ms: u64) -> String {
+    format!("The request body did not arrive within {ms} ms.")
 }
 
 const INVALID_LOGIN_DETAIL: &str = "Invalid login attempt. For more details, see the Login Audit Trail in the NetSuite UI at Setup > Users/Roles > User Management > View Login Audit Trail.";
@@ -153,6 +173,45 @@ pub fn error_response(
                 "That Suitelet is invalid, disabled, or no longer exists.",
             ),
         ),
+        (Surface::Rest, ClientError::BodyTooLarge) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            rest_body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.14",
+                BODY_TOO_LARGE,
+                "INVALID_REQUEST",
+            ),
+        ),
+        (_, ClientError::BodyTooLarge) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            restlet_body("INVALID_REQUEST", BODY_TOO_LARGE),
+        ),
+        (Surface::Rest, ClientError::BodyTimedOut { ms }) => (
+            StatusCode::REQUEST_TIMEOUT,
+            rest_body(
+                StatusCode::REQUEST_TIMEOUT,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.9",
+                &body_timed_out(ms),
+                "INVALID_REQUEST",
+            ),
+        ),
+        (_, ClientError::BodyTimedOut { ms }) => (
+            StatusCode::REQUEST_TIMEOUT,
+            restlet_body("INVALID_REQUEST", &body_timed_out(ms)),
+        ),
+        (Surface::Rest, ClientError::MethodNotAllowed { allow }) => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            rest_body(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.6",
+                &method_not_allowed(allow),
+                "INVALID_REQUEST",
+            ),
+        ),
+        (_, ClientError::MethodNotAllowed { allow }) => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            restlet_body("INVALID_REQUEST", &method_not_allowed(allow)),
+        ),
         (Surface::Rest, ClientError::Unavailable) => (
             StatusCode::SERVICE_UNAVAILABLE,
             rest_body(
@@ -171,6 +230,11 @@ pub fn error_response(
         ),
     };
     let mut response = (status, axum::Json(body)).into_response();
+    if let ClientError::MethodNotAllowed { allow } = error {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
     if surface == Surface::Rest && error == ClientError::InvalidLogin {
         let realm = realm.unwrap_or_default().replace('"', "");
         if let Ok(value) = HeaderValue::from_str(&format!(
@@ -190,6 +254,8 @@ const FAULTS_NS: &str = "urn:faults_2023_2.platform.webservices.netsuite.com";
 /// A SOAP 1.1 fault as NetSuite sends it. SOAP 1.1 (§6.2) answers faults with HTTP 500, which
 /// SOAP clients expect; a request that is not a SOAP message at all gets a 400 Client fault.
 fn soap_fault(error: ClientError) -> Response {
+    // The fault string, when it is made for this answer.
+    let made;
     let (status, faultcode, faultstring, element, code) = match error {
         ClientError::InvalidLogin => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -233,6 +299,33 @@ fn soap_fault(error: ClientError) -> Response {
             "invalidRequestFault",
             "INVALID_REQUEST",
         ),
+        ClientError::BodyTooLarge => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "soapenv:Client",
+            BODY_TOO_LARGE,
+            "invalidRequestFault",
+            "INVALID_REQUEST",
+        ),
+        ClientError::BodyTimedOut { ms } => {
+            made = body_timed_out(ms);
+            (
+                StatusCode::REQUEST_TIMEOUT,
+                "soapenv:Client",
+                made.as_str(),
+                "invalidRequestFault",
+                "INVALID_REQUEST",
+            )
+        }
+        ClientError::MethodNotAllowed { allow } => {
+            made = method_not_allowed(allow);
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "soapenv:Client",
+                made.as_str(),
+                "invalidRequestFault",
+                "INVALID_REQUEST",
+            )
+        }
         ClientError::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "soapenv:Server",
@@ -244,12 +337,18 @@ fn soap_fault(error: ClientError) -> Response {
     let body = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>{faultcode}</faultcode><faultstring>{faultstring}</faultstring><detail><platformFaults:{element} xmlns:platformFaults="{FAULTS_NS}"><platformFaults:code>{code}</platformFaults:code><platformFaults:message>{faultstring}</platformFaults:message></platformFaults:{element}></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#
     );
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
         body,
     )
-        .into_response()
+        .into_response();
+    if let ClientError::MethodNotAllowed { allow } = error {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
 }
 
 thread_local! {

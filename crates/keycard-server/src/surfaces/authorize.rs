@@ -36,7 +36,7 @@ fn random(bytes: usize) -> Option<String> {
 
 pub async fn requesttoken(state: &AppState, incoming: &Incoming) -> Response {
     if incoming.method != Method::POST {
-        return method_not_allowed(&incoming.request_id);
+        return method_not_allowed("POST", &incoming.request_id);
     }
     let grant = match authenticate_request_token(state, &incoming.facts(Surface::Token)).await {
         Ok(grant) => grant,
@@ -84,7 +84,7 @@ pub async fn requesttoken(state: &AppState, incoming: &Incoming) -> Response {
 
 pub async fn accesstoken(state: &AppState, incoming: &Incoming) -> Response {
     if incoming.method != Method::POST {
-        return method_not_allowed(&incoming.request_id);
+        return method_not_allowed("POST", &incoming.request_id);
     }
     let grant = match authenticate_access_token(state, &incoming.facts(Surface::Token)).await {
         Ok(grant) => grant,
@@ -102,16 +102,13 @@ pub async fn accesstoken(state: &AppState, incoming: &Incoming) -> Response {
     )
 }
 
-fn method_not_allowed(request_id: &str) -> Response {
-    let response = (
-        StatusCode::METHOD_NOT_ALLOWED,
-        [(header::ALLOW, "POST")],
-        axum::Json(
-            serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": "Use POST." } }),
-        ),
+fn method_not_allowed(allow: &'static str, request_id: &str) -> Response {
+    error_response(
+        Surface::Token,
+        ClientError::MethodNotAllowed { allow },
+        None,
+        request_id,
     )
-        .into_response();
-    with_request_id(response, request_id)
 }
 
 /// The decoded fields of an `application/x-www-form-urlencoded` body.
@@ -296,6 +293,9 @@ async fn token_roles(state: &AppState, pending: &Pending, user: &User) -> Vec<Ro
 
 pub async fn page_handler(state: &AppState, incoming: &Incoming) -> Response {
     let id = incoming.request_id;
+    if !matches!(incoming.method, Method::GET | Method::HEAD | Method::POST) {
+        return method_not_allowed("GET, HEAD, POST", &id);
+    }
     let fields = if incoming.method == Method::POST {
         form_fields(&incoming.body)
     } else {
@@ -328,14 +328,15 @@ pub async fn page_handler(state: &AppState, incoming: &Incoming) -> Response {
     };
     let integration_name = integration.integration.name.clone();
     let account_label = format!("{} ({})", integration.account.name, pending.account);
-    match (incoming.method.clone(), fields.contains_key("action")) {
-        (Method::GET, _) => page(
+    // GET and HEAD show the login form (the method was checked first).
+    match (incoming.method == Method::POST, fields.contains_key("action")) {
+        (false, _) => page(
             StatusCode::OK,
             "Log in",
             &login_form(&integration_name, &account_label, &token, &flow_state, None),
             &id,
         ),
-        (Method::POST, false) => {
+        (true, false) => {
             login(
                 state,
                 incoming,
@@ -346,7 +347,7 @@ pub async fn page_handler(state: &AppState, incoming: &Incoming) -> Response {
             )
             .await
         }
-        (Method::POST, true) => {
+        (true, true) => {
             consent(
                 state,
                 &pending,
@@ -357,7 +358,6 @@ pub async fn page_handler(state: &AppState, incoming: &Incoming) -> Response {
             )
             .await
         }
-        _ => method_not_allowed(&id),
     }
 }
 

@@ -128,30 +128,37 @@ impl Incoming {
         )
     }
 
-    /// Reads a request whole: the peer from the connection and the body, up to 2 MiB (413
-    /// beyond that, or when the body is cut off).
+    /// Reads a request whole: the peer from the connection and the body, up to 2 MiB. A
+    /// body over that is a 413, one cut off a 400, one still arriving after the idle timeout
+    /// a 408, each in `surface`'s shape.
     pub async fn read(
         state: &AppState,
         peer: Peer,
         request: axum::extract::Request,
+        surface: Surface,
     ) -> Result<Self, Response> {
         let (parts, body) = request.into_parts();
         // A body that trickles in would hold its connection for good: it has the idle
         // timeout to arrive (the connection's watch does not close a request being answered).
         let limit = Duration::from_millis(state.config.idle_timeout_ms.max(1));
+        let refused = |error| error_response(surface, error, None, &RequestId::next());
         let body =
             match tokio::time::timeout(limit, axum::body::to_bytes(body, 2 * 1024 * 1024)).await {
                 Ok(Ok(body)) => body,
-                Ok(Err(_)) => {
-                    let message = "The request body is larger than 2 MiB or was cut off.";
-                    return Err(body_refused(StatusCode::PAYLOAD_TOO_LARGE, message));
+                Ok(Err(error)) => {
+                    let too_large = error
+                        .into_inner()
+                        .downcast_ref::<http_body_util::LengthLimitError>()
+                        .is_some();
+                    return Err(refused(if too_large {
+                        ClientError::BodyTooLarge
+                    } else {
+                        ClientError::BadRequest("The request body was cut off.")
+                    }));
                 }
                 Err(_) => {
-                    let message = format!(
-                        "The request body did not arrive within {} ms.",
-                        limit.as_millis()
-                    );
-                    let mut response = body_refused(StatusCode::REQUEST_TIMEOUT, &message);
+                    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+                    let mut response = refused(ClientError::BodyTimedOut { ms });
                     // The rest of the body may still come: the connection cannot be reused.
                     response
                         .headers_mut()
@@ -292,19 +299,6 @@ pub fn json_response(value: &impl serde::Serialize, request_id: &str) -> Respons
             request_id,
         ),
     }
-}
-
-/// The answer to a request whose body could not be read: `message` in the REST error
-/// shape, with a request id.
-fn body_refused(status: StatusCode, message: &str) -> Response {
-    let response = (
-        status,
-        axum::Json(
-            serde_json::json!({ "error": { "code": "INVALID_REQUEST", "message": message } }),
-        ),
-    )
-        .into_response();
-    with_request_id(response, &RequestId::next())
 }
 
 /// JSON already written, with its content type and the request id header. Built directly:

@@ -40,6 +40,15 @@ fn bad(incoming: &Incoming, detail: &'static str) -> Response {
     )
 }
 
+fn not_allowed(incoming: &Incoming, allow: &'static str) -> Response {
+    error_response(
+        Surface::Rest,
+        ClientError::MethodNotAllowed { allow },
+        None,
+        &incoming.request_id,
+    )
+}
+
 fn parse_body(incoming: &Incoming) -> Option<Value> {
     serde_json::from_slice::<Value>(&incoming.body)
         .ok()
@@ -49,12 +58,13 @@ fn parse_body(incoming: &Incoming) -> Option<Value> {
 // List and create share the record-type checks; splitting them would repeat those.
 #[allow(clippy::too_many_lines)]
 pub async fn collection(state: &AppState, raw_type: &str, incoming: &Incoming) -> Response {
-    let (Some(record), Some(level)) = (record_type(raw_type), level_for(&incoming.method)) else {
-        return bad(incoming, "Unsupported record type or method.");
+    let Some(record) = record_type(raw_type) else {
+        return bad(incoming, "Unsupported record type.");
     };
-    if !matches!(level, Level::View | Level::Create) {
-        return bad(incoming, "This method needs a record id.");
-    }
+    let Some(level @ (Level::View | Level::Create)) = level_for(&incoming.method) else {
+        // PATCH, PUT and DELETE name a record: /record/v1/<type>/<id>.
+        return not_allowed(incoming, "GET, HEAD, POST");
+    };
     let principal = match enter(
         state,
         incoming,
@@ -155,15 +165,13 @@ pub async fn instance(
     raw_id: &str,
     incoming: &Incoming,
 ) -> Response {
-    let (Some(record), Some(level)) = (record_type(raw_type), level_for(&incoming.method)) else {
-        return bad(incoming, "Unsupported record type or method.");
+    let Some(record) = record_type(raw_type) else {
+        return bad(incoming, "Unsupported record type.");
     };
-    if level == Level::Create {
-        return bad(
-            incoming,
-            "POST creates records on the collection, without an id.",
-        );
-    }
+    let Some(level) = level_for(&incoming.method).filter(|level| *level != Level::Create) else {
+        // POST creates records on the collection, without an id.
+        return not_allowed(incoming, "GET, HEAD, PATCH, PUT, DELETE");
+    };
     let Ok(id) = raw_id.parse::<i64>() else {
         return bad(incoming, "The record id must be a number.");
     };

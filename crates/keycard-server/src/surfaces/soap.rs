@@ -303,9 +303,10 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
         return error_response(Surface::Soap, ClientError::NotFound, None, &id);
     };
     if incoming.method != Method::POST {
+        // POST only: this server publishes no WSDL (a GET ?wsdl).
         return error_response(
             Surface::Soap,
-            ClientError::BadRequest("SOAP requests are POSTed (this server publishes no WSDL)."),
+            ClientError::MethodNotAllowed { allow: "POST" },
             None,
             &id,
         );

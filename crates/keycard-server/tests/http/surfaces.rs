@@ -366,6 +366,31 @@ async fn bodies_over_two_mebibytes_are_refused_before_the_handler() {
     assert_eq!(over.status(), 413);
     assert_eq!(over.headers()["x-request-id"].len(), 16);
     assert!(over.text().await.unwrap().contains("larger than 2 MiB"));
+    // Each surface in its own shape: REST's problem details, a SOAP fault.
+    for (path, shape) in [
+        (
+            "/services/rest/record/v1/customer",
+            r#""o:errorCode":"INVALID_REQUEST""#,
+        ),
+        (
+            "/services/NetSuitePort_2023_2",
+            "<faultcode>soapenv:Client</faultcode>",
+        ),
+    ] {
+        let over = h
+            .http
+            .post(h.url(path))
+            .body(vec![b'x'; 2 * 1024 * 1024 + 1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(over.status(), 413, "{path}");
+        let text = over.text().await.unwrap();
+        assert!(
+            text.contains(shape) && text.contains("larger than 2 MiB"),
+            "{text}"
+        );
+    }
     // Within the limit the body reaches the handler, which refuses the unsigned call (401).
     let within = h
         .http
@@ -446,6 +471,72 @@ async fn routes_refuse_unknown_paths_and_methods_in_shape() {
         text.contains(r#"keycard_http_requests_total{surface="rest",status="4xx"} 1"#),
         "{text}"
     );
+}
+
+/// A method an endpoint does not answer is a 405 with `Allow`, in the surface's shape (before:
+/// a 400 on REST and SOAP, and the authorize page refused HEAD).
+#[tokio::test]
+async fn methods_an_endpoint_does_not_answer_are_405_with_allow() {
+    let h = Harness::start().await;
+    for (method, path, allow, shape) in [
+        (
+            Method::PATCH,
+            "/services/rest/record/v1/customer",
+            "GET, HEAD, POST",
+            "o:errorCode",
+        ),
+        (
+            Method::POST,
+            "/services/rest/record/v1/customer/7",
+            "GET, HEAD, PATCH, PUT, DELETE",
+            "o:errorCode",
+        ),
+        (
+            Method::GET,
+            "/services/NetSuitePort_2023_2",
+            "POST",
+            "<faultcode>soapenv:Client</faultcode>",
+        ),
+        (
+            Method::PUT,
+            "/rest/accesstoken",
+            "POST",
+            r#""code":"INVALID_REQUEST""#,
+        ),
+        (
+            Method::DELETE,
+            "/app/login/secure/authorizetoken.nl?oauth_token=x",
+            "GET, HEAD, POST",
+            r#""code":"INVALID_REQUEST""#,
+        ),
+    ] {
+        let answer = h
+            .http
+            .request(method.clone(), h.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 405, "{method} {path}");
+        assert_eq!(answer.headers()["allow"], allow, "{method} {path}");
+        assert_eq!(answer.headers()["x-request-id"].len(), 16);
+        let text = answer.text().await.unwrap();
+        assert!(text.contains(shape), "{method} {path}: {text}");
+    }
+    // HEAD is GET without the body, on the authorize page too.
+    let head = h
+        .http
+        .head(h.url("/app/login/secure/authorizetoken.nl?oauth_token=x"))
+        .send()
+        .await
+        .unwrap();
+    let get = h
+        .http
+        .get(h.url("/app/login/secure/authorizetoken.nl?oauth_token=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), get.status());
+    assert_ne!(head.status(), 405);
 }
 
 /// PostgreSQL text cannot hold a NUL. A client that sends one (percent-encoded, in an NLAuth
