@@ -329,7 +329,10 @@ pub async fn page_handler(state: &AppState, incoming: &Incoming) -> Response {
     let integration_name = integration.integration.name.clone();
     let account_label = format!("{} ({})", integration.account.name, pending.account);
     // GET and HEAD show the login form (the method was checked first).
-    match (incoming.method == Method::POST, fields.contains_key("action")) {
+    match (
+        incoming.method == Method::POST,
+        fields.contains_key("action"),
+    ) {
         (false, _) => page(
             StatusCode::OK,
             "Log in",
