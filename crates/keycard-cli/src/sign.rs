@@ -20,8 +20,14 @@ pub struct SignArgs {
     consumer_key: String,
     #[arg(long, env = "KEYCARD_CONSUMER_SECRET", hide_env_values = true)]
     consumer_secret: String,
-    /// Token id; omit for the request-token step of the three-step flow.
-    #[arg(long, env = "KEYCARD_TOKEN_ID", hide_env_values = true)]
+    /// Token id; omit for the request-token step of the three-step flow. Needs
+    /// --token-secret: a token signed with an empty secret is never what was meant.
+    #[arg(
+        long,
+        env = "KEYCARD_TOKEN_ID",
+        hide_env_values = true,
+        requires = "token_secret"
+    )]
     token: Option<String>,
     #[arg(
         long,

@@ -57,6 +57,8 @@ struct Answer {
 #[allow(clippy::too_many_lines)]
 pub async fn run(args: LoginArgs) -> Result<()> {
     let store = ProfileStore::open(&args.config)?;
+    // Before the server issues anything: a token that cannot be saved is a token lost.
+    store.check_can_save(&args.auth_id)?;
     let from = match &args.from {
         Some(id) => Some(store.get(id)?),
         None => offer_reuse(&store, &args)?,
@@ -167,7 +169,22 @@ pub async fn run(args: LoginArgs) -> Result<()> {
         ),
     }
     let replaced = store.get(&profile.auth_id).is_ok();
-    let saved = store.save(profile, &credentials)?;
+    let auth_id = profile.auth_id.clone();
+    let saved = match store.save(profile, &credentials) {
+        Ok(saved) => saved,
+        Err(error) => {
+            // Nobody holds the new token's secret now: revoke it rather than leave it valid.
+            let token = super::profile::hint(credentials.token_id().unwrap_or_default());
+            let revoked = client.with_credentials(credentials).revoke_token().await;
+            let fate = match revoked {
+                Ok(()) => format!("the new token {token} was revoked"),
+                Err(e) => format!(
+                    "the new token {token} could not be revoked ({e}): ask the account owner to revoke it (`keycard token revoke`)"
+                ),
+            };
+            return Err(error.context(format!("profile `{auth_id}` was not saved, so {fate}")));
+        }
+    };
     eprintln!(
         "{} profile `{}`: account {} as {} (token {}).",
         if replaced { "Updated" } else { "Saved" },

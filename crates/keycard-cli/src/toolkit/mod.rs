@@ -112,6 +112,12 @@ pub fn explain(error: &Error, profile: &Profile, what: &str) -> anyhow::Error {
                 )
             } else if api.is_concurrency_limit() {
                 "the account's concurrency limit stayed full: try again later, or ask the account owner to raise the integration's concurrency limit".to_owned()
+            } else if (300..400).contains(&api.status) {
+                // Not followed: a signature covers the URL it was made for.
+                format!(
+                    "the server answered with a redirect, which is not followed (a signature is for one URL): the profile's server `{}` is probably not the API host; use the account's REST or RESTlet host (`keycard profile show {id}`)",
+                    profile.server
+                )
             } else if api.status == 404 {
                 "check the path and the record id".to_owned()
             } else if api.status == 400 {
@@ -126,5 +132,36 @@ pub fn explain(error: &Error, profile: &Profile, what: &str) -> anyhow::Error {
             profile.server
         ),
         other => anyhow!("{what} failed: {other}."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn answered(status: u16) -> String {
+        let api = keycard_client::ApiError {
+            status,
+            code: None,
+            message: None,
+            request_id: None,
+            date: None,
+            attempts: 1,
+            body: String::new(),
+        };
+        let profile = Profile::new("demo", "https://www.netsuite.com", "1234567");
+        explain(&Error::Api(Box::new(api)), &profile, "the call").to_string()
+    }
+
+    /// A redirect is not followed: the advice is the host, not the operator (before, a 3xx
+    /// got "quote the request id to the server's operator").
+    #[test]
+    fn a_redirect_points_at_the_profiles_server() {
+        let advice = answered(302);
+        assert!(advice.contains("redirect"), "{advice}");
+        assert!(advice.contains("`https://www.netsuite.com`"), "{advice}");
+        assert!(!answered(500).contains("redirect"));
     }
 }

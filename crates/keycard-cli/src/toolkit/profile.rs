@@ -24,6 +24,9 @@ use crate::admin::output::{self, Table};
 
 const FILE: &str = "profiles.json";
 const KEY_FILE: &str = "profiles.key";
+/// Held (flock) while the file is read, changed and written: two `keycard` processes saving at
+/// once each kept the profile file they read, and one's profile was lost.
+const LOCK_FILE: &str = "profiles.lock";
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 
@@ -129,22 +132,67 @@ impl ProfileStore {
         }
     }
 
+    /// Writes `file` whole to a temporary file of this process's own and renames it over the
+    /// profile file: readers see the old file or the new one, never part of one. Called with
+    /// the lock held ([`ProfileStore::lock`]).
     fn write(&self, file: &File) -> Result<()> {
         self.ensure_dir()?;
         let path = self.file_path();
-        let temporary = self.dir.join(format!("{FILE}.tmp"));
-        let _ = fs::remove_file(&temporary);
+        let temporary = self.temporary(FILE)?;
         let mut out = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&temporary)
             .with_context(|| format!("cannot write {}", temporary.display()))?;
-        out.write_all(&serde_json::to_vec_pretty(file)?)?;
-        out.sync_all()?;
+        let written = out
+            .write_all(&serde_json::to_vec_pretty(file)?)
+            .and_then(|()| out.sync_all());
         drop(out);
-        fs::rename(&temporary, &path)
-            .with_context(|| format!("cannot replace {}", path.display()))?;
+        let renamed = written.and_then(|()| fs::rename(&temporary, &path));
+        if renamed.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        renamed.with_context(|| format!("cannot replace {}", path.display()))
+    }
+
+    /// A name beside `name` that no other process uses.
+    fn temporary(&self, name: &str) -> Result<PathBuf> {
+        let mut tag = [0u8; 8];
+        getrandom::fill(&mut tag)
+            .map_err(|_| anyhow!("the operating system's random source failed"))?;
+        Ok(self.dir.join(format!(
+            "{name}.{}.{}.tmp",
+            std::process::id(),
+            u64::from_le_bytes(tag)
+        )))
+    }
+
+    /// Takes the store's lock (released when the file is dropped): changes are read, made and
+    /// written by one process at a time.
+    fn lock(&self) -> Result<fs::File> {
+        self.ensure_dir()?;
+        let path = self.dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .with_context(|| format!("cannot lock {}", path.display()))?;
+        Ok(lock)
+    }
+
+    /// Whether a profile `auth_id` could be saved: a valid ID, a writable directory, a
+    /// readable profile file and key. Checked before asking a server for a token, so that
+    /// a token is not issued only to be lost when it cannot be saved.
+    pub fn check_can_save(&self, auth_id: &str) -> Result<()> {
+        check_auth_id(auth_id)?;
+        let _lock = self.lock()?;
+        self.read()?;
+        self.key()?;
         Ok(())
     }
 
@@ -182,15 +230,26 @@ impl ProfileStore {
                 self.ensure_dir()?;
                 getrandom::fill(key.as_mut_slice())
                     .map_err(|_| anyhow!("the operating system's random source failed"))?;
+                // Written whole under a name of its own, then linked into place: a reader never
+                // sees a key file that is still empty, and of two processes making a key at
+                // once, the second finds the first's and uses it.
+                let temporary = self.temporary(KEY_FILE)?;
                 let mut out = fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
-                    .open(&path)
-                    .with_context(|| format!("cannot create {}", path.display()))?;
-                out.write_all(key.as_slice())?;
-                out.sync_all()?;
-                Ok(key)
+                    .open(&temporary)
+                    .with_context(|| format!("cannot create {}", temporary.display()))?;
+                let linked = out
+                    .write_all(key.as_slice())
+                    .and_then(|()| out.sync_all())
+                    .and_then(|()| fs::hard_link(&temporary, &path));
+                let _ = fs::remove_file(&temporary);
+                match linked {
+                    Ok(()) => Ok(key),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self.key(),
+                    Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+                }
             }
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }
@@ -309,6 +368,7 @@ impl ProfileStore {
     /// Saves (creates or replaces) `profile` with `credentials`.
     pub fn save(&self, mut profile: Profile, credentials: &Credentials) -> Result<Profile> {
         check_auth_id(&profile.auth_id)?;
+        let _lock = self.lock()?;
         profile.sealed = self.seal(&profile.auth_id, credentials)?;
         profile.consumer_key_hint = hint(credentials.consumer_key());
         profile.token_hint = hint(credentials.token_id().unwrap_or_default());
@@ -322,6 +382,7 @@ impl ProfileStore {
     }
 
     pub fn delete(&self, auth_id: &str) -> Result<()> {
+        let _lock = self.lock()?;
         self.get(auth_id)?;
         let mut file = self.read()?;
         file.profiles.remove(auth_id);

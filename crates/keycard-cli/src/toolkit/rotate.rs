@@ -3,7 +3,7 @@
 //! old token revoked with `/rest/revoketoken`. Any failure before the switch leaves the profile
 //! on the old token and revokes nothing.
 
-use anyhow::{Context as _, Result, anyhow};
+use anyhow::{Result, anyhow};
 use clap::Args;
 use keycard_client::UserCredentials;
 use zeroize::Zeroizing;
@@ -45,6 +45,8 @@ fn password(from_stdin: bool) -> Result<Zeroizing<String>> {
 pub async fn run(args: RotateArgs) -> Result<()> {
     let store = ProfileStore::open(&args.config)?;
     let profile = store.resolve(args.auth.auth_id.as_deref())?;
+    // Before the server issues anything: a token that cannot be saved is a token lost.
+    store.check_can_save(&profile.auth_id)?;
     let old = store.credentials(&profile)?;
     let old_hint = profile.token_hint.clone();
     let email = args
@@ -109,9 +111,18 @@ pub async fn run(args: RotateArgs) -> Result<()> {
     );
     let mut updated = profile.clone();
     fill_from_token_info(&mut updated, &info);
-    store
-        .save(updated, &fresh)
-        .with_context(|| unchanged.clone())?;
+    if let Err(error) = store.save(updated, &fresh) {
+        // Nobody holds the new token's secret now: revoke it rather than leave it valid.
+        let fate = match client.with_credentials(fresh).revoke_token().await {
+            Ok(()) => format!("the new token {new_hint} was revoked"),
+            Err(e) => format!(
+                "the new token {new_hint} could not be revoked ({e}): ask the account owner to revoke it (`keycard token revoke`)"
+            ),
+        };
+        return Err(error.context(format!(
+            "{unchanged} The profile could not be saved, so {fate}."
+        )));
+    }
 
     eprintln!("Step 4 of 4: revoking the old token {old_hint} (GET /rest/revoketoken)…");
     client.revoke_token().await.map_err(|e| {

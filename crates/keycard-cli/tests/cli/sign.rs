@@ -154,6 +154,11 @@ fn bad_arguments_fail_with_a_clear_message() {
             ],
             "invalid value",
         ),
+        // A token without its secret signed with an empty secret, and succeeded.
+        (
+            &["sign", "GET", "https://h/", "--token", "tk"],
+            "--token-secret",
+        ),
     ];
     for (args, expected) in cases {
         let output = keycard(args, &env);

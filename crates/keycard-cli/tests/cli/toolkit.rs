@@ -171,6 +171,40 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
         .map_or("", |(_, v)| v.as_str())
 }
 
+/// Eight `keycard profile add` at once into an empty config directory: every profile is kept,
+/// under one key. Before, each process rewrote the file it had read (profiles were lost), two
+/// could make different keys, and one could read the key file while it was still empty.
+#[test]
+fn profiles_saved_at_once_are_all_kept() {
+    let s = start("1234567");
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let running: Vec<_> = (0..8)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || s.add_profile(&format!("p{i}"), "1234567", &[]))
+            })
+            .collect();
+        running.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for out in &outputs {
+        ok(out);
+    }
+    let list = ok(&s.run(&["profile", "list"], &[]));
+    for i in 0..8 {
+        assert!(list.contains(&format!("p{i}")), "p{i} lost: {list}");
+    }
+    // Every profile opens with the one key that was kept.
+    for i in [0, 7] {
+        ok(&s.run(&["test-connection", "--auth-id", &format!("p{i}")], &[]));
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&s.config)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
 #[test]
 fn profiles_are_sealed_private_and_never_shown() {
     let s = start("1234567");
@@ -763,6 +797,29 @@ fn login_without_an_answer_times_out_with_a_clear_message() {
     let err = stderr(&out);
     assert!(err.contains("request-token step"), "{err}");
     assert!(err.contains("TBA: Authorization Flow"), "{err}");
+
+    // An authentication ID that could never be saved fails before the server is asked for
+    // anything (before, only at the save, after the server had issued the token).
+    let out = s.run(
+        &[
+            "login",
+            "--auth-id",
+            "not valid!",
+            "--server",
+            &server,
+            "--account",
+            "1234567",
+            "--no-browser",
+        ],
+        &[
+            ("KEYCARD_CONSUMER_KEY", s.cred("consumer_key")),
+            ("KEYCARD_CONSUMER_SECRET", s.cred("consumer_secret")),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("authentication ID `not valid!`"), "{err}");
+    assert!(!err.contains("Step 1"), "{err}");
 }
 
 #[test]
