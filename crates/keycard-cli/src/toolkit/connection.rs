@@ -38,7 +38,14 @@ pub async fn run(args: ConnectionArgs) -> Result<()> {
         .send(&tokeninfo)
         .await
         .map_err(|e| explain(&e, &profile, "tokeninfo (GET /rest/tokeninfo)"))?;
-    let json = info.json()?;
+    // A 2xx that is not JSON is not a keycard or NetSuite tokeninfo: a login page, a proxy's
+    // page, another service on that host.
+    let json = info.json().map_err(|e| {
+        anyhow::anyhow!(
+            "tokeninfo (GET /rest/tokeninfo) answered {} with something else ({e}): the profile's server `{}` is probably not a NetSuite or keycard API host (`keycard profile show {}`)",
+            info.status, profile.server, profile.auth_id
+        )
+    })?;
     let path = format!("/services/rest/record/v1/{}", args.record);
     let listing = Call::get(&path).query("limit", "1");
     eprintln!("Calling {}…", client.url(&listing)?);

@@ -1031,3 +1031,60 @@ fn rotation_switches_only_after_the_new_token_works_then_revokes_the_old_one() {
         .unwrap();
     assert!(original.to_string().contains("\"revoked\""), "{original}");
 }
+
+/// A host that answers 200 with a web page (a login page, a proxy's page): test-connection says
+/// the profile's server is probably not an API host (before: only "the body is not JSON").
+#[test]
+fn test_connection_on_a_host_that_answers_html_names_the_server() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let mut stream = stream.unwrap();
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let page = "<html><body>Sign in</body></html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                page.len()
+            );
+        }
+    });
+    let config = tempfile::tempdir().unwrap();
+    let config = config.path().to_str().unwrap().to_owned();
+    let server = format!("http://127.0.0.1:{port}");
+    let env = [
+        ("KEYCARD_CONFIG_DIR", config.as_str()),
+        ("KEYCARD_CONSUMER_KEY", "ck"),
+        ("KEYCARD_CONSUMER_SECRET", "cs"),
+        ("KEYCARD_TOKEN_ID", "tk"),
+        ("KEYCARD_TOKEN_SECRET", "ts"),
+    ];
+    let added = keycard(
+        &[
+            "profile",
+            "add",
+            "--auth-id",
+            "web",
+            "--server",
+            &server,
+            "--account",
+            "1234567",
+            "--no-check",
+        ],
+        &env,
+    );
+    assert!(added.status.success(), "{}", stderr(&added));
+    let out = keycard(&["test-connection", "--auth-id", "web"], &env);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("answered 200 but the body is not JSON"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("`{server}` is probably not")),
+        "{err}"
+    );
+}
