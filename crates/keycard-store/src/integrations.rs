@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::crypto::random_hex;
-use crate::rows::{self, INTEGRATION_COLUMNS, Key, to_json};
+use crate::rows::{self, INTEGRATION_COLUMNS, to_json};
 use crate::{Store, StoreError, change};
 
 #[derive(Debug, Clone)]
@@ -365,7 +365,7 @@ impl Store {
         &self,
         consumer_key: &str,
     ) -> Result<Option<(Integration, Secret)>, StoreError> {
-        if matches!(rows::key(consumer_key), Key::Never) {
+        if rows::never_stored(consumer_key) {
             return Ok(None);
         }
         let row = sqlx::query(&format!("SELECT {INTEGRATION_COLUMNS}, consumer_secret FROM integrations WHERE consumer_key = $1"))
@@ -388,33 +388,20 @@ pub(crate) async fn fetch(
     account: &AccountId,
     key: &str,
 ) -> Result<Integration, StoreError> {
-    let row = match rows::key(key) {
-        Key::Id(id) => {
-            sqlx::query(&format!(
-                "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE account_id = $1 AND id = $2"
-            ))
-            .bind(account.as_str())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        Key::Text(name) => {
-            sqlx::query(&format!(
-                "SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE account_id = $1 AND name = $2 AND state <> 'deleted'"
-            ))
-            .bind(account.as_str())
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        Key::Never => None,
-    };
-    let row = row.ok_or_else(|| StoreError::NotFound {
+    let found = rows::by_key(
+        conn,
+        account,
+        key,
+        &format!("SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE account_id = $1 AND id = $2"),
+        &format!("SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE account_id = $1 AND name = $2 AND state <> 'deleted'"),
+    )
+    .await?;
+    let row = found.first().ok_or_else(|| StoreError::NotFound {
         kind: "integration",
         key: key.to_owned(),
         hint: " (list them with `keycard integration list`)",
     })?;
-    rows::integration(&row)
+    rows::integration(row)
 }
 
 async fn fetch_live(

@@ -9,7 +9,7 @@ use keycard_core::{
 use serde_json::json;
 use sqlx::Row;
 
-use crate::rows::{self, Key, ROLE_COLUMNS, to_json};
+use crate::rows::{self, ROLE_COLUMNS, to_json};
 use crate::{Store, StoreError, change};
 
 #[derive(Debug, Clone, Default)]
@@ -232,31 +232,18 @@ pub(crate) async fn fetch(
     account: &AccountId,
     key: &str,
 ) -> Result<Role, StoreError> {
-    let row = match rows::key(key) {
-        Key::Id(id) => {
-            sqlx::query(&format!(
-                "SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = $1 AND id = $2"
-            ))
-            .bind(account.as_str())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        Key::Text(name) => {
-            sqlx::query(&format!(
-                "SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = $1 AND name = $2"
-            ))
-            .bind(account.as_str())
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        Key::Never => None,
-    };
-    let row = row.ok_or_else(|| StoreError::NotFound {
+    let found = rows::by_key(
+        conn,
+        account,
+        key,
+        &format!("SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = $1 AND id = $2"),
+        &format!("SELECT {ROLE_COLUMNS} FROM roles WHERE account_id = $1 AND name = $2"),
+    )
+    .await?;
+    let row = found.first().ok_or_else(|| StoreError::NotFound {
         kind: "role",
         key: key.to_owned(),
         hint: " (list them with `keycard role list`)",
     })?;
-    rows::role(&row)
+    rows::role(row)
 }

@@ -33,6 +33,29 @@ pub(crate) fn key(key: &str) -> Key<'_> {
     }
 }
 
+/// Whether no stored text can be `text` ([`Key::Never`]): a lookup by it finds nothing.
+pub(crate) fn never_stored(text: &str) -> bool {
+    matches!(key(text), Key::Never)
+}
+
+/// The rows of `account` that `key` names: by `by_id` (binding the account and the id) when
+/// the key is digits, else by `by_text` (the account and the trimmed key); none for a key that
+/// no record can have.
+pub(crate) async fn by_key(
+    conn: &mut sqlx::AnyConnection,
+    account: &AccountId,
+    key: &str,
+    by_id: &str,
+    by_text: &str,
+) -> Result<Vec<AnyRow>, StoreError> {
+    let query = match self::key(key) {
+        Key::Id(id) => sqlx::query(by_id).bind(account.as_str()).bind(id),
+        Key::Text(text) => sqlx::query(by_text).bind(account.as_str()).bind(text),
+        Key::Never => return Ok(Vec::new()),
+    };
+    Ok(query.fetch_all(&mut *conn).await?)
+}
+
 const CORRUPT: StoreError = StoreError::Corrupt {
     what: "a row does not match the schema",
 };

@@ -11,7 +11,7 @@ use serde_json::json;
 use sqlx::{Any, Row, Transaction};
 
 use crate::crypto::random_hex;
-use crate::rows::{self, Key, TOKEN_COLUMNS};
+use crate::rows::{self, TOKEN_COLUMNS};
 use crate::{Store, StoreError, change};
 
 /// Who creates a token, for the permission rules.
@@ -331,7 +331,7 @@ impl Store {
         &self,
         token_id: &str,
     ) -> Result<Option<(AccessToken, Secret)>, StoreError> {
-        if matches!(rows::key(token_id), Key::Never) {
+        if rows::never_stored(token_id) {
             return Ok(None);
         }
         let row = sqlx::query(&format!(
@@ -366,29 +366,16 @@ pub(crate) async fn fetch(
     account: &AccountId,
     key: &str,
 ) -> Result<AccessToken, StoreError> {
-    let row = match rows::key(key) {
-        Key::Id(id) => {
-            sqlx::query(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id = $2"
-            ))
-            .bind(account.as_str())
-            .bind(id)
-            .fetch_all(&mut *conn)
-            .await?
-        }
-        Key::Text(text) => {
-            sqlx::query(&format!(
-                // Two indexed lookups (unique token id, account + name): written as an OR,
-                // both databases scanned the account's tokens instead.
-                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id IN (SELECT id FROM tokens WHERE token_id = $2 UNION SELECT id FROM tokens WHERE account_id = $1 AND name = $2) ORDER BY id"
-            ))
-            .bind(account.as_str())
-            .bind(text)
-            .fetch_all(&mut *conn)
-            .await?
-        }
-        Key::Never => Vec::new(),
-    };
+    let row = rows::by_key(
+        conn,
+        account,
+        key,
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id = $2"),
+        // Two indexed lookups (unique token id, account + name): written as an OR, both
+        // databases scanned the account's tokens instead.
+        &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE account_id = $1 AND id IN (SELECT id FROM tokens WHERE token_id = $2 UNION SELECT id FROM tokens WHERE account_id = $1 AND name = $2) ORDER BY id"),
+    )
+    .await?;
     match row.as_slice() {
         [one] => rows::token(one),
         [] => Err(StoreError::NotFound {

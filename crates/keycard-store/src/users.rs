@@ -7,7 +7,7 @@ use sqlx::Row;
 use zeroize::Zeroizing;
 
 use crate::crypto::{hash_password, verify_password};
-use crate::rows::{self, Key, USER_COLUMNS};
+use crate::rows::{self, USER_COLUMNS};
 use crate::{Store, StoreError, change};
 
 #[derive(Debug, Clone)]
@@ -249,7 +249,7 @@ impl Store {
         email: &str,
         password: &str,
     ) -> Result<Option<User>, StoreError> {
-        if matches!(rows::key(email), Key::Never) {
+        if rows::never_stored(email) {
             return Ok(None);
         }
         let row =
@@ -327,33 +327,21 @@ pub(crate) async fn fetch(
     account: &AccountId,
     key: &str,
 ) -> Result<User, StoreError> {
-    let row = match rows::key(key) {
-        Key::Id(id) => {
-            sqlx::query(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND id = $2"
-            ))
-            .bind(account.as_str())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        Key::Text(email) => {
-            sqlx::query(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND email = $2"
-            ))
-            .bind(account.as_str())
-            .bind(email.to_ascii_lowercase())
-            .fetch_optional(&mut *conn)
-            .await?
-        }
-        Key::Never => None,
-    };
-    let row = row.ok_or_else(|| StoreError::NotFound {
+    // Emails are kept in lower case (lowering digits changes nothing).
+    let found = rows::by_key(
+        conn,
+        account,
+        &key.to_ascii_lowercase(),
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND id = $2"),
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = $1 AND email = $2"),
+    )
+    .await?;
+    let row = found.first().ok_or_else(|| StoreError::NotFound {
         kind: "user",
         key: key.to_owned(),
         hint: " (list them with `keycard user list`)",
     })?;
-    let mut user = rows::user(&row)?;
+    let mut user = rows::user(row)?;
     let roles = sqlx::query("SELECT role_id FROM user_roles WHERE user_id = $1 ORDER BY role_id")
         .bind(user.id)
         .fetch_all(&mut *conn)
