@@ -402,6 +402,11 @@ impl CredentialCache {
         for event in events {
             touched.add(event);
         }
+        // A rotation elsewhere: the keys to seal and open with are in the key file now (the
+        // secrets are reloaded below; pending authorizations are sealed under the new key).
+        if events.iter().any(|e| e.entity == EntityKind::MasterKey) {
+            self.store.follow_key_file();
+        }
         touched.remove_from(&mut self.write());
     }
 

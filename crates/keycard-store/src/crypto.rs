@@ -475,7 +475,7 @@ fn decode_key(encoded: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, String> {
     }
 }
 
-fn read_key_file(path: &Path) -> Result<KeyRing, CryptoError> {
+pub(crate) fn read_key_file(path: &Path) -> Result<KeyRing, CryptoError> {
     let text = std::fs::read_to_string(path).map_err(|source| CryptoError::KeyFile {
         action: "read",
         path: path.to_owned(),

@@ -91,6 +91,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     keys: Arc<std::sync::RwLock<KeyRing>>,
+    /// The key file the keys came from, when they did ([`Store::with_key_file`]).
+    key_file: Option<Arc<Path>>,
     events: broadcast::Sender<ChangeEvent>,
     /// Committed administrative changes made through this handle (and its clones).
     local_changes: Arc<std::sync::atomic::AtomicU64>,
@@ -172,6 +174,7 @@ impl Store {
             pool,
             backend,
             keys: Arc::new(std::sync::RwLock::new(keys)),
+            key_file: None,
             events,
             local_changes: Arc::default(),
             clock: system_clock(),
@@ -190,6 +193,40 @@ impl Store {
                 .map_err(|source| StoreError::Connect { backend, source })?,
             listen_url: (backend == Backend::Postgres).then(|| url.into()),
         })
+    }
+
+    /// Names the key file the keys came from. The store then reads it again when a directory
+    /// change begins (so it seals under the newest key) and when a secret names a key it does
+    /// not hold: a `keycard keys rotate` by another process (the CLI, another node) reaches a
+    /// running server without a restart. Keys from `KEYCARD_MASTER_KEY` cannot be read again.
+    #[must_use]
+    pub fn with_key_file(mut self, path: &Path) -> Self {
+        self.key_file = Some(path.into());
+        self
+    }
+
+    /// Reads the key file again ([`Store::with_key_file`]); whether the keys changed. A file
+    /// that cannot be read leaves the keys as they were (logged): it is mid-replace, or gone.
+    pub fn follow_key_file(&self) -> bool {
+        let Some(path) = &self.key_file else {
+            return false;
+        };
+        let ring = match crypto::read_key_file(path) {
+            Ok(ring) => ring,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the master key file again; keeping the keys held");
+                return false;
+            }
+        };
+        if ring.ids() == self.keys().ids() {
+            return false;
+        }
+        tracing::info!(
+            current = ring.current_id(),
+            "the master key file changed; using its keys"
+        );
+        self.replace_keys(ring);
+        true
     }
 
     /// Replaces the clock (tests).
@@ -249,17 +286,21 @@ impl Store {
         // READ COMMITTED two such transactions read the same state, so a revoked token could
         // be reactivated, a deleted integration re-enabled, or a limit over-allocated.
         // Directory changes are rare; the hot path never writes here.
-        match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(DIRECTORY_WRITE_LOCK)
                     .execute(&mut *tx)
                     .await?;
-                Ok(tx)
+                tx
             }
-        }
+        };
+        // Under the lock, so after any rotation that committed before: what this change
+        // seals is sealed under the newest key.
+        self.follow_key_file();
+        Ok(tx)
     }
 
     pub(crate) fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
@@ -293,7 +334,23 @@ impl Store {
         sealed: &[u8],
         aad: &str,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
-        Ok(self.keys().open(sealed, aad.as_bytes())?)
+        self.open_sealed(sealed, aad)
+    }
+
+    /// Opens `sealed`; when it names a key this store does not hold, after reading the key
+    /// file again (another process rotated the keys).
+    fn open_sealed(
+        &self,
+        sealed: &[u8],
+        aad: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, StoreError> {
+        let opened = self.keys().open(sealed, aad.as_bytes());
+        match opened {
+            Err(crypto::CryptoError::MissingKey { .. }) if self.follow_key_file() => {
+                Ok(self.keys().open(sealed, aad.as_bytes())?)
+            }
+            other => Ok(other?),
+        }
     }
 
     pub(crate) fn open_secret(
@@ -301,7 +358,7 @@ impl Store {
         sealed: &[u8],
         aad: &str,
     ) -> Result<keycard_core::Secret, StoreError> {
-        let plain = self.keys().open(sealed, aad.as_bytes())?;
+        let plain = self.open_sealed(sealed, aad)?;
         let text = String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Corrupt {
             what: "a sealed secret is not UTF-8",
         })?;

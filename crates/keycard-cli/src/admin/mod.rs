@@ -82,8 +82,12 @@ impl StoreArgs {
 
     pub async fn open(&self) -> Result<Store> {
         let (ring, source) = self.keys()?;
-        let store = self.open_with(ring).await?;
+        let mut store = self.open_with(ring).await?;
         refuse_a_foreign_directory(&store, &source).await?;
+        // A server follows `keycard keys rotate` run elsewhere by reading its key file again.
+        if let KeySource::File(path) | KeySource::Generated(path) = &source {
+            store = store.with_key_file(path);
+        }
         Ok(store)
     }
 

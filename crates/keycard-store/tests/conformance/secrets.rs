@@ -6,11 +6,15 @@ use keycard_store::integrations::NewIntegration;
 use keycard_store::roles::NewRole;
 use keycard_store::tokens::{Creator, NewToken};
 use keycard_store::users::NewUser;
-use keycard_store::{Location, Store};
+use keycard_store::{KeySource, Location, Store};
 
 use crate::{Harness, account, on_both_backends};
 
-on_both_backends!(no_secret_in_a_database_copy, rotation_reseals_every_secret);
+on_both_backends!(
+    no_secret_in_a_database_copy,
+    rotation_reseals_every_secret,
+    a_rotation_elsewhere_reaches_a_store_that_follows_the_key_file,
+);
 
 /// Creates one integration and one token; returns every secret value that now exists.
 async fn make_secrets(h: &Harness) -> Vec<String> {
@@ -181,4 +185,72 @@ async fn rotation_reseals_every_secret(h: Harness) {
             .code(),
         "crypto"
     );
+}
+
+fn location(h: &Harness) -> Location {
+    match (&h.data_dir, &h.database_url) {
+        (Some(dir), _) => Location::DataDir(dir.path().to_owned()),
+        (None, Some(url)) => Location::Url(url.clone()),
+        _ => unreachable!(),
+    }
+}
+
+/// `keycard keys rotate` run by another process (the CLI beside a running server, or another
+/// node) as the CLI runs it: both keys saved, every secret re-sealed, then only the new key
+/// kept in the file. A server whose store follows the key file reads the re-sealed secrets
+/// and seals new ones under the new key. Before, a running server kept its old ring: every
+/// re-sealed secret failed to open (503 on logins) and the tokens it created were sealed
+/// under a key the file no longer held.
+async fn a_rotation_elsewhere_reaches_a_store_that_follows_the_key_file(h: Harness) {
+    let secrets = make_secrets(&h).await;
+    let token_id = h.store.tokens(&account()).await.unwrap()[0]
+        .token_id
+        .clone();
+    let keys = tempfile::tempdir().unwrap();
+    let path = keys.path().join("master.key");
+    let source = KeySource::File(path.clone());
+    h.ring.save(&source).unwrap();
+    let server = Store::open(&location(&h), h.ring.clone())
+        .await
+        .unwrap()
+        .with_key_file(&path);
+    // The server has read the token (and would cache it) before the rotation.
+    assert!(server.token_by_token_id(&token_id).await.unwrap().is_some());
+
+    let mut ring = h.ring.clone();
+    ring.push(MasterKey::generate().unwrap());
+    ring.save(&source).unwrap();
+    h.store
+        .rotate_keys("admin", ring.clone(), |_| {})
+        .await
+        .unwrap();
+    ring.retain_only_current();
+    ring.save(&source).unwrap();
+
+    let (_, secret) = server.token_by_token_id(&token_id).await.unwrap().unwrap();
+    assert_eq!(secret.expose(), secrets[1]);
+    // A token the server creates now is sealed under the new key: a store that holds only
+    // that key (a node started after the rotation) reads it.
+    let (_, created) = server
+        .create_token(
+            "admin",
+            &account(),
+            &Creator::Operator,
+            NewToken {
+                integration: "Order Sync".into(),
+                user: "sync@example.com".into(),
+                role: "Integrator".into(),
+                name: Some("after rotation".into()),
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    let fresh = Store::open(&location(&h), ring).await.unwrap();
+    let (_, secret) = fresh
+        .token_by_token_id(&created.token_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(secret.expose(), created.token_secret.expose());
 }
