@@ -332,6 +332,13 @@ impl NonceStore {
         shard.expire((now - self.window).div_euclid(BUCKET) - 1);
         // A replay carries the same timestamp, so it lands in the same bucket.
         let bucket = key.timestamp.div_euclid(BUCKET);
+        if bucket < shard.oldest_live {
+            // Dropped already: this request's clock was read before the newest one this shard
+            // has seen (a request that waited on the directory, or a clock stepped back), and
+            // its timestamp has left the window since. Made again, the bucket would be empty
+            // and a replay would pass: refused as used.
+            return false;
+        }
         shard
             .bucket(bucket, bucket == now.div_euclid(BUCKET))
             .insert(key.hash)
@@ -394,6 +401,22 @@ mod tests {
         assert!(store.consume("t", "other", 5000, 5000));
         store.purge(5000);
         assert_eq!(store.len(), 1);
+    }
+
+    /// A request whose clock was read long before it reached the store (it waited on the
+    /// directory) still passed the window check with that old reading; its bucket had been
+    /// dropped meanwhile, and made again empty it let the replay through. Before, this
+    /// replay was accepted.
+    #[test]
+    fn a_replay_with_a_stale_clock_reading_is_refused_after_its_bucket_was_dropped() {
+        let store = NonceStore::new(300);
+        assert!(store.consume("t", "n", 1000, 1000));
+        store.purge(1400);
+        assert!(!store.consume("t", "n", 1000, 1290), "the replay");
+        // Nothing was made again for it.
+        assert_eq!(store.len(), 0);
+        // A timestamp still in the window of the newest reading is stored as ever.
+        assert!(store.consume("t", "m", 1200, 1400));
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl RedisState {
         nonce: &NonceUse<'_>,
         pool: Option<Pool<'_>>,
     ) -> Result<Admission, Unreachable> {
-        let ttl = (nonce.timestamp + self.window - nonce.now).max(0) + 1;
+        let ttl = nonce_ttl(nonce.timestamp, self.window, nonce.now);
         let mut call = self.admit.prepare_invoke();
         let timestamp = nonce.timestamp.to_be_bytes();
         call.key(self.hashed_key(
@@ -300,6 +300,19 @@ impl RedisState {
     }
 }
 
+/// How much longer than its timestamp's window a nonce is kept: a request is accepted while
+/// the clock of the node it reaches says its timestamp is in the window, so the key must
+/// outlive the window on the slowest node's clock, and on a request that read the clock
+/// early and waited (on the directory, say) before it reached Redis. Nodes' clocks must agree
+/// within this (docs/deploy.md). Before, keys outlived the window by 1 s on the clock of the
+/// node that stored them: a replay sent to a node 1 s behind just after that was accepted.
+const NODE_CLOCK_MARGIN_SECS: i64 = 60;
+
+/// The lifetime (s) of the nonce key of a request with `timestamp`, accepted at `now`.
+fn nonce_ttl(timestamp: i64, window: i64, now: i64) -> i64 {
+    (timestamp + window - now).max(0) + NODE_CLOCK_MARGIN_SECS
+}
+
 fn member(node: &str, id: u64) -> String {
     format!("{node}:{id}")
 }
@@ -366,6 +379,24 @@ async fn renew(
         let mut connection = connection.clone();
         if let Err(error) = call.invoke_async::<i64>(&mut connection).await {
             tracing::warn!(error = %describe(&error), "cannot renew concurrency leases");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The key outlives the window on a node whose clock is up to the margin behind, and on
+    /// a request that read the clock that long before reaching Redis.
+    #[test]
+    fn a_nonce_outlives_its_window_on_a_node_a_minute_behind() {
+        let (window, stored_at) = (300, 1_000_000);
+        for timestamp in [stored_at - window, stored_at, stored_at + window] {
+            let expires = stored_at + nonce_ttl(timestamp, window, stored_at);
+            // The last moment any node accepts the timestamp, on a clock 59 s behind.
+            let last_accepted = timestamp + window + 59;
+            assert!(expires > last_accepted, "timestamp {timestamp}");
         }
     }
 }
