@@ -182,6 +182,11 @@ impl RedisState {
         .arg(ttl)
         .arg(nonce.timestamp)
         .arg(self.window);
+        // The lease is held (and renewed) from before the call, behind a guard whose drop
+        // removes it: when the call fails, times out or is dropped (the client went away)
+        // after Redis ran the script, the lease is released, not left to fill the pool until
+        // it expires. Removing a lease that was never added is harmless (and follows the
+        // script on the same connection).
         let lease = pool.map(|pool| {
             let id = self.next_lease.fetch_add(1, Ordering::Relaxed);
             let key: Arc<str> = format!("{}slots:{}", self.prefix, pool.name).into();
@@ -189,7 +194,11 @@ impl RedisState {
                 .arg(pool.limit)
                 .arg(member(&self.node, id))
                 .arg(self.lease_ms);
-            (id, key, pool.name)
+            self.held_map().insert(id, (key, pool.name.into()));
+            Lease {
+                id,
+                releases: self.releases.clone(),
+            }
         });
         let mut connection = self.connection.clone();
         let answer: i64 = self.bounded(call.invoke_async(&mut connection)).await?;
@@ -198,13 +207,7 @@ impl RedisState {
             (2, _) => Admission::PoolFull,
             (3, _) => Admission::StateReset,
             (_, None) => Admission::Fresh(None),
-            (_, Some((id, key, name))) => {
-                self.held_map().insert(id, (key, name.into()));
-                Admission::Fresh(Some(Slot::Lease(Lease {
-                    id,
-                    releases: self.releases.clone(),
-                })))
-            }
+            (_, Some(lease)) => Admission::Fresh(Some(Slot::Lease(lease))),
         })
     }
 
@@ -386,6 +389,74 @@ async fn renew(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shared::Scope;
+
+    /// A lease whose admission was given up (the client went away) while Redis was running
+    /// the script is released, not held until it expires: a pool of 1 admits the next
+    /// request. Before, the lease was recorded only when the answer came, so a dropped call
+    /// left it in the pool for `slot_lease_ms`, and resetting HTTP/2 streams could fill an
+    /// account's pool for everyone.
+    #[tokio::test]
+    async fn a_lease_given_up_during_the_call_is_released() {
+        let url = std::env::var("KEYCARD_TEST_REDIS_URL").expect(
+            "KEYCARD_TEST_REDIS_URL is not set: run the tests with scripts/test, which starts a throwaway Redis",
+        );
+        let prefix = format!("kc-test-{}:", keycard_store::crypto::random_hex(6).unwrap());
+        let config = ServerConfig {
+            redis_prefix: prefix.clone(),
+            redis_timeout_ms: 5_000,
+            slot_lease_ms: 60_000,
+            ..ServerConfig::default()
+        };
+        let state =
+            RedisState::connect(&crate::config::RedisUrl::new(url.clone()), &config).unwrap();
+        let client = redis::Client::open(url).unwrap();
+        let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+        let () = redis::cmd("SET")
+            .arg(format!("{prefix}epoch"))
+            .arg(0)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let pool = || {
+            Some(Pool {
+                name: "acct",
+                limit: 1,
+            })
+        };
+        let use_of = |nonce| NonceUse {
+            scope: Scope::new("token"),
+            nonce,
+            timestamp: 1_000,
+            now: 1_000,
+        };
+        // Loads the script, so the paused call below is the script itself.
+        let first = state.admit(&use_of("warm"), pool()).await.unwrap();
+        assert!(matches!(first, Admission::Fresh(Some(_))));
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let () = redis::cmd("CLIENT")
+            .arg("PAUSE")
+            .arg(400)
+            .arg("WRITE")
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(100),
+            state.admit(&use_of("dropped"), pool()),
+        )
+        .await;
+        assert!(given_up.is_err(), "the call was still waiting on the pause");
+        // The script runs when the pause ends; the release follows it.
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let next = state.admit(&use_of("next"), pool()).await.unwrap();
+        assert!(
+            matches!(next, Admission::Fresh(Some(_))),
+            "the pool was left full"
+        );
+    }
 
     /// The key outlives the window on a node whose clock is up to the margin behind, and on
     /// a request that read the clock that long before reaching Redis.
