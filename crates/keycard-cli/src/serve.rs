@@ -104,42 +104,28 @@ impl ServeArgs {
             config.domains.clone_from(&self.domains);
         }
         if let Some(scheme) = &self.public_scheme {
-            anyhow::ensure!(
-                scheme == "http" || scheme == "https",
-                "--public-scheme must be http or https"
-            );
             config.public_scheme.clone_from(scheme);
         }
         if !self.trusted_proxies.is_empty() {
             config.trusted_proxies.clone_from(&self.trusted_proxies);
         }
         if let Some(window) = self.timestamp_window {
-            anyhow::ensure!(window > 0, "--timestamp-window must be positive");
             config.timestamp_window = window;
         }
         config.allow_legacy_sha1 |= self.allow_legacy_sha1;
         if let Some(url) = self.redis_url.as_deref().filter(|url| !url.is_empty()) {
-            anyhow::ensure!(
-                url.starts_with("redis://")
-                    || url.starts_with("rediss://")
-                    || url.starts_with("redis+unix://"),
-                "--redis-url must be a redis:// URL"
-            );
             config.redis_url = Some(keycard_server::config::RedisUrl::new(url));
         }
         if let Some(lease) = self.slot_lease_ms {
-            anyhow::ensure!(lease >= 100, "--slot-lease-ms must be at least 100");
             config.slot_lease_ms = lease;
         }
         if let Some(resync) = self.resync_ms {
-            anyhow::ensure!(resync >= 10, "--resync-ms must be at least 10");
             config.resync_ms = resync;
         }
         if let Some(grace) = self.directory_grace_secs {
             config.directory_grace_secs = grace;
         }
         if let Some(idle) = self.idle_timeout_ms {
-            anyhow::ensure!(idle >= 100, "--idle-timeout-ms must be at least 100");
             config.idle_timeout_ms = idle;
         }
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
@@ -148,6 +134,8 @@ impl ServeArgs {
                 key: key.clone(),
             });
         }
+        // One check of the result, whichever way each value came.
+        config.validate()?;
         Ok(config)
     }
 }

@@ -70,6 +70,57 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
+impl ServerConfig {
+    /// Checks the settings, whichever way they came (flags, variables, the TOML file): a
+    /// value out of range is refused with its name, never used. A negative window, say, made
+    /// the nonce store forget nonces within seconds, and a resync of 0 ms stopped caching.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let checks: [(bool, &str); 9] = [
+            (
+                self.timestamp_window > 0 && self.timestamp_window <= 86_400,
+                "timestamp_window (--timestamp-window) must be 1 to 86400 seconds",
+            ),
+            (
+                self.public_scheme == "http" || self.public_scheme == "https",
+                "public_scheme (--public-scheme) must be http or https",
+            ),
+            (self.audit_queue >= 1, "audit_queue must be at least 1"),
+            (
+                self.resync_ms >= 10,
+                "resync_ms (--resync-ms) must be at least 10",
+            ),
+            (
+                self.request_token_ttl > 0,
+                "request_token_ttl must be at least 1 second",
+            ),
+            (
+                self.redis_timeout_ms >= 1,
+                "redis_timeout_ms must be at least 1",
+            ),
+            (
+                self.slot_lease_ms >= 100,
+                "slot_lease_ms (--slot-lease-ms) must be at least 100",
+            ),
+            (
+                self.idle_timeout_ms >= 100,
+                "idle_timeout_ms (--idle-timeout-ms) must be at least 100",
+            ),
+            (
+                self.redis_url.as_ref().is_none_or(|url| {
+                    ["redis://", "rediss://", "redis+unix://"]
+                        .iter()
+                        .any(|scheme| url.expose().starts_with(scheme))
+                }),
+                "redis_url (--redis-url) must be a redis://, rediss:// or redis+unix:// URL",
+            ),
+        ];
+        for (valid, rule) in checks {
+            anyhow::ensure!(valid, "{rule}");
+        }
+        Ok(())
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -88,6 +139,43 @@ impl Default for ServerConfig {
             slot_lease_ms: 10_000,
             directory_grace_secs: 300,
             idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_out_of_range_are_refused_by_name() {
+        assert!(ServerConfig::default().validate().is_ok());
+        let cases: [(&str, ServerConfig); 3] = [
+            (
+                "timestamp_window",
+                ServerConfig {
+                    timestamp_window: -300,
+                    ..ServerConfig::default()
+                },
+            ),
+            (
+                "resync_ms",
+                ServerConfig {
+                    resync_ms: 0,
+                    ..ServerConfig::default()
+                },
+            ),
+            (
+                "redis_url",
+                ServerConfig {
+                    redis_url: Some(RedisUrl::new("http://redis")),
+                    ..ServerConfig::default()
+                },
+            ),
+        ];
+        for (name, config) in cases {
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.starts_with(name), "{error}");
         }
     }
 }

@@ -123,6 +123,7 @@ pub fn start(
     listener: TcpListener,
     clock: Clock,
 ) -> anyhow::Result<RunningServer> {
+    config.validate()?;
     let addr = listener.local_addr()?;
     let tls = config.tls.as_ref().map(tls::load).transpose()?;
     if tls.is_some() {

@@ -321,16 +321,19 @@ fn serve_refuses_bad_shared_state_settings_with_a_clear_message() {
     for (args, message) in [
         (
             vec!["--redis-url", "http://127.0.0.1:6379"],
-            "--redis-url must be a redis:// URL",
+            "(--redis-url) must be a redis://",
         ),
         (
             vec!["--slot-lease-ms", "5"],
-            "--slot-lease-ms must be at least 100",
+            "(--slot-lease-ms) must be at least 100",
         ),
-        (vec!["--resync-ms", "1"], "--resync-ms must be at least 10"),
+        (
+            vec!["--resync-ms", "1"],
+            "(--resync-ms) must be at least 10",
+        ),
         (
             vec!["--idle-timeout-ms", "5"],
-            "--idle-timeout-ms must be at least 100",
+            "(--idle-timeout-ms) must be at least 100",
         ),
     ] {
         let mut all = vec!["serve", "--data-dir", data, "--listen", "127.0.0.1:0"];
@@ -338,6 +341,36 @@ fn serve_refuses_bad_shared_state_settings_with_a_clear_message() {
         let out = keycard(&all, &[]);
         assert!(!out.status.success(), "{args:?} was accepted");
         assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+    // The same rules hold for the TOML file (before, its values were not checked: a negative
+    // window made the nonce store forget nonces within seconds; a resync of 0 panicked the
+    // version poll).
+    for (line, message) in [
+        (
+            "timestamp_window = -300",
+            "timestamp_window (--timestamp-window) must be 1 to 86400",
+        ),
+        (
+            "resync_ms = 0",
+            "resync_ms (--resync-ms) must be at least 10",
+        ),
+    ] {
+        let file = dir.path().join("keycard.toml");
+        std::fs::write(&file, format!("{line}\n")).unwrap();
+        let out = keycard(
+            &[
+                "serve",
+                "--data-dir",
+                data,
+                "--listen",
+                "127.0.0.1:0",
+                "--config",
+                file.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(!out.status.success(), "{line} was accepted");
+        assert!(stderr(&out).contains(message), "{line}: {}", stderr(&out));
     }
     // A redis:// URL the client library cannot read is refused at start, without echoing it.
     let out = keycard(
