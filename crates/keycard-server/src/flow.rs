@@ -44,12 +44,36 @@ pub enum Stage {
 }
 
 pub enum PendingFlows {
-    Local(Mutex<HashMap<String, Pending>>),
+    Local(Mutex<LocalFlows>),
     /// On Redis: sealed by the store (XChaCha20-Poly1305 under the master key every node has).
     Shared {
         redis: Arc<RedisState>,
         store: Store,
     },
+}
+
+/// One node's pending requests, swept of expired ones when they have doubled since the last
+/// sweep: a sweep on every insert (as before) made each new request token cost a pass over
+/// all of them under the lock, quadratic in a burst. Memory stays bounded by the rate of new
+/// request tokens times their lifetime (`request_token_ttl`).
+#[derive(Default)]
+pub struct LocalFlows {
+    pending: HashMap<String, Pending>,
+    /// How many were left after the last sweep.
+    swept_to: usize,
+}
+
+/// Below this many pending requests there is no sweep (expired ones are refused when read).
+const SWEEP_FLOOR: usize = 1024;
+
+impl LocalFlows {
+    fn insert(&mut self, token: &str, pending: Pending, now: i64) {
+        if self.pending.len() >= 2 * self.swept_to.max(SWEEP_FLOOR) {
+            self.pending.retain(|_, p| p.expires_at > now);
+            self.swept_to = self.pending.len();
+        }
+        self.pending.insert(token.to_owned(), pending);
+    }
 }
 
 impl PendingFlows {
@@ -66,10 +90,8 @@ impl PendingFlows {
 
     pub async fn insert(&self, token: &str, pending: Pending, now: i64) -> Result<(), Unreachable> {
         match self {
-            Self::Local(map) => {
-                let mut map = lock(map);
-                map.retain(|_, p| p.expires_at > now);
-                map.insert(token.to_owned(), pending);
+            Self::Local(flows) => {
+                lock(flows).insert(token, pending, now);
                 Ok(())
             }
             Self::Shared { redis, store } => {
@@ -89,7 +111,11 @@ impl PendingFlows {
     /// The pending request, unless unknown or expired.
     pub async fn get(&self, token: &str, now: i64) -> Result<Option<Pending>, Unreachable> {
         match self {
-            Self::Local(map) => Ok(lock(map).get(token).filter(|p| p.expires_at > now).cloned()),
+            Self::Local(flows) => Ok(lock(flows)
+                .pending
+                .get(token)
+                .filter(|p| p.expires_at > now)
+                .cloned()),
             Self::Shared { redis, store } => {
                 let sealed = redis
                     .fetch(&redis.hashed_key("flow", &[token.as_bytes()]))
@@ -110,7 +136,7 @@ impl PendingFlows {
         now: i64,
     ) -> Result<bool, Unreachable> {
         match self {
-            Self::Local(map) => Ok(match lock(map).get_mut(token) {
+            Self::Local(flows) => Ok(match lock(flows).pending.get_mut(token) {
                 Some(p) if p.expires_at > now && &p.stage == from => {
                     p.stage = next;
                     true
@@ -141,7 +167,10 @@ impl PendingFlows {
     /// taken (by any node).
     pub async fn take(&self, token: &str, now: i64) -> Result<Option<Pending>, Unreachable> {
         match self {
-            Self::Local(map) => Ok(lock(map).remove(token).filter(|p| p.expires_at > now)),
+            Self::Local(flows) => Ok(lock(flows)
+                .pending
+                .remove(token)
+                .filter(|p| p.expires_at > now)),
             Self::Shared { redis, store } => {
                 let sealed = redis
                     .take(&redis.hashed_key("flow", &[token.as_bytes()]))
@@ -267,5 +296,53 @@ fn wipe(mut stored: Stored) {
             verifier: value, ..
         } => value.zeroize(),
         StoredStage::Issued | StoredStage::Denied => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(expires_at: i64) -> Pending {
+        Pending {
+            account: AccountId::parse("1234567").unwrap(),
+            integration_id: 1,
+            consumer_key: "ck".into(),
+            secret: Secret::new("s".to_owned()),
+            callback: "http://localhost/callback".into(),
+            expires_at,
+            stage: Stage::Issued,
+        }
+    }
+
+    /// Expired requests are swept when the map has doubled since the last sweep, not on every
+    /// insert; live ones are kept; the map stays within twice what the last sweep left.
+    #[test]
+    fn expired_requests_are_swept_when_the_map_has_doubled() {
+        let mut flows = LocalFlows::default();
+        for n in 0..2 * SWEEP_FLOOR {
+            flows.insert(&format!("old{n}"), pending(100), 50);
+        }
+        assert_eq!(
+            flows.pending.len(),
+            2 * SWEEP_FLOOR,
+            "no sweep below twice the floor"
+        );
+        flows.insert("live", pending(1_000), 500);
+        assert_eq!(
+            (flows.swept_to, flows.pending.len()),
+            (0, 1),
+            "the expired went"
+        );
+        for n in 0..10_000 {
+            flows.insert(&format!("new{n}"), pending(1_000), 500);
+            assert!(flows.pending.len() <= 2 * flows.swept_to.max(SWEEP_FLOOR));
+        }
+        assert_eq!(flows.pending.len(), 10_001, "the live are kept");
+        assert!(
+            flows.swept_to >= 4096,
+            "sweeps grew apart: {}",
+            flows.swept_to
+        );
     }
 }
