@@ -700,10 +700,14 @@ fn drain(events: &mut broadcast::Receiver<ChangeEvent>) -> Option<Vec<ChangeEven
     complete.then_some(drained)
 }
 
-/// Polls the directory version; a change seen there drops the cache. The first read is the
-/// baseline, and caching starts with it. A failed read keeps the cache (credentials go on
-/// verifying while the database is away), is timed for the pipeline's grace period, and is
-/// tried again.
+/// Polls the directory version; a change seen there drops what it touched (the changes the
+/// directory logged since the last poll), or the whole cache when the log no longer holds
+/// them all. The first read is the baseline, and caching starts with it. A failed read keeps
+/// the cache (credentials go on verifying while the database is away), is timed for the
+/// pipeline's grace period, and is tried again.
+///
+/// It dropped the whole cache on every change before: any directory write, issuetoken and
+/// revoketoken among them (which clients make), emptied every node's cache.
 async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Duration) {
     let mut seen = None;
     let mut ticker = tokio::time::interval(every);
@@ -714,13 +718,23 @@ async fn watch_version(store: Store, cache: Weak<CredentialCache>, every: Durati
         // A database that went away can leave the read waiting on the pool for its whole
         // acquire timeout: an answer later than this counts as a failure (grace period).
         let deadline = every.max(Duration::from_secs(1));
-        match tokio::time::timeout(deadline, store.directory_version()).await {
-            Ok(Ok(version)) => {
+        let read = async {
+            match seen {
+                None => store
+                    .directory_version()
+                    .await
+                    .map(|v| (v, Some(Vec::new()))),
+                Some(seen) => store.changes_since(seen).await,
+            }
+        };
+        match tokio::time::timeout(deadline, read).await {
+            Ok(Ok((version, changes))) => {
                 cache.directory_read(true);
-                match seen {
-                    None => cache.start_caching(),
-                    Some(seen) if seen != version => cache.invalidate(),
-                    Some(_) => {}
+                match (seen, changes) {
+                    (None, _) => cache.start_caching(),
+                    (Some(seen), _) if seen == version => {}
+                    (Some(_), Some(events)) => cache.invalidate_entities(&events),
+                    (Some(_), None) => cache.invalidate(),
                 }
                 seen = Some(version);
             }

@@ -77,6 +77,7 @@ impl Store {
         // Sent like every other change (in the transaction, so other nodes hear of it with the
         // commit): their caches then drop at once what their version poll would drop later.
         let changed = vec![change(None, EntityKind::MasterKey, "rotated")];
+        self.log_changes(&mut tx, &changed).await?;
         self.notify(&mut tx, &changed).await?;
         tx.commit().await?;
         self.replace_keys(ring);

@@ -384,10 +384,83 @@ impl Store {
             .bind(detail.to_string())
             .execute(&mut **tx)
             .await?;
-        sqlx::query("UPDATE directory_version SET version = version + 1 WHERE id = 1")
+        Ok(())
+    }
+
+    /// Bumps the directory version once for the caller's transaction and logs what it
+    /// changed under the new version (`directory_changes`), pruning the oldest rows.
+    pub(crate) async fn log_changes(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        changed: &[ChangeEvent],
+    ) -> Result<(), StoreError> {
+        let bumped = sqlx::query(
+            "UPDATE directory_version SET version = version + 1 WHERE id = 1 RETURNING version",
+        )
+        .fetch_optional(&mut **tx)
+        .await?;
+        // No version row (a damaged directory, or a test holding it back): nothing to log
+        // under; pollers drop everything when a version comes back that the log cannot explain.
+        let Some(bumped) = bumped else {
+            return Ok(());
+        };
+        let version: i64 = bumped.try_get("version")?;
+        let events = serde_json::to_string(changed).map_err(|_| StoreError::Corrupt {
+            what: "a change event cannot be written as JSON",
+        })?;
+        sqlx::query("INSERT INTO directory_changes (version, origin, events) VALUES ($1, $2, $3)")
+            .bind(version)
+            .bind(&*self.origin)
+            .bind(events)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM directory_changes WHERE version <= $1")
+            .bind(version - CHANGES_KEPT)
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// The current directory version and, when the log still holds every change since
+    /// `seen`, the events of those made by other processes (this one applied its own when it
+    /// committed them); `None`: some were pruned, or made by a keycard that logs none.
+    pub async fn changes_since(
+        &self,
+        seen: i64,
+    ) -> Result<(i64, Option<Vec<ChangeEvent>>), StoreError> {
+        let version = self.directory_version().await?;
+        if version == seen {
+            return Ok((version, Some(Vec::new())));
+        }
+        if version < seen {
+            // Gone back: another database (a restore) behind the same address.
+            return Ok((version, None));
+        }
+        // Only up to the version read: a change committed since is read with its version.
+        let rows = sqlx::query(
+            "SELECT version, origin, events FROM directory_changes WHERE version > $1 AND version <= $2 ORDER BY version",
+        )
+        .bind(seen)
+        .bind(version)
+        .fetch_all(self.pool())
+        .await?;
+        if i64::try_from(rows.len()).ok() != Some(version - seen) {
+            return Ok((version, None));
+        }
+        let mut events = Vec::new();
+        for row in rows {
+            if row.try_get::<String, _>("origin")? == *self.origin {
+                continue;
+            }
+            let logged: Vec<ChangeEvent> =
+                serde_json::from_str(&row.try_get::<String, _>("events")?).map_err(|_| {
+                    StoreError::Corrupt {
+                        what: "a logged directory change",
+                    }
+                })?;
+            events.extend(logged);
+        }
+        Ok((version, Some(events)))
     }
 
     /// A number that grows with every committed administrative change, whichever process or
@@ -406,6 +479,7 @@ impl Store {
         mut tx: Transaction<'static, Any>,
         changed: Vec<ChangeEvent>,
     ) -> Result<(), StoreError> {
+        self.log_changes(&mut tx, &changed).await?;
         self.notify(&mut tx, &changed).await?;
         tx.commit().await?;
         self.publish(changed);
@@ -428,6 +502,10 @@ impl Store {
         audit::admin_events(self, limit).await
     }
 }
+
+/// How many versions `directory_changes` keeps: a server polls every `resync_ms`, so only
+/// one that could not read the directory for that many changes drops its whole cache.
+const CHANGES_KEPT: i64 = 10_000;
 
 /// The PostgreSQL advisory lock key every directory change holds ([`Store::begin`]): "kcdir".
 const DIRECTORY_WRITE_LOCK: i64 = 0x6b_63_64_69_72;

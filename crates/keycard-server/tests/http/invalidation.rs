@@ -128,6 +128,42 @@ async fn revoking_one_token_keeps_the_others_cached() {
     assert_eq!(misses(&h, &h.base).await, loaded + 1);
 }
 
+/// Another process (here a second store on the same SQLite file, as the CLI is) revokes a
+/// token: the server hears of it through its directory poll and drops that token only. The
+/// poll dropped the whole cache on any change before, so every issuetoken or revoketoken a
+/// client made emptied every node's cache.
+#[tokio::test]
+async fn a_change_by_another_process_drops_only_what_it_touched() {
+    let h = Harness::start_with(keycard_server::ServerConfig {
+        resync_ms: 50,
+        ..keycard_server::ServerConfig::default()
+    })
+    .await;
+    let first = add_token(&h, "sync@example.com").await;
+    let second = add_token(&h, "sync@example.com").await;
+    for creds in [&first, &second] {
+        assert_eq!(tokeninfo(&h, &h.base, creds).await, 200);
+    }
+    let other = h.another_store().await;
+    other
+        .revoke_token("admin", &account(), &first.token)
+        .await
+        .unwrap();
+    let revoked = Instant::now();
+    while tokeninfo(&h, &h.base, &first).await != 401 {
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "the poll never saw the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let loaded = misses(&h, &h.base).await;
+    // Several polls later, the other token is still cached: no load.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tokeninfo(&h, &h.base, &second).await, 200);
+    assert_eq!(misses(&h, &h.base).await, loaded);
+}
+
 #[tokio::test]
 async fn deactivating_a_user_refuses_their_tokens_only() {
     let h = Harness::start().await;

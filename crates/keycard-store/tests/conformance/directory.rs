@@ -30,6 +30,7 @@ on_both_backends!(
     rest_records_read_back_every_committed_change,
     names_are_never_ids_and_a_nul_finds_nothing,
     concurrent_changes_see_each_others_writes,
+    changes_since_lists_what_other_processes_changed,
 );
 
 fn integration(name: &str) -> NewIntegration {
@@ -1349,4 +1350,43 @@ async fn concurrent_changes_see_each_others_writes(h: Harness) {
             "round {round}: {state:?}"
         );
     }
+}
+
+/// The directory's change log: what other processes changed since a version, this process's
+/// own changes left out (it applied them when it committed), and `None` when the log cannot
+/// say (versions it does not hold, or a version that went back).
+async fn changes_since_lists_what_other_processes_changed(h: Harness) {
+    seed(&h).await;
+    let s = &h.store;
+    let start = s.directory_version().await.unwrap();
+    let other = keycard_store::Store::open(&h.location(), h.ring.clone())
+        .await
+        .unwrap();
+    let role = other
+        .create_role("admin", &account(), login_role("Other"))
+        .await
+        .unwrap();
+    s.create_role("admin", &account(), login_role("Mine"))
+        .await
+        .unwrap();
+    let (version, events) = s.changes_since(start).await.unwrap();
+    assert_eq!(version, start + 2, "one version a change");
+    let events = events.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].entity, EntityKind::Role);
+    assert_eq!(events[0].entity_id, role.id.to_string());
+    assert_eq!(
+        s.changes_since(version).await.unwrap(),
+        (version, Some(Vec::new()))
+    );
+    assert_eq!(
+        s.changes_since(-5).await.unwrap().1,
+        None,
+        "versions never logged"
+    );
+    assert_eq!(
+        s.changes_since(version + 10).await.unwrap().1,
+        None,
+        "gone back"
+    );
 }

@@ -35,6 +35,15 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// Where the directory is, for another store on it (another process's view).
+    pub fn location(&self) -> Location {
+        match (&self.data_dir, &self.database_url) {
+            (Some(dir), _) => Location::DataDir(dir.path().to_owned()),
+            (None, Some(url)) => Location::Url(url.clone()),
+            (None, None) => unreachable!("a harness has a data directory or a database URL"),
+        }
+    }
+
     pub fn sqlite_file(&self) -> Option<PathBuf> {
         self.data_dir
             .as_ref()

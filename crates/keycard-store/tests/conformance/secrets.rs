@@ -187,14 +187,6 @@ async fn rotation_reseals_every_secret(h: Harness) {
     );
 }
 
-fn location(h: &Harness) -> Location {
-    match (&h.data_dir, &h.database_url) {
-        (Some(dir), _) => Location::DataDir(dir.path().to_owned()),
-        (None, Some(url)) => Location::Url(url.clone()),
-        _ => unreachable!(),
-    }
-}
-
 /// `keycard keys rotate` run by another process (the CLI beside a running server, or another
 /// node) as the CLI runs it: both keys saved, every secret re-sealed, then only the new key
 /// kept in the file. A server whose store follows the key file reads the re-sealed secrets
@@ -210,7 +202,7 @@ async fn a_rotation_elsewhere_reaches_a_store_that_follows_the_key_file(h: Harne
     let path = keys.path().join("master.key");
     let source = KeySource::File(path.clone());
     h.ring.save(&source).unwrap();
-    let server = Store::open(&location(&h), h.ring.clone())
+    let server = Store::open(&h.location(), h.ring.clone())
         .await
         .unwrap()
         .with_key_file(&path);
@@ -246,7 +238,7 @@ async fn a_rotation_elsewhere_reaches_a_store_that_follows_the_key_file(h: Harne
         )
         .await
         .unwrap();
-    let fresh = Store::open(&location(&h), ring).await.unwrap();
+    let fresh = Store::open(&h.location(), ring).await.unwrap();
     let (_, secret) = fresh
         .token_by_token_id(&created.token_id)
         .await
