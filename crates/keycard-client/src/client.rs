@@ -124,8 +124,9 @@ impl Call {
     }
 }
 
-/// A success (2xx) answer.
-#[derive(Debug, Clone)]
+/// A success (2xx) answer. Its `Debug` shows the body's length only: a body can be a secret
+/// (the access-token step's `oauth_token_secret`, issuetoken's `tokenSecret`).
+#[derive(Clone)]
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
@@ -136,6 +137,18 @@ pub struct Response {
     pub attempts: u32,
     /// Time from sending the last attempt to reading its whole body.
     pub elapsed: Duration,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("request_id", &self.request_id)
+            .field("body_len", &self.body.len())
+            .field("attempts", &self.attempts)
+            .field("elapsed", &self.elapsed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Response {
@@ -575,17 +588,19 @@ impl Client {
         }
     }
 
-    /// `GET /rest/revoketoken?token=…`, signed by the token being revoked (this client's).
+    /// `GET /rest/revoketoken?consumerKey=…&token=…`, signed by the token being revoked (this
+    /// client's), as NetSuite's examples send it (netsuite-tba.md §2.3, vector T4).
     pub async fn revoke_token(&self) -> Result<(), Error> {
-        let token = self
-            .signer
-            .credentials()
-            .token_id()
-            .unwrap_or_default()
-            .to_owned();
-        self.send(&Call::get("/rest/revoketoken").query("token", token))
-            .await?;
+        self.send(&self.revoke_call()).await?;
         Ok(())
+    }
+
+    fn revoke_call(&self) -> Call {
+        let credentials = self.signer.credentials();
+        let token = credentials.token_id().unwrap_or_default().to_owned();
+        Call::get("/rest/revoketoken")
+            .query("consumerKey", credentials.consumer_key().to_owned())
+            .query("token", token)
     }
 
     /// `GET /rest/issuetoken?consumerKey=…[&name=…]` with the user's NLAuth credentials (not
@@ -692,6 +707,40 @@ mod tests {
         )
         .build()
         .unwrap()
+    }
+
+    /// revoketoken names the consumer key too, as NetSuite's examples do (vector T4); before,
+    /// only the token was sent.
+    #[test]
+    fn revoking_signs_the_consumer_key_and_the_token() {
+        let c = client();
+        assert_eq!(
+            c.url(&c.revoke_call()).unwrap(),
+            "http://localhost:8910/rest/revoketoken?consumerKey=ck&token=tk"
+        );
+        let signed = c.explain(&c.revoke_call()).unwrap();
+        for name in ["consumerKey", "token"] {
+            assert!(signed.parameters.iter().any(|(n, _)| n == name), "{name}");
+        }
+    }
+
+    /// A response's Debug never shows its body, which can be a secret.
+    #[test]
+    fn a_responses_debug_shows_the_bodys_length_only() {
+        let response = Response {
+            status: 200,
+            headers: HeaderMap::new(),
+            request_id: None,
+            body: b"oauth_token=tk&oauth_token_secret=SECRET".to_vec(),
+            attempts: 1,
+            elapsed: Duration::ZERO,
+        };
+        let shown = format!("{response:?}");
+        assert!(
+            !shown.contains("SECRET") && !shown.contains("83, 69, 67"),
+            "{shown}"
+        );
+        assert!(shown.contains("body_len: 40"), "{shown}");
     }
 
     #[test]

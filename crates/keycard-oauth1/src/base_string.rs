@@ -235,10 +235,12 @@ fn push_form_pairs<'a>(text: &'a [u8], params: &mut Params<'a>) -> Result<(), OA
             ),
             None => (pair, &[][..]),
         };
-        params.push(EncodedParam::new(
-            normalize_form_component(name)?,
-            normalize_form_component(value)?,
-        ));
+        let name = normalize_form_component(name)?;
+        // RFC 5849 §3.4.1.3.1: oauth_signature is never signed, wherever it is sent.
+        if name.0.as_ref() == b"oauth_signature" {
+            continue;
+        }
+        params.push(EncodedParam::new(name, normalize_form_component(value)?));
     }
     Ok(())
 }
@@ -522,6 +524,21 @@ mod tests {
         assert_eq!(
             got,
             "POST&https%3A%2F%2Fh%2F&a%3D1%26a%3D~%26b%3D2%2520x%26c%3D%26d%3D%26e%3D%252B%26oauth_z%3D%25C3%25A9"
+        );
+    }
+
+    /// RFC 5849 §3.4.1.3.1: `oauth_signature` is left out of the base string wherever it is
+    /// sent, the query and a form body too (before, only the header's was).
+    #[test]
+    fn an_oauth_signature_in_the_query_or_form_is_not_signed() {
+        assert_eq!(
+            base(
+                "POST",
+                "https://h/?oauth_signature=x&a=1",
+                &[],
+                Some("oauth_signature=y&b=2")
+            ),
+            base("POST", "https://h/?a=1", &[], Some("b=2"))
         );
     }
 
