@@ -382,6 +382,14 @@ fn split_pairs<'a>(
         at += name_len;
         let name = rest.get(name_start..at).unwrap_or_default();
         at = skip_whitespace(bytes, at);
+        // RFC 5849 §3.5.1 sends names percent-encoded, and every name OAuth and NetSuite use
+        // is unreserved: an encoded one is refused rather than decoded (kept raw, it was signed
+        // encoded twice, and `oauth%5Fnonce` slipped past the duplicate check).
+        if name.contains('%') {
+            return Err(OAuthError::MalformedHeader {
+                reason: "a parameter name is percent-encoded",
+            });
+        }
         match bytes.get(at) {
             Some(b'=') if !name.is_empty() => at += 1,
             Some(b'=') | None => {
@@ -396,13 +404,14 @@ fn split_pairs<'a>(
             }
         }
         at = skip_whitespace(bytes, at);
-        let value_start = at + usize::from(bytes.get(at) == Some(&b'"'));
+        let quoted = bytes.get(at) == Some(&b'"');
+        let value_start = at + usize::from(quoted);
         let tail = bytes.get(value_start..).unwrap_or_default();
         // Most values are only unreserved bytes: nothing to decode, and already in the base
         // string's normal form. One scan (sixteen bytes at a time) finds that out, and as `"`
         // is reserved, it stops at a quoted value's end too.
         let plain_len = unreserved_prefix_len(tail);
-        let value_len = if value_start > at {
+        let value_len = if quoted {
             let value_len = if tail.get(plain_len) == Some(&b'"') {
                 plain_len
             } else {
@@ -424,6 +433,13 @@ fn split_pairs<'a>(
             .unwrap_or_default();
         let plain_len = plain_len.min(value_len);
         let unreserved = plain_len == value_len;
+        // A quoted-string escape (RFC 9110 §5.6.4) ends nowhere a percent-encoded value can
+        // need one: refused, not read as two characters (oauthlib reads `\"` as `"`).
+        if quoted && !unreserved && raw_value.contains('\\') {
+            return Err(OAuthError::MalformedHeader {
+                reason: "a quoted value holds a backslash escape",
+            });
+        }
         if ascii_only && !unreserved && !raw_value.is_ascii() {
             return Err(NOT_ASCII);
         }
@@ -789,6 +805,31 @@ mod tests {
                 Err(OAuthError::DuplicateParameter { .. })
             ));
         }
+    }
+
+    /// An encoded name (`oauth%5Fnonce` got past the duplicate check and was signed encoded
+    /// twice) and a quoted-string escape (read differently by other parsers) are refused.
+    #[test]
+    fn rejects_encoded_names_and_backslash_escapes() {
+        for (input, reason) in [
+            (
+                r#"OAuth oauth_nonce="a", oauth%5Fnonce="b""#,
+                "percent-encoded",
+            ),
+            (r#"OAuth a%20b="1""#, "percent-encoded"),
+            (r#"OAuth oauth_nonce="ab\"cd""#, "backslash"),
+            (r#"OAuth oauth_nonce="a\\b""#, "backslash"),
+        ] {
+            match AuthorizationHeader::parse(input) {
+                Err(OAuthError::MalformedHeader { reason: why }) => {
+                    assert!(why.contains(reason), "{input}: {why}");
+                }
+                other => panic!("{input}: {other:?}"),
+            }
+        }
+        // A percent-encoded backslash is a value as any other.
+        let header = AuthorizationHeader::parse(r#"OAuth oauth_nonce="a%5Cb""#).unwrap();
+        assert_eq!(header.protocol(Protocol::Nonce), Some(r"a\b"));
     }
 
     #[test]
