@@ -345,6 +345,30 @@ pub(crate) fn for_each_scheme_pair<'a>(
     }
 }
 
+/// Refuses what would be read differently elsewhere. RFC 5849 §3.5.1 sends names
+/// percent-encoded, and every name OAuth and NetSuite use is unreserved: an encoded one is
+/// refused rather than decoded (kept raw, it was signed encoded twice, and `oauth%5Fnonce`
+/// slipped past the duplicate check). A quoted-string escape (RFC 9110 §5.6.4) ends nowhere
+/// a percent-encoded value needs one: refused, not read as two characters (oauthlib reads
+/// `\"` as `"`). `quoted_and_reserved`: the value is quoted and not all unreserved bytes.
+fn refuse_escapes(
+    name: &str,
+    quoted_and_reserved: bool,
+    raw_value: &str,
+) -> Result<(), OAuthError> {
+    if name.contains('%') {
+        return Err(OAuthError::MalformedHeader {
+            reason: "a parameter name is percent-encoded",
+        });
+    }
+    if quoted_and_reserved && raw_value.contains('\\') {
+        return Err(OAuthError::MalformedHeader {
+            reason: "a quoted value holds a backslash escape",
+        });
+    }
+    Ok(())
+}
+
 fn split_pairs<'a>(
     value: &'a str,
     scheme: &Scheme,
@@ -382,14 +406,6 @@ fn split_pairs<'a>(
         at += name_len;
         let name = rest.get(name_start..at).unwrap_or_default();
         at = skip_whitespace(bytes, at);
-        // RFC 5849 §3.5.1 sends names percent-encoded, and every name OAuth and NetSuite use
-        // is unreserved: an encoded one is refused rather than decoded (kept raw, it was signed
-        // encoded twice, and `oauth%5Fnonce` slipped past the duplicate check).
-        if name.contains('%') {
-            return Err(OAuthError::MalformedHeader {
-                reason: "a parameter name is percent-encoded",
-            });
-        }
         match bytes.get(at) {
             Some(b'=') if !name.is_empty() => at += 1,
             Some(b'=') | None => {
@@ -433,13 +449,7 @@ fn split_pairs<'a>(
             .unwrap_or_default();
         let plain_len = plain_len.min(value_len);
         let unreserved = plain_len == value_len;
-        // A quoted-string escape (RFC 9110 §5.6.4) ends nowhere a percent-encoded value can
-        // need one: refused, not read as two characters (oauthlib reads `\"` as `"`).
-        if quoted && !unreserved && raw_value.contains('\\') {
-            return Err(OAuthError::MalformedHeader {
-                reason: "a quoted value holds a backslash escape",
-            });
-        }
+        refuse_escapes(name, quoted && !unreserved, raw_value)?;
         if ascii_only && !unreserved && !raw_value.is_ascii() {
             return Err(NOT_ASCII);
         }
