@@ -293,10 +293,15 @@ impl ClientBuilder {
                 url: base_url.clone(),
                 source,
             })?;
+        // NetSuite refuses REST and RESTlet calls without the account as realm: on an account
+        // host the host names it.
+        let realm = self.realm.or_else(|| {
+            crate::hosts::account_of(&base_url).map(|account| Realm::from_account(&account))
+        });
         Ok(Client {
             http,
             base_url,
-            signer: Signer::new(self.credentials, self.realm).with_method(self.method),
+            signer: Signer::new(self.credentials, realm).with_method(self.method),
             clock: self.clock,
             random: self.random,
             retry: self.retry,
@@ -330,7 +335,8 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// `base_url` is the server, e.g. `https://1234567.restlets.api.netsuite.com` (any of the
     /// account's NetSuite hosts: each call goes to its service's) or `http://localhost:8910`;
-    /// defaults: HMAC-SHA256, no realm, the system clock, the OS
+    /// defaults: HMAC-SHA256, the realm of the account a NetSuite account host names (else
+    /// none), the system clock, the OS
     /// random source, [`RetryPolicy::default`], 60 s per attempt.
     pub fn builder(base_url: impl Into<String>, credentials: Credentials) -> ClientBuilder {
         ClientBuilder {
@@ -758,6 +764,35 @@ mod tests {
             c.url(&Call::get("https://other.example/y").query("k", "v"))
                 .unwrap(),
             "https://other.example/y?k=v"
+        );
+    }
+
+    /// NetSuite needs the account as realm; a client on an account host sends it without
+    /// being told (before: no realm, and every call was an `INVALID_LOGIN`).
+    #[test]
+    fn a_client_on_an_account_host_signs_with_its_account_as_realm() {
+        let credentials = || Credentials::new("ck", "cs").with_token("tk", "ts");
+        let on_host = Client::builder(
+            "https://1234567-sb1.restlets.api.netsuite.com",
+            credentials(),
+        )
+        .build()
+        .unwrap();
+        assert_eq!(
+            on_host.signer.realm().map(Realm::as_str),
+            Some("1234567_SB1")
+        );
+        let told = Client::builder(
+            "https://1234567-sb1.restlets.api.netsuite.com",
+            credentials(),
+        )
+        .realm(Realm::new("7654321"))
+        .build()
+        .unwrap();
+        assert_eq!(told.signer.realm().map(Realm::as_str), Some("7654321"));
+        assert!(
+            client().signer.realm().is_none(),
+            "localhost names no account"
         );
     }
 

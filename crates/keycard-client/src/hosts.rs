@@ -28,6 +28,15 @@ pub fn service_base(base_url: &str, path: &str) -> String {
     url.as_str().trim_end_matches('/').to_owned()
 }
 
+/// The account a NetSuite account host names (`1234567-sb1` for
+/// `https://1234567-sb1.restlets.api.netsuite.com`), `None` for any other host.
+pub fn account_of(base_url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base_url).ok()?;
+    let services = url.host_str()?.strip_suffix(DOMAIN)?;
+    let (account, service) = services.split_once('.')?;
+    (SERVICES.contains(&service) && !account.is_empty()).then(|| account.to_owned())
+}
+
 /// The service whose host serves `path`, for the families NetSuite splits.
 fn service_for(path: &str) -> Option<&'static str> {
     if path.starts_with("/services/") {
@@ -51,7 +60,27 @@ fn moved_host(host: &str, service: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::service_base;
+    use super::{account_of, service_base};
+
+    #[test]
+    fn an_account_host_names_its_account() {
+        assert_eq!(
+            account_of("https://1234567-SB1.restlets.api.netsuite.com/").as_deref(),
+            Some("1234567-sb1")
+        );
+        assert_eq!(
+            account_of("https://1234567.suitetalk.api.netsuite.com").as_deref(),
+            Some("1234567")
+        );
+        for other in [
+            "http://localhost:8910",
+            "https://www.netsuite.com",
+            "https://a.b.example.com",
+            "not a url",
+        ] {
+            assert_eq!(account_of(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn netsuite_account_hosts_follow_the_path_family() {
