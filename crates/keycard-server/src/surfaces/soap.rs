@@ -26,6 +26,8 @@ pub struct Envelope {
     base_ref: Option<(String, String)>,
     /// `add`: the record's type (from `xsi:type`) and its simple fields.
     record: Option<(String, Vec<(String, String)>)>,
+    /// A second passport in the header (refused).
+    two_passports: bool,
 }
 
 #[derive(Default, Debug)]
@@ -41,12 +43,22 @@ struct Passport {
 
 impl Envelope {
     /// An element opened at `path` (its ancestors' local names).
-    fn open(&mut self, path: &[String], name: &str, attribute: impl Fn(&str) -> Option<String>) {
+    /// `attribute(name, prefixed)`: the value of the attribute of that local name, with a
+    /// namespace prefix (`xsi:type`) or without one (`type`).
+    fn open(
+        &mut self,
+        path: &[String],
+        name: &str,
+        attribute: impl Fn(&str, bool) -> Option<String>,
+    ) {
         let parent = path.last().map(String::as_str);
         let in_header = path.get(1).is_some_and(|p| p == "Header");
         let in_body = path.get(1).is_some_and(|p| p == "Body");
         if in_header && path.len() == 2 {
             match name {
+                // One passport per request (netsuite-tba.md §3.3): a second one is refused,
+                // not taken in place of the first.
+                "tokenPassport" if self.passport.is_some() => self.two_passports = true,
                 "tokenPassport" => self.passport = Some(Passport::default()),
                 "applicationInfo" | "passport" => {
                     self.other_credentials.push(name.to_owned());
@@ -56,7 +68,7 @@ impl Envelope {
         }
         if in_header && parent == Some("tokenPassport") && name == "signature" {
             if let Some(passport) = self.passport.as_mut() {
-                passport.algorithm = attribute("algorithm");
+                passport.algorithm = attribute("algorithm", false);
             }
         }
         if in_body && path.len() == 2 && self.operation.is_none() {
@@ -65,13 +77,15 @@ impl Envelope {
         if in_body && path.len() == 3 {
             match name {
                 "baseRef" => {
+                    // `type`, not `xsi:type` (the reference's own type, `core:RecordRef`),
+                    // whichever comes first.
                     self.base_ref = Some((
-                        attribute("type").unwrap_or_default(),
-                        attribute("internalId").unwrap_or_default(),
+                        attribute("type", false).unwrap_or_default(),
+                        attribute("internalId", false).unwrap_or_default(),
                     ));
                 }
                 "record" => {
-                    let kind = attribute("type").unwrap_or_default();
+                    let kind = attribute("type", true).unwrap_or_default();
                     self.record = Some((local(kind.as_bytes()).to_ascii_lowercase(), Vec::new()));
                 }
                 _ => {}
@@ -82,7 +96,11 @@ impl Envelope {
     /// An element closed with its trimmed text.
     fn close(&mut self, path: &[String], name: String, value: String) {
         let parent = path.last().map(String::as_str);
-        if parent == Some("tokenPassport") {
+        // The header's passport only: one deeper in the body does not fill it.
+        let in_passport = path.len() == 3
+            && path.get(1).is_some_and(|p| p == "Header")
+            && parent == Some("tokenPassport");
+        if in_passport {
             if let Some(p) = self.passport.as_mut() {
                 let slot = match name.as_str() {
                     "account" => &mut p.account,
@@ -108,6 +126,10 @@ fn local(name: &[u8]) -> String {
     name.rsplit(':').next().unwrap_or_default().to_owned()
 }
 
+/// How deep elements may nest: a SOAP request needs a handful of levels, and each level read
+/// costs memory before anyone is authenticated.
+const MAX_DEPTH: usize = 64;
+
 /// Reads the envelope. Errors are the client's (not XML, not SOAP, a DTD).
 pub fn parse_envelope(xml: &[u8]) -> Result<Envelope, &'static str> {
     let mut reader = quick_xml::Reader::from_reader(xml);
@@ -130,11 +152,18 @@ pub fn parse_envelope(xml: &[u8]) -> Result<Envelope, &'static str> {
                     if name != "Envelope" {
                         return Err("The request is not a SOAP envelope.");
                     }
+                    if saw_envelope {
+                        return Err("The request holds more than one SOAP envelope.");
+                    }
                     saw_envelope = true;
                 }
-                let attribute = |wanted: &str| {
+                if path.len() >= MAX_DEPTH {
+                    return Err("The request's elements are nested too deeply.");
+                }
+                let attribute = |wanted: &str, prefixed: bool| {
                     e.attributes().flatten().find_map(|a| {
-                        (local(a.key.as_ref()) == wanted)
+                        let key = a.key.as_ref();
+                        (local(key) == wanted && key.contains(&b':') == prefixed)
                             .then(|| a.unescape_value().ok().map(std::borrow::Cow::into_owned))
                             .flatten()
                     })
@@ -177,6 +206,9 @@ pub fn parse_envelope(xml: &[u8]) -> Result<Envelope, &'static str> {
     if !saw_envelope || !path.is_empty() {
         return Err("The request is not a SOAP envelope.");
     }
+    if envelope.two_passports {
+        return Err("The request holds more than one token passport.");
+    }
     Ok(envelope)
 }
 
@@ -191,11 +223,24 @@ fn port_version(port: &str) -> Option<&str> {
     .then_some(version)
 }
 
+/// `text` as XML 1.0 character data: markup escaped, and the characters XML 1.0 does not
+/// allow (control characters other than tab and line breaks, which a record stored through
+/// REST may hold) replaced by U+FFFD, so that the answer always parses.
 fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if u32::from(c) < 0x20 => out.push('\u{fffd}'),
+            '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A response envelope with `documentInfo` (NetSuite's `nsId` carries our request id).
@@ -424,6 +469,7 @@ impl Call<'_> {
     }
 
     async fn get(&self, (kind, internal_id): (String, String)) -> Response {
+        let type_name = schema_type_name(&kind);
         let kind = kind.to_ascii_lowercase();
         let found = match internal_id.parse::<i64>() {
             Ok(n) => self.state.store.rest_record(self.account, &kind, n).await,
@@ -432,8 +478,6 @@ impl Call<'_> {
         let result = match found {
             Ok(Some(document)) => {
                 let (prefix, ns) = record_namespace(&kind, self.version);
-                let type_name = kind.get(..1).unwrap_or_default().to_ascii_uppercase()
-                    + kind.get(1..).unwrap_or_default();
                 format!(
                     r#"{}<record xsi:type="{prefix}:{type_name}" internalId="{}" xmlns:{prefix}="{ns}">{}</record>"#,
                     status(self.version, None),
@@ -490,6 +534,12 @@ impl Call<'_> {
     }
 }
 
+/// The schema's name of a record type, from the type as the client wrote it (`salesOrder` →
+/// `SalesOrder`; lower-cased first, it came back as `Salesorder`, which no schema has).
+fn schema_type_name(kind: &str) -> String {
+    kind.get(..1).unwrap_or_default().to_ascii_uppercase() + kind.get(1..).unwrap_or_default()
+}
+
 /// A JSON record's simple top-level fields as `<prefix:name>` elements (names that are not
 /// XML names, nested values and `id` are left out).
 fn record_fields(prefix: &str, document: &Value) -> String {
@@ -515,4 +565,25 @@ fn record_fields(prefix: &str, document: &Value) -> String {
         }
     }
     fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_names_keep_the_clients_word_breaks() {
+        assert_eq!(schema_type_name("salesOrder"), "SalesOrder");
+        assert_eq!(schema_type_name("customer"), "Customer");
+        assert_eq!(schema_type_name(""), "");
+    }
+
+    #[test]
+    fn escaped_text_is_always_xml_1_0() {
+        assert_eq!(
+            xml_escape("a\u{1}b<&>\"\t\n"),
+            "a\u{fffd}b&lt;&amp;&gt;&quot;\t\n"
+        );
+        assert_eq!(xml_escape("\u{ffff}é"), "\u{fffd}é");
+    }
 }

@@ -194,3 +194,74 @@ async fn soap_operations_with_a_token_passport() {
         ]
     );
 }
+
+/// What a review found the envelope reader got wrong: `xsi:type` written before `type` on a
+/// `baseRef` was read as the record type (the usual order in client samples); a second
+/// passport replaced the first, and a second envelope was read too; nesting had no limit
+/// before anyone was authenticated; a control character stored through REST made the answer
+/// XML no parser accepts.
+#[tokio::test]
+async fn envelopes_are_read_as_soap_clients_write_them_and_no_further() {
+    let h = Harness::start().await;
+    let created = h
+        .http
+        .post(h.url("/services/rest/record/v1/customer"))
+        .header(
+            "authorization",
+            h.authorization(
+                "POST",
+                &h.url("/services/rest/record/v1/customer"),
+                None,
+                Some(ACCOUNT),
+            ),
+        )
+        .header("content-type", "application/json")
+        .body(r#"{"companyName":"a\u0001b"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 204, "{:?}", created.text().await);
+    let id = created.headers()["location"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let get = format!(
+        r#"<msg:get><msg:baseRef xsi:type="core:RecordRef" type="customer" internalId="{id}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/></msg:get>"#
+    );
+    let (status, text) = h.soap(h.envelope(&get, "")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("<listRel:companyName>a\u{fffd}b</listRel:companyName>"),
+        "{text}"
+    );
+
+    let one = h.envelope("<msg:getServerTime/>", "");
+    let start = one.find("<msg:tokenPassport>").unwrap();
+    let end = one.find("</msg:tokenPassport>").unwrap() + "</msg:tokenPassport>".len();
+    let passport = &one[start..end];
+    let two_passports = one.replacen(passport, &format!("{passport}{passport}"), 1);
+    let two_envelopes = format!("{one}{}", h.envelope("<msg:getServerTime/>", ""));
+    let nested = h.envelope(
+        &format!(
+            "{}<msg:getServerTime/>{}",
+            "<a>".repeat(100),
+            "</a>".repeat(100)
+        ),
+        "",
+    );
+    for (envelope, problem) in [
+        (two_passports, "more than one token passport"),
+        (two_envelopes, "more than one SOAP envelope"),
+        (nested, "nested too deeply"),
+    ] {
+        let (status, text) = h.soap(envelope).await;
+        assert_eq!(status, 400, "{text}");
+        assert!(
+            text.contains("<faultcode>soapenv:Client</faultcode>") && text.contains(problem),
+            "{text}"
+        );
+    }
+}
