@@ -785,10 +785,13 @@ fn check_need(
             ));
         }
         if !role.has(SetupPermission::RestWebServices) {
-            return Err(forbidden(format!(
-                "the role `{}` lacks REST Web Services",
-                role.name
-            )));
+            // A failed login, as NetSuite answers it (401 INVALID_LOGIN, netsuite-tba.md §8
+            // item 9), not a 403: without REST Web Services the role cannot use the service at
+            // all; a record the role may not touch stays a 403. The trail says which.
+            return Err(login_failed(
+                "InsufficientPermission",
+                json!({ "problem": format!("the role `{}` lacks REST Web Services", role.name) }),
+            ));
         }
     }
     if surface == Surface::Soap {

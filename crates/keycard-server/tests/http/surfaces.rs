@@ -605,3 +605,44 @@ async fn on_postgresql_a_nul_in_credentials_is_a_login_failure_and_the_trail_goe
         ]
     );
 }
+
+/// A role without REST Web Services cannot log in to the REST web services at all: 401
+/// `INVALID_LOGIN` as NetSuite answers it (netsuite-tba.md §8), with the reason in the trail.
+/// It was a 403 before, which NetSuite keeps for a record the role may not touch.
+#[tokio::test]
+async fn a_role_without_rest_web_services_is_a_failed_login() {
+    let mut h = Harness::start().await;
+    h.store
+        .revoke_permissions(
+            "admin",
+            &crate::account(),
+            "Integrator",
+            keycard_store::roles::PermissionChange {
+                setup: [keycard_core::SetupPermission::RestWebServices].into(),
+                ..keycard_store::roles::PermissionChange::default()
+            },
+        )
+        .await
+        .unwrap();
+    let refused = h
+        .signed(Method::GET, "/services/rest/record/v1/customer")
+        .await;
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers().contains_key("www-authenticate"));
+    assert_eq!(
+        body(refused).await["o:errorDetails"][0]["o:errorCode"],
+        "INVALID_LOGIN"
+    );
+    let audit = h.audit().await;
+    let last = audit.last().unwrap();
+    assert_eq!(
+        (last.status.as_str(), last.detail.as_str()),
+        ("Failure", "InsufficientPermission")
+    );
+    assert!(
+        last.diagnosis["problem"]
+            .as_str()
+            .unwrap()
+            .contains("REST Web Services")
+    );
+}
