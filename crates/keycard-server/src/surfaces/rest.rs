@@ -113,6 +113,13 @@ pub async fn collection(state: &AppState, raw_type: &str, incoming: &Incoming) -
             }
         };
     }
+    // Record queries are not implemented: answering every record would look like a match.
+    if incoming.query_param("q").is_some() {
+        return bad(
+            incoming,
+            "Record queries (q) are not supported by this server; list without q and filter.",
+        );
+    }
     let number = |name: &str, default: i64| {
         incoming
             .query_param(name)
@@ -172,9 +179,6 @@ pub async fn instance(
         // POST creates records on the collection, without an id.
         return not_allowed(incoming, "GET, HEAD, PATCH, PUT, DELETE");
     };
-    let Ok(id) = raw_id.parse::<i64>() else {
-        return bad(incoming, "The record id must be a number.");
-    };
     let principal = match enter(
         state,
         incoming,
@@ -187,6 +191,10 @@ pub async fn instance(
     {
         Ok(p) => p,
         Err(response) => return response,
+    };
+    // After the login, as NetSuite checks: an unsigned request is a 401 whatever its path.
+    let Ok(id) = raw_id.parse::<i64>() else {
+        return bad(incoming, "The record id must be a number.");
     };
     let account = &principal.account.id;
     let rid = &principal.request_id;

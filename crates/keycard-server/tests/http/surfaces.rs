@@ -646,3 +646,31 @@ async fn a_role_without_rest_web_services_is_a_failed_login() {
             .contains("REST Web Services")
     );
 }
+
+/// The login comes first: an unsigned request for `/customer/abc` is a 401, not a 400 about
+/// its id. And a record query (`q`), which this server does not run, is refused rather than
+/// answered with every record as if they all matched.
+#[tokio::test]
+async fn rest_records_check_the_login_first_and_refuse_queries() {
+    let h = Harness::start().await;
+    let unsigned = h
+        .http
+        .get(h.url("/services/rest/record/v1/customer/abc"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let signed = h
+        .signed(Method::GET, "/services/rest/record/v1/customer/abc")
+        .await;
+    assert_eq!(signed.status(), 400);
+    let query = h
+        .signed(
+            Method::GET,
+            "/services/rest/record/v1/customer?q=email%20IS%20%22a%40b.c%22",
+        )
+        .await;
+    assert_eq!(query.status(), 400);
+    let detail = body(query).await["o:errorDetails"][0]["detail"].clone();
+    assert!(detail.as_str().unwrap().contains("(q)"), "{detail}");
+}
