@@ -35,7 +35,7 @@ pub struct Filters {
     /// 15m, 2h, 7d).
     #[arg(long)]
     pub since: Option<String>,
-    /// Up to this time (same forms as --since).
+    /// Up to this time, included (same forms as --since; a date alone means its whole day).
     #[arg(long)]
     pub until: Option<String>,
     /// success or failure.
@@ -71,7 +71,7 @@ pub async fn run(
 ) -> Result<()> {
     let store = store_args.open_for(true).await?;
     let now = store.now();
-    let account = account.account.clone();
+    let account = account_filter(account.account.as_deref())?;
     match command {
         AuditCommand::List(filters) => {
             let mut query = filters.query(account, now)?;
@@ -157,7 +157,7 @@ impl Filters {
             until: self
                 .until
                 .as_deref()
-                .map(|t| parse_time(t, now))
+                .map(|t| parse_until(t, now))
                 .transpose()?,
             status,
             detail: self.detail.clone(),
@@ -254,6 +254,28 @@ fn print_record(r: &LoginRecord) -> Result<()> {
 }
 
 /// Unix seconds, a UTC date or date-time (RFC 3339 with `Z`), or an age before `now`.
+/// The account filter in the trail's form (`1234567_SB1`): typed otherwise (`1234567_sb1`,
+/// the host form `1234567-sb1`) it matched nothing and said nothing.
+fn account_filter(typed: Option<&str>) -> Result<Option<String>> {
+    typed
+        .map(|typed| {
+            keycard_core::AccountId::parse(typed)
+                .or_else(|_| keycard_core::AccountId::from_host_slug(typed))
+                .map(|id| id.as_str().to_owned())
+        })
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// An upper bound: as [`parse_time`], but a date alone is the end of that day, so that
+/// `--since 2026-11-23 --until 2026-11-23` is that whole day (it was its first second).
+pub fn parse_until(text: &str, now: i64) -> Result<i64> {
+    let start = parse_time(text, now)?;
+    let text = text.trim().as_bytes();
+    let date_only = text.len() == 10 && text.get(4) == Some(&b'-') && text.get(7) == Some(&b'-');
+    Ok(if date_only { start + 86_399 } else { start })
+}
+
 pub fn parse_time(text: &str, now: i64) -> Result<i64> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<i64>() {
@@ -309,7 +331,31 @@ pub fn parse_time(text: &str, now: i64) -> Result<i64> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_time;
+    use super::{account_filter, parse_time, parse_until};
+
+    #[test]
+    fn account_filters_are_read_in_the_trails_form() {
+        for typed in ["1234567_sb1", "1234567-sb1", " 1234567_SB1"] {
+            assert_eq!(
+                account_filter(Some(typed)).unwrap().as_deref(),
+                Some("1234567_SB1"),
+                "{typed}"
+            );
+        }
+        assert_eq!(account_filter(None).unwrap(), None);
+        assert!(account_filter(Some("not an account")).is_err());
+    }
+
+    #[test]
+    fn a_date_alone_as_an_upper_bound_is_its_whole_day() {
+        assert_eq!(parse_until("2000-02-29", 0).unwrap(), 951_782_400 + 86_399);
+        assert_eq!(parse_until("1700000000", 0).unwrap(), 1_700_000_000);
+        assert_eq!(
+            parse_until("2023-11-14T22:13:20Z", 0).unwrap(),
+            1_700_000_000
+        );
+        assert_eq!(parse_until("2h", 10_000).unwrap(), 10_000 - 7_200);
+    }
 
     #[test]
     fn reads_times() {

@@ -122,6 +122,18 @@ fn the_owner_reads_every_attempt_with_its_reason() {
     let none: Value =
         serde_json::from_str(&audit(&["list", "--until", "2000-01-01", "--json"])).unwrap();
     assert!(none.as_array().unwrap().is_empty());
+    // A date alone as the upper bound is its whole day (it was its first second).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let today = keycard_core::time::Civil::from_unix(i64::try_from(now).unwrap()).iso8601();
+    let today = &today[..10];
+    let whole_day: Value = serde_json::from_str(&audit(&[
+        "list", "--since", today, "--until", today, "--json",
+    ]))
+    .unwrap();
+    assert_eq!(whole_day.as_array().unwrap().len(), 3, "{today}");
 
     // The table names the reason; the full record shows the diagnosis, never a secret.
     let table = audit(&["list"]);
