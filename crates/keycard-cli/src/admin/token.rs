@@ -86,12 +86,13 @@ pub async fn run(
             if json {
                 return output::json(&tokens);
             }
+            let now = store.now();
             let mut table = Table::new(&["ID", "NAME", "STATE", "TOKEN", "CREATED", "LAST USED"]);
             for t in &tokens {
                 table.row(vec![
                     t.id.to_string(),
                     t.name.clone(),
-                    t.state.as_str().to_owned(),
+                    state_label(t, now),
                     format!("…{}", keycard_core::secret::last4(&t.token_id)),
                     output::time(t.created_at),
                     output::optional_time(t.last_used_at),
@@ -161,9 +162,12 @@ async fn show(store: &Store, token: &AccessToken, json: bool) -> Result<()> {
     let role = store
         .role(&token.account, &token.role_id.to_string())
         .await?;
-    let state = match &token.state {
-        TokenState::Revoked { at, by } => format!("revoked {} by {by}", output::time(*at)),
-        other => other.as_str().to_owned(),
+    let state = match (&token.state, token.expires_at) {
+        (TokenState::Revoked { at, by }, _) => format!("revoked {} by {by}", output::time(*at)),
+        (TokenState::Active, Some(at)) if at > store.now() => {
+            format!("active (expires {})", output::time(at))
+        }
+        _ => state_label(token, store.now()),
     };
     output::fields(&[
         ("Token", format!("{} (id {})", token.name, token.id)),
@@ -214,4 +218,44 @@ async fn show_with_credentials(
     ]);
     println!("{SHOWN_ONCE}");
     Ok(())
+}
+
+/// A token's state as the table shows it: an active token past its expiry is `expired` (it
+/// was shown `active` while every login with it failed with `token_expired`).
+fn state_label(token: &keycard_core::AccessToken, now: i64) -> String {
+    match token.state {
+        TokenState::Active if token.expires_at.is_some_and(|at| at <= now) => "expired".to_owned(),
+        ref other => other.as_str().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_active_token_past_its_expiry_is_listed_as_expired() {
+        let mut token = keycard_core::AccessToken {
+            id: 1,
+            account: keycard_core::AccountId::parse("1234567").unwrap(),
+            name: "t".into(),
+            integration_id: 1,
+            user_id: 1,
+            role_id: 1,
+            token_id: "0".repeat(64),
+            state: TokenState::Active,
+            created_at: 0,
+            created_by: "admin".into(),
+            last_used_at: None,
+            last_used_ip: None,
+            expires_at: Some(1_000),
+        };
+        assert_eq!(state_label(&token, 999), "active");
+        assert_eq!(state_label(&token, 1_000), "expired");
+        token.state = TokenState::Inactive;
+        assert_eq!(state_label(&token, 2_000), "inactive");
+        token.expires_at = None;
+        token.state = TokenState::Active;
+        assert_eq!(state_label(&token, 2_000), "active");
+    }
 }
