@@ -33,6 +33,10 @@ pub enum RuleError {
         "`{value}` is not an IP range: use CIDR notation such as 203.0.113.0/24 or 2001:db8::/32"
     )]
     InvalidIpRange { value: String },
+    #[error(
+        "`{value}` has bits set past its prefix, so it would allow all of {network}: write {network} if that is meant, or fix the prefix"
+    )]
+    IpRangeHostBits { value: String, network: String },
     #[error("`{value}` is not a permission level: use none, view, create, edit or full")]
     InvalidLevel { value: String },
     #[error("`{value}` is not a setup permission; known ones: {known}")]
@@ -49,11 +53,15 @@ pub enum RuleError {
         state: &'static str,
     },
     #[error(
+        "the integration `{integration}` was deleted and cannot be enabled again; create a new integration record"
+    )]
+    IntegrationDeleted { integration: String },
+    #[error(
         "the user `{user}` does not hold the role `{role}`; assign it first with `keycard user assign-role`"
     )]
     RoleNotHeld { user: String, role: String },
     #[error(
-        "the role `{role}` lacks the permission \"Log in using Access Tokens\"; grant it with `keycard role grant {role} --setup log-in-using-access-tokens`"
+        "the role `{role}` lacks the permission \"Log in using Access Tokens\"; grant it with `keycard role grant \"{role}\" --setup log-in-using-access-tokens`"
     )]
     RoleCannotUseTokens { role: String },
     #[error("the user `{user}` is {status}; enable the user first")]
@@ -87,10 +95,12 @@ impl RuleError {
             Self::ConcurrencyLimitTooHigh { .. } => "concurrency_limit_too_high",
             Self::ConcurrencyLimitZero => "concurrency_limit_zero",
             Self::InvalidIpRange { .. } => "invalid_ip_range",
+            Self::IpRangeHostBits { .. } => "ip_range_host_bits",
             Self::InvalidLevel { .. } => "invalid_level",
             Self::UnknownSetupPermission { .. } => "unknown_setup_permission",
             Self::IntegrationTbaDisabled { .. } => "integration_tba_disabled",
             Self::IntegrationNotEnabled { .. } => "integration_not_enabled",
+            Self::IntegrationDeleted { .. } => "integration_deleted",
             Self::RoleNotHeld { .. } => "role_not_held",
             Self::RoleCannotUseTokens { .. } => "role_cannot_use_tokens",
             Self::UserNotActive { .. } => "user_not_active",

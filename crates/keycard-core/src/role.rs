@@ -160,20 +160,29 @@ impl Role {
         self.level(record) >= needed
     }
 
+    /// An IPv4 client seen on a dual-stack socket (`::ffff:203.0.113.5`) is its IPv4 address.
     pub fn ip_allowed(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
         self.allowed_ips.is_empty() || self.allowed_ips.iter().any(|net| net.contains(&ip))
     }
 }
 
 pub fn parse_ip_range(value: &str) -> Result<IpNet, RuleError> {
     let value = value.trim();
-    value
+    let net = value
         .parse::<IpNet>()
         .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
-        .map(|net| net.trunc())
         .map_err(|_| RuleError::InvalidIpRange {
             value: value.to_owned(),
-        })
+        })?;
+    // `10.1.2.3/8` was read as 10.0.0.0/8: a typo in the prefix opened a whole /8.
+    if net.trunc() != net {
+        return Err(RuleError::IpRangeHostBits {
+            value: value.to_owned(),
+            network: net.trunc().to_string(),
+        });
+    }
+    Ok(net)
 }
 
 /// A record type name: lower-case letters, digits and `_`.
@@ -241,13 +250,20 @@ mod tests {
         let mut role = role();
         assert!(role.ip_allowed("198.51.100.7".parse().unwrap()));
         role.allowed_ips = vec![
-            parse_ip_range("203.0.113.9/24").unwrap(),
+            parse_ip_range("203.0.113.0/24").unwrap(),
             parse_ip_range("2001:db8::1").unwrap(),
         ];
-        assert_eq!(role.allowed_ips[0].to_string(), "203.0.113.0/24");
+        assert_eq!(role.allowed_ips[1].to_string(), "2001:db8::1/128");
         assert!(role.ip_allowed("203.0.113.200".parse().unwrap()));
         assert!(role.ip_allowed("2001:db8::1".parse().unwrap()));
         assert!(!role.ip_allowed("198.51.100.7".parse().unwrap()));
+        // An IPv4 client on a dual-stack socket is its IPv4 address.
+        assert!(role.ip_allowed("::ffff:203.0.113.5".parse().unwrap()));
+        assert!(!role.ip_allowed("::ffff:198.51.100.7".parse().unwrap()));
+        // Bits past the prefix are a typo, not a wider range (10.1.2.3/8 allowed all of 10/8).
+        let refused = parse_ip_range("203.0.113.9/24").unwrap_err();
+        assert_eq!(refused.code(), "ip_range_host_bits");
+        assert!(refused.to_string().contains("203.0.113.0/24"), "{refused}");
         assert_eq!(
             parse_ip_range("300.1.1.1/8").unwrap_err().code(),
             "invalid_ip_range"

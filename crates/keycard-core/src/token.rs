@@ -91,6 +91,11 @@ pub fn check_create(
             integration: integration.name.clone(),
         });
     }
+    if integration.state == IntegrationState::Deleted {
+        return Err(RuleError::IntegrationDeleted {
+            integration: integration.name.clone(),
+        });
+    }
     if integration.state != IntegrationState::Enabled {
         return Err(RuleError::IntegrationNotEnabled {
             integration: integration.name.clone(),
@@ -120,15 +125,27 @@ pub fn check_create(
             user: actor_user,
             role: actor_role,
         } => {
+            if !actor_user.is_active() {
+                return Err(RuleError::UserNotActive {
+                    user: actor_user.email.clone(),
+                    status: actor_user.status.as_str(),
+                });
+            }
             if actor_role.is_administrator() {
                 return Ok(());
             }
-            let for_self = actor_user.id == user.id && actor_role.id == role.id;
-            if for_self && actor_role.has(SetupPermission::UserAccessTokens) {
+            // User Access Tokens: for oneself and one's current role. Access Token Management:
+            // for other users only (its holder "cannot create their own tokens", under any of
+            // their roles), never with an Administrator role.
+            let same_user = actor_user.id == user.id;
+            if same_user
+                && actor_role.id == role.id
+                && actor_role.has(SetupPermission::UserAccessTokens)
+            {
                 return Ok(());
             }
-            if !for_self && actor_role.has(SetupPermission::AccessTokenManagement) {
-                if role.is_administrator() && actor_user.id != user.id {
+            if !same_user && actor_role.has(SetupPermission::AccessTokenManagement) {
+                if role.is_administrator() {
                     return Err(RuleError::AdministratorTokenForOther);
                 }
                 return Ok(());
@@ -301,6 +318,25 @@ mod tests {
                 .code(),
             "integration_not_enabled"
         );
+        // A deleted integration is not one to enable (its message said to enable it).
+        let mut deleted = integration.clone();
+        deleted.state = IntegrationState::Deleted;
+        assert_eq!(
+            check_create(Actor::Operator, &deleted, &holder, &login)
+                .unwrap_err()
+                .code(),
+            "integration_deleted"
+        );
+        // The command the message gives can be pasted as it is, a role name with spaces too.
+        let mut spaced = no_login.clone();
+        spaced.name = "Integration Role".into();
+        let message = check_create(Actor::Operator, &integration, &holder2, &spaced)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(r#"keycard role grant "Integration Role" --setup"#),
+            "{message}"
+        );
         let mut no_tba = integration.clone();
         no_tba.flags.tba = false;
         assert_eq!(
@@ -315,6 +351,49 @@ mod tests {
             check_create(Actor::Operator, &integration, &inactive, &login)
                 .unwrap_err()
                 .code(),
+            "user_not_active"
+        );
+    }
+
+    #[test]
+    fn access_token_management_is_for_others_and_actors_must_be_active() {
+        let integration = integration();
+        let manager = role(2, &[AccessTokenManagement]);
+        let plain = role(4, &[LogInUsingAccessTokens]);
+        let other = user(11, &[4]);
+        let mgr = user(12, &[2]);
+        // Access Token Management is for others: not for oneself, under any role one holds
+        // (before, only the same user *and* role counted as oneself).
+        let mgr_with_login = user(13, &[2, 4]);
+        assert_eq!(
+            check_create(
+                Actor::User {
+                    user: &mgr_with_login,
+                    role: &manager
+                },
+                &integration,
+                &mgr_with_login,
+                &plain
+            )
+            .unwrap_err()
+            .code(),
+            "may_not_create_tokens"
+        );
+        // An actor who is no longer active creates nothing.
+        let mut gone = mgr.clone();
+        gone.status = UserStatus::Inactive;
+        assert_eq!(
+            check_create(
+                Actor::User {
+                    user: &gone,
+                    role: &manager
+                },
+                &integration,
+                &other,
+                &plain
+            )
+            .unwrap_err()
+            .code(),
             "user_not_active"
         );
     }

@@ -391,7 +391,10 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// An IPv4 client on a dual-stack listener (`::ffff:203.0.113.5`) is its IPv4 address:
+    /// for role IP ranges, trusted proxies and the trail alike.
     pub fn new(addr: std::net::SocketAddr) -> Self {
+        let addr = std::net::SocketAddr::new(addr.ip().to_canonical(), addr.port());
         Self {
             addr,
             ip_text: ip_text(addr.ip()),

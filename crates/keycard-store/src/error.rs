@@ -18,7 +18,7 @@ pub enum StoreError {
     },
     #[error("{kind} `{key}` already exists")]
     Duplicate { kind: &'static str, key: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Rule(#[from] RuleError),
     #[error("{what}")]
     Conflict { what: String },

@@ -160,13 +160,19 @@ pub async fn run(command: RoleCommand, store_args: &StoreArgs, account: &Account
         }
         RoleCommand::Show { role } => show(&store.role(&account, &role).await?, json),
         RoleCommand::Grant(args) => {
-            let allowed_ips = if args.allowed_ips.is_empty() {
-                None
-            } else if args
+            let any = args
                 .allowed_ips
                 .iter()
-                .any(|ip| ip.eq_ignore_ascii_case("any"))
-            {
+                .any(|ip| ip.eq_ignore_ascii_case("any"));
+            let allowed_ips = if args.allowed_ips.is_empty() {
+                None
+            } else if any {
+                // `any` with ranges would silently drop the ranges and open the role to every
+                // address: one or the other.
+                anyhow::ensure!(
+                    args.allowed_ips.len() == 1,
+                    "--allow-ip any allows every address; give it alone, or give only ranges"
+                );
                 Some(Vec::new())
             } else {
                 Some(

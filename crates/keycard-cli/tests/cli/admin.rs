@@ -164,6 +164,23 @@ fn a_whole_setup_from_the_command_line() {
         d.fails(&["role", "create", "Bad", "--record", "customer=admin"])
             .contains("not a permission level")
     );
+    // IP ranges: `any` beside ranges, and bits past a prefix, would each open the role wider
+    // than written (both were accepted before).
+    for (args, message) in [
+        (
+            ["--allow-ip", "10.0.0.0/8", "--allow-ip", "any"],
+            "give it alone",
+        ),
+        (
+            ["--allow-ip", "10.1.2.3/8", "--allow-ip", "192.0.2.0/24"],
+            "would allow all of 10.0.0.0/8",
+        ),
+    ] {
+        let mut grant = vec!["role", "grant", "Reader"];
+        grant.extend_from_slice(&args);
+        let refused = d.fails(&grant);
+        assert!(refused.contains(message), "{args:?}: {refused}");
+    }
     let output = keycard(
         &[
             "user",
@@ -194,7 +211,13 @@ fn a_whole_setup_from_the_command_line() {
         "Reader",
     ]);
     assert!(
-        message.contains("keycard role grant Reader --setup log-in-using-access-tokens"),
+        message.contains(r#"keycard role grant "Reader" --setup log-in-using-access-tokens"#),
+        "{message}"
+    );
+    // Said once (the rule's message was printed twice, as the error and as its source).
+    assert_eq!(
+        message.matches("lacks the permission").count(),
+        1,
         "{message}"
     );
     assert_eq!(d.json(&["token", "list"]), serde_json::json!([]));

@@ -98,7 +98,7 @@ fn forwarded_client(headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
             // `203.0.113.7:4711` and `[2001:db8::7]:4711`, as some proxies write them.
             entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
         });
-        match ip {
+        match ip.map(|ip| ip.to_canonical()) {
             Some(ip) if trusted.contains(&ip) => nearest = Some(ip),
             Some(ip) => return Some(ip),
             None => break,
