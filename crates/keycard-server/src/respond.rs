@@ -54,6 +54,8 @@ pub enum ClientError {
     MethodNotAllowed {
         allow: &'static str,
     },
+    /// The body's content type is not one the endpoint takes (415): `detail` says which are.
+    UnsupportedMediaType(&'static str),
 }
 
 const BODY_TOO_LARGE: &str = "The request body is larger than 2 MiB.";
@@ -212,6 +214,19 @@ pub fn error_response(
             StatusCode::METHOD_NOT_ALLOWED,
             restlet_body("INVALID_REQUEST", &method_not_allowed(allow)),
         ),
+        (Surface::Rest, ClientError::UnsupportedMediaType(detail)) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            rest_body(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "https://www.rfc-editor.org/rfc/rfc9110.html#section-15.5.16",
+                detail,
+                "INVALID_REQUEST",
+            ),
+        ),
+        (_, ClientError::UnsupportedMediaType(detail)) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            restlet_body("INVALID_REQUEST", detail),
+        ),
         (Surface::Rest, ClientError::Unavailable) => (
             StatusCode::SERVICE_UNAVAILABLE,
             rest_body(
@@ -253,6 +268,8 @@ const FAULTS_NS: &str = "urn:faults_2023_2.platform.webservices.netsuite.com";
 
 /// A SOAP 1.1 fault as NetSuite sends it. SOAP 1.1 (§6.2) answers faults with HTTP 500, which
 /// SOAP clients expect; a request that is not a SOAP message at all gets a 400 Client fault.
+// One arm per error: a table, long by nature.
+#[allow(clippy::too_many_lines)]
 fn soap_fault(error: ClientError) -> Response {
     // The fault string, when it is made for this answer.
     let made;
@@ -326,6 +343,13 @@ fn soap_fault(error: ClientError) -> Response {
                 "INVALID_REQUEST",
             )
         }
+        ClientError::UnsupportedMediaType(detail) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "soapenv:Client",
+            detail,
+            "invalidRequestFault",
+            "INVALID_REQUEST",
+        ),
         ClientError::Unavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "soapenv:Server",

@@ -1,6 +1,7 @@
 //! RESTlets: `/app/site/hosting/restlet.nl?script=…&deploy=…`. Deployed scripts are built-in
 //! handlers; `echo` (script `echo` or `1`, any deploy) returns what it received and who called.
 
+use axum::http::{Method, header};
 use axum::response::Response;
 use serde_json::json;
 
@@ -15,9 +16,36 @@ pub async fn handle(state: &AppState, incoming: &Incoming) -> Response {
         Ok(principal) => principal,
         Err(response) => return response,
     };
+    let refuse = |error| error_response(Surface::Restlet, error, None, &principal.request_id);
+    // A RESTlet's entry points are get, post, put and delete (HEAD is GET without a body).
+    if !matches!(
+        incoming.method,
+        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::DELETE
+    ) {
+        return refuse(ClientError::MethodNotAllowed {
+            allow: "GET, HEAD, POST, PUT, DELETE",
+        });
+    }
+    // "this content type is not allowed by RESTlets" (netsuite-tba.md §1.2), nor a
+    // multipart body: a RESTlet reads JSON or text.
+    let content_type = incoming
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("multipart/")
+    {
+        return refuse(ClientError::UnsupportedMediaType(
+            "RESTlets take application/json or text/plain bodies, not forms.",
+        ));
+    }
     let script = incoming.query_param("script").unwrap_or_default();
     if !matches!(script.as_str(), "echo" | "1" | "customscript_echo")
-        || incoming.query_param("deploy").is_none()
+        || incoming
+            .query_param("deploy")
+            .is_none_or(|deploy| deploy.is_empty())
     {
         return error_response(
             Surface::Restlet,
