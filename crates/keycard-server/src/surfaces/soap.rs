@@ -347,6 +347,17 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
     let Some(version) = port_version(port).map(str::to_owned) else {
         return error_response(Surface::Soap, ClientError::NotFound, None, &id);
     };
+    // Token-based authentication came with the 2015.2 endpoint (`YYYY_R` compares as text).
+    if version.as_str() < "2015_2" {
+        return error_response(
+            Surface::Soap,
+            ClientError::BadRequest(
+                "Token-based authentication needs the 2015_2 SOAP endpoint or a later one.",
+            ),
+            None,
+            &id,
+        );
+    }
     if incoming.method != Method::POST {
         // POST only: this server publishes no WSDL (a GET ?wsdl).
         return error_response(

@@ -265,3 +265,26 @@ async fn envelopes_are_read_as_soap_clients_write_them_and_no_further() {
         );
     }
 }
+
+/// Token passports came with the 2015.2 endpoint: an older port is refused as such, not
+/// served as if it knew them.
+#[tokio::test]
+async fn endpoints_before_2015_2_are_refused() {
+    let h = Harness::start().await;
+    let envelope = h
+        .envelope("<msg:getServerTime/>", "")
+        .replace("2023_2", "2014_1");
+    let response = h
+        .http
+        .post(h.url("/services/NetSuitePort_2014_1"))
+        .header("content-type", "text/xml; charset=utf-8")
+        .header("soapaction", "getServerTime")
+        .body(envelope)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("2015_2"));
+    let (status, _) = h.soap(h.envelope("<msg:getServerTime/>", "")).await;
+    assert_eq!(status, 200, "2023_2 is served");
+}
