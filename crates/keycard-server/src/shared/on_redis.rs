@@ -159,7 +159,24 @@ impl RedisState {
             state.lease_ms,
             state.node.clone(),
         ));
+        tokio::spawn(warn_of_eviction(Arc::downgrade(&state)));
         Ok(state)
+    }
+
+    /// Redis's `maxmemory-policy`; `None` when Redis does not say (unreachable, or a managed
+    /// service that disables `CONFIG`).
+    pub async fn eviction_policy(&self) -> Option<String> {
+        let mut connection = self.connection.clone();
+        let answer: Vec<String> = self
+            .bounded(
+                redis::cmd("CONFIG")
+                    .arg("GET")
+                    .arg("maxmemory-policy")
+                    .query_async(&mut connection),
+            )
+            .await
+            .ok()?;
+        answer.into_iter().nth(1)
     }
 
     pub async fn admit(
@@ -316,6 +333,35 @@ fn nonce_ttl(timestamp: i64, window: i64, now: i64) -> i64 {
     (timestamp + window - now).max(0) + NODE_CLOCK_MARGIN_SECS
 }
 
+/// Whether a `maxmemory-policy` may drop nonce keys before they expire: every policy but
+/// `noeviction` (the `volatile-*` ones pick among keys with an expiry, which every nonce has).
+fn evicts_nonces(policy: &str) -> bool {
+    policy != "noeviction"
+}
+
+/// Once Redis answers, says loudly when it may evict nonces: a replay of an evicted one would
+/// be accepted (docs/deploy.md, "No eviction"). Tries for a minute, then gives up quietly.
+async fn warn_of_eviction(state: Weak<RedisState>) {
+    for _ in 0..60 {
+        let Some(redis) = state.upgrade() else { return };
+        if redis.ping().await.is_ok() {
+            match redis.eviction_policy().await {
+                Some(policy) if evicts_nonces(&policy) => tracing::error!(
+                    %policy,
+                    "Redis may evict nonces before they expire (maxmemory-policy {policy}), and a replay of an evicted one would be accepted: set maxmemory-policy noeviction"
+                ),
+                Some(_) => {}
+                None => tracing::info!(
+                    "Redis does not say its maxmemory-policy: make sure it is noeviction"
+                ),
+            }
+            return;
+        }
+        drop(redis);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 fn member(node: &str, id: u64) -> String {
     format!("{node}:{id}")
 }
@@ -390,6 +436,28 @@ async fn renew(
 mod tests {
     use super::*;
     use crate::shared::Scope;
+
+    /// Only `noeviction` keeps every nonce until it expires; the test Redis says its policy.
+    #[tokio::test]
+    async fn the_eviction_policy_is_read_and_judged() {
+        assert!(!evicts_nonces("noeviction"));
+        for policy in [
+            "volatile-lru",
+            "allkeys-lru",
+            "volatile-ttl",
+            "allkeys-random",
+        ] {
+            assert!(evicts_nonces(policy), "{policy}");
+        }
+        let url = std::env::var("KEYCARD_TEST_REDIS_URL").expect(
+            "KEYCARD_TEST_REDIS_URL is not set: run the tests with scripts/test, which starts a throwaway Redis",
+        );
+        let state =
+            RedisState::connect(&crate::config::RedisUrl::new(url), &ServerConfig::default())
+                .unwrap();
+        let policy = state.eviction_policy().await;
+        assert_eq!(policy.as_deref(), Some("noeviction"), "Redis's default");
+    }
 
     /// A lease whose admission was given up (the client went away) while Redis was running
     /// the script is released, not held until it expires: a pool of 1 admits the next
