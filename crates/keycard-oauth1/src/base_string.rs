@@ -139,14 +139,19 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<u16>), OAuthError> {
         reason: "an IPv6 host is missing its `]`",
     })?;
     let port = match rest.strip_prefix(':') {
+        // RFC 3986 §6.2.3: an empty port is the scheme's default (`host:` signs as `host`).
+        Some("") => None,
         Some(port) => Some(port),
         None if rest.is_empty() => None,
         None => return Err(invalid_port),
     };
+    // `:` and `%` (a zone) only inside an IPv6 literal's brackets: `a:b:80` is no host.
+    let bracketed = host.starts_with('[') && host.ends_with(']');
     if host.is_empty()
         || !host.bytes().all(|b| {
             b.is_ascii_alphanumeric()
-                || matches!(b, b'-' | b'.' | b'_' | b'~' | b'[' | b']' | b':' | b'%')
+                || matches!(b, b'-' | b'.' | b'_' | b'~')
+                || (bracketed && matches!(b, b'[' | b']' | b':' | b'%'))
         })
     {
         return Err(OAuthError::InvalidUrl {
@@ -546,6 +551,22 @@ mod tests {
     fn malformed_query_is_an_error() {
         let target = RequestTarget::from_url("GET", "https://h/?a=%zz").unwrap();
         assert!(NormalizedParams::collect([], target.query, None).is_err());
+    }
+
+    /// An empty port is the default one; a colon outside an IPv6 literal is not a host.
+    #[test]
+    fn an_empty_port_is_the_default_and_a_colon_is_no_host() {
+        assert_eq!(
+            base("GET", "https://h:/p", &[], None),
+            base("GET", "https://h/p", &[], None)
+        );
+        for authority in ["a:b:80", "a%41:80", "h]:80"] {
+            assert!(
+                RequestTarget::from_authority("GET", "https", authority, "/", None).is_err(),
+                "{authority}"
+            );
+        }
+        assert!(RequestTarget::from_authority("GET", "https", "[::1]:8443", "/", None).is_ok());
     }
 
     #[test]
