@@ -18,6 +18,15 @@ pub enum KeysCommand {
 
 pub async fn run(command: KeysCommand, store_args: &StoreArgs) -> Result<()> {
     let KeysCommand::Rotate = command;
+    let (_, source) = store_args.keys()?;
+    // One rotation at a time on a key file, from loading it to its last save: two at once
+    // could each save the ring they loaded, and the second save could drop the key the first
+    // had re-sealed every secret under.
+    let _rotating = match &source {
+        KeySource::File(path) | KeySource::Generated(path) => Some(lock_beside(path)?),
+        KeySource::Env => None,
+    };
+    // Loaded again under the lock: what an earlier rotation left.
     let (mut ring, source) = store_args.keys()?;
     let store = store_args.open_with(ring.clone()).await?;
     super::refuse_a_foreign_directory(&store, &source).await?;
@@ -63,4 +72,22 @@ pub async fn run(command: KeysCommand, store_args: &StoreArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// An exclusive lock on `<key file>.lock`, held until the file is dropped.
+fn lock_beside(key_file: &std::path::Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut name = key_file.as_os_str().to_owned();
+    name.push(".lock");
+    let path = std::path::PathBuf::from(name);
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .with_context(|| format!("cannot lock {}", path.display()))?;
+    Ok(lock)
 }

@@ -316,6 +316,22 @@ fn rotating_the_master_key_reseals_and_replaces_it() {
     // Everything still opens and the admin trail recorded it.
     assert!(d.ok(&["token", "inventory"]).contains("Demo Integration"));
     assert!(d.ok(&["keys", "rotate"]).contains("Re-sealed 2 secrets"));
+
+    // Rotations at once take turns on the key file: each saved the ring it had loaded, and a
+    // late save could drop the key an earlier rotation had re-sealed everything under.
+    std::thread::scope(|scope| {
+        let rotations: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| d.ok(&["keys", "rotate"])))
+            .collect();
+        for rotation in rotations {
+            assert!(rotation.join().unwrap().contains("Re-sealed 2 secrets"));
+        }
+    });
+    assert_eq!(key_lines(&std::fs::read_to_string(&key_file).unwrap()), 1);
+    assert!(
+        d.ok(&["keys", "rotate"]).contains("Re-sealed 2 secrets"),
+        "every secret opens"
+    );
 }
 
 #[test]
