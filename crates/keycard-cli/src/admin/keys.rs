@@ -18,7 +18,7 @@ pub enum KeysCommand {
 
 pub async fn run(command: KeysCommand, store_args: &StoreArgs) -> Result<()> {
     let KeysCommand::Rotate = command;
-    let (_, source) = store_args.keys()?;
+    let (ring, source) = store_args.keys()?;
     // One rotation at a time on a key file, from loading it to its last save: two at once
     // could each save the ring they loaded, and the second save could drop the key the first
     // had re-sealed every secret under.
@@ -26,8 +26,13 @@ pub async fn run(command: KeysCommand, store_args: &StoreArgs) -> Result<()> {
         KeySource::File(path) | KeySource::Generated(path) => Some(lock_beside(path)?),
         KeySource::Env => None,
     };
-    // Loaded again under the lock: what an earlier rotation left.
-    let (mut ring, source) = store_args.keys()?;
+    // Loaded again under the lock (what an earlier rotation left), unless it was generated
+    // just now: that must stay known as generated, for the foreign-directory check below.
+    let (mut ring, source) = if matches!(source, KeySource::Generated(_)) {
+        (ring, source)
+    } else {
+        store_args.keys()?
+    };
     let store = store_args.open_with(ring.clone()).await?;
     super::refuse_a_foreign_directory(&store, &source).await?;
     if matches!(source, KeySource::Env) {
