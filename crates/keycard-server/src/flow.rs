@@ -61,18 +61,67 @@ pub struct LocalFlows {
     pending: HashMap<String, Pending>,
     /// How many were left after the last sweep.
     swept_to: usize,
+    /// Pending requests by integration, expired ones included until the next sweep.
+    per_integration: HashMap<i64, usize>,
 }
 
 /// Below this many pending requests there is no sweep (expired ones are refused when read).
 const SWEEP_FLOOR: usize = 1024;
 
+/// The most request tokens one integration may have waiting for their authorization: a
+/// browser flow needs one at a time, and without a bound one integration's credentials could
+/// fill this node's memory (or Redis's) for `request_token_ttl`.
+pub const PENDING_PER_INTEGRATION: usize = 1000;
+
 impl LocalFlows {
-    fn insert(&mut self, token: &str, pending: Pending, now: i64) {
-        if self.pending.len() >= 2 * self.swept_to.max(SWEEP_FLOOR) {
-            self.pending.retain(|_, p| p.expires_at > now);
-            self.swept_to = self.pending.len();
+    /// Keeps `pending` unless its integration already has [`PENDING_PER_INTEGRATION`]
+    /// waiting; whether it was kept.
+    fn insert(&mut self, token: &str, pending: Pending, now: i64) -> bool {
+        let integration = pending.integration_id;
+        let full = |flows: &Self| {
+            flows
+                .per_integration
+                .get(&integration)
+                .copied()
+                .unwrap_or(0)
+                >= PENDING_PER_INTEGRATION
+        };
+        if self.pending.len() >= 2 * self.swept_to.max(SWEEP_FLOOR) || full(self) {
+            self.sweep(now);
         }
-        self.pending.insert(token.to_owned(), pending);
+        if full(self) {
+            return false;
+        }
+        *self.per_integration.entry(integration).or_default() += 1;
+        if let Some(replaced) = self.pending.insert(token.to_owned(), pending) {
+            self.forget(replaced.integration_id);
+        }
+        true
+    }
+
+    fn remove(&mut self, token: &str) -> Option<Pending> {
+        let removed = self.pending.remove(token)?;
+        self.forget(removed.integration_id);
+        Some(removed)
+    }
+
+    fn forget(&mut self, integration: i64) {
+        if let Some(count) = self.per_integration.get_mut(&integration) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    /// Drops the expired requests and counts the rest again.
+    fn sweep(&mut self, now: i64) {
+        self.pending.retain(|_, p| p.expires_at > now);
+        self.swept_to = self.pending.len();
+        self.per_integration.clear();
+        for pending in self.pending.values() {
+            *self
+                .per_integration
+                .entry(pending.integration_id)
+                .or_default() += 1;
+        }
     }
 }
 
@@ -88,20 +137,26 @@ impl PendingFlows {
         }
     }
 
-    pub async fn insert(&self, token: &str, pending: Pending, now: i64) -> Result<(), Unreachable> {
+    /// Keeps a new pending request; `false` when its integration already has
+    /// [`PENDING_PER_INTEGRATION`] waiting (nothing kept).
+    pub async fn insert(
+        &self,
+        token: &str,
+        pending: Pending,
+        now: i64,
+    ) -> Result<bool, Unreachable> {
         match self {
-            Self::Local(flows) => {
-                lock(flows).insert(token, pending, now);
-                Ok(())
-            }
+            Self::Local(flows) => Ok(lock(flows).insert(token, pending, now)),
             Self::Shared { redis, store } => {
                 let ttl_ms = u64::try_from((pending.expires_at - now).max(1)).unwrap_or(1) * 1000;
                 let sealed = seal(store, token, &pending)?;
                 redis
-                    .put(
+                    .put_counted(
                         &redis.hashed_key("flow", &[token.as_bytes()]),
                         &sealed,
                         ttl_ms,
+                        &pending_key(redis, pending.integration_id),
+                        PENDING_PER_INTEGRATION,
                     )
                     .await
             }
@@ -167,20 +222,28 @@ impl PendingFlows {
     /// taken (by any node).
     pub async fn take(&self, token: &str, now: i64) -> Result<Option<Pending>, Unreachable> {
         match self {
-            Self::Local(flows) => Ok(lock(flows)
-                .pending
-                .remove(token)
-                .filter(|p| p.expires_at > now)),
+            Self::Local(flows) => Ok(lock(flows).remove(token).filter(|p| p.expires_at > now)),
             Self::Shared { redis, store } => {
-                let sealed = redis
-                    .take(&redis.hashed_key("flow", &[token.as_bytes()]))
-                    .await?;
-                Ok(sealed
-                    .and_then(|sealed| open(store, token, &sealed))
-                    .filter(|p| p.expires_at > now))
+                let key = redis.hashed_key("flow", &[token.as_bytes()]);
+                let exchanged = redis
+                    .take(&key)
+                    .await?
+                    .and_then(|sealed| open(store, token, &sealed));
+                if let Some(pending) = &exchanged {
+                    // No longer waiting: it stops counting against its integration at once.
+                    redis
+                        .uncount(&pending_key(redis, pending.integration_id), &key)
+                        .await?;
+                }
+                Ok(exchanged.filter(|p| p.expires_at > now))
             }
         }
     }
+}
+
+/// The sorted set of an integration's pending requests on Redis (scored by expiry).
+fn pending_key(redis: &RedisState, integration: i64) -> Vec<u8> {
+    redis.hashed_key("flows-of", &[&integration.to_be_bytes()[..]])
 }
 
 /// What Redis holds, before sealing.
@@ -315,13 +378,42 @@ mod tests {
         }
     }
 
+    fn of(integration_id: i64, expires_at: i64) -> Pending {
+        Pending {
+            integration_id,
+            ..pending(expires_at)
+        }
+    }
+
+    /// One integration may have `PENDING_PER_INTEGRATION` request tokens waiting; another is
+    /// not held back by it, and one taken or expired frees a place. Before, there was no
+    /// bound: one integration's credentials could fill the node's memory for the token TTL.
+    #[test]
+    fn an_integration_has_a_bounded_number_of_requests_waiting() {
+        let mut flows = LocalFlows::default();
+        for n in 0..PENDING_PER_INTEGRATION {
+            assert!(flows.insert(&format!("a{n}"), of(1, 1_000), 500), "{n}");
+        }
+        assert!(!flows.insert("one more", of(1, 1_000), 500));
+        assert!(!flows.pending.contains_key("one more"));
+        assert!(flows.insert("other integration", of(2, 1_000), 500));
+        assert!(flows.remove("a7").is_some());
+        assert!(flows.insert("in a7's place", of(1, 1_000), 500));
+        assert!(!flows.insert("full again", of(1, 1_000), 500));
+        // Once they expire, the integration may ask again (a sweep counts them afresh).
+        assert!(flows.insert("later", of(1, 5_000), 1_000));
+        assert_eq!(flows.per_integration.get(&1), Some(&1));
+    }
+
     /// Expired requests are swept when the map has doubled since the last sweep, not on every
     /// insert; live ones are kept; the map stays within twice what the last sweep left.
     #[test]
     fn expired_requests_are_swept_when_the_map_has_doubled() {
         let mut flows = LocalFlows::default();
+        // Spread over integrations, each under its own bound.
+        let spread = |n: usize| i64::try_from(n % 16).unwrap();
         for n in 0..2 * SWEEP_FLOOR {
-            flows.insert(&format!("old{n}"), pending(100), 50);
+            flows.insert(&format!("old{n}"), of(spread(n), 100), 50);
         }
         assert_eq!(
             flows.pending.len(),
@@ -335,7 +427,7 @@ mod tests {
             "the expired went"
         );
         for n in 0..10_000 {
-            flows.insert(&format!("new{n}"), pending(1_000), 500);
+            assert!(flows.insert(&format!("new{n}"), of(spread(n), 1_000), 500));
             assert!(flows.pending.len() <= 2 * flows.swept_to.max(SWEEP_FLOOR));
         }
         assert_eq!(flows.pending.len(), 10_001, "the live are kept");

@@ -880,9 +880,9 @@ fn unavailable(error: keycard_store::StoreError) -> Refusal {
 
 /// What the request-token step established.
 pub struct RequestTokenGrant {
-    pub account: Arc<Account>,
-    pub integration: Arc<IntegrationEntry>,
-    pub callback: String,
+    /// The request token and its secret, pending until the authorize page and the exchange.
+    pub token: String,
+    pub secret: keycard_core::Secret,
     pub request_id: RequestId,
 }
 
@@ -891,6 +891,48 @@ pub struct AccessTokenGrant {
     /// The token the exchange created, for the user and role that chose Allow.
     pub credentials: keycard_store::tokens::TokenCredentials,
     pub request_id: RequestId,
+}
+
+/// The request step's last part: a request token and its secret, kept pending. Inside the
+/// attempt, so that the trail records a refusal as what it is: the integration already has
+/// [`crate::flow::PENDING_PER_INTEGRATION`] waiting (the concurrency limit's answer), or the
+/// shared state is unreachable (503).
+async fn issue_request_token(
+    state: &AppState,
+    account: &Account,
+    integration: &IntegrationEntry,
+    callback: String,
+    now: i64,
+) -> Result<(String, keycard_core::Secret), Refusal> {
+    let (Ok(token), Ok(secret)) = (
+        keycard_store::crypto::random_hex(32),
+        keycard_store::crypto::random_hex(32),
+    ) else {
+        return Err(refuse(
+            ClientError::Unavailable,
+            "RandomnessUnavailable",
+            json!({ "problem": "the operating system's random source failed" }),
+        ));
+    };
+    let secret = keycard_core::Secret::new(secret);
+    let pending = crate::flow::Pending {
+        account: account.id.clone(),
+        integration_id: integration.integration.id,
+        consumer_key: integration.integration.consumer_key.clone(),
+        secret: secret.clone(),
+        callback,
+        expires_at: now + state.config.request_token_ttl,
+        stage: Stage::Issued,
+    };
+    match state.flows.insert(&token, pending, now).await {
+        Ok(true) => Ok((token, secret)),
+        Ok(false) => Err(refuse(
+            ClientError::ConcurrencyLimit,
+            "TooManyPendingAuthorizations",
+            json!({ "problem": format!("the integration already has {} request tokens waiting for their authorization: finish those or let them expire", crate::flow::PENDING_PER_INTEGRATION) }),
+        )),
+        Err(unreachable) => Err(shared_unreachable(unreachable)),
+    }
 }
 
 /// The exchange's last step: the token for the user and role that chose Allow. Inside the
@@ -1008,12 +1050,8 @@ pub async fn authenticate_request_token(
         let scope = format!("consumer:{}", p.consumer_key);
         let use_ = NonceUse { scope: Scope::new(&scope), nonce: p.nonce, timestamp, now };
         admission_step(state, Surface::Rest, &use_, None, None).await?;
-        Ok(RequestTokenGrant {
-            account,
-            integration,
-            callback,
-            request_id: facts.request_id,
-        })
+        let (token, secret) = issue_request_token(state, &account, &integration, callback, now).await?;
+        Ok(RequestTokenGrant { token, secret, request_id: facts.request_id })
     }
     .await;
     finish(state, facts, known, outcome).await

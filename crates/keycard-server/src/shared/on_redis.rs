@@ -20,7 +20,8 @@
 //!   connection manager reconnects on its own.
 //!
 //! - The three-step flow's pending request tokens ([`crate::flow`]) are plain keys with an
-//!   expiry (`put`, `fetch`, `take` = `GETDEL`, `swap_if` = compare and swap), sealed by the
+//!   expiry (`put_counted`, which also keeps a sorted set of an integration's pending keys
+//!   to bound them; `fetch`; `take` = `GETDEL`; `swap_if` = compare and swap), sealed by the
 //!   caller.
 //!
 //! Single Redis server (or a failover pair): the script touches two keys, which Redis Cluster
@@ -57,6 +58,22 @@ redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
 if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[4]) then return 2 end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[5])
 redis.call('PEXPIRE', KEYS[3], 2 * tonumber(ARGV[6]))
+return 1
+";
+
+/// KEYS: key, count set. ARGV: value, ttl (ms), limit. Sets the key with its expiry unless the
+/// set's live members (scored by expiry, Redis's clock) already number the limit; the key
+/// joins them. Returns 1 set, 0 refused.
+const PUT_COUNTED: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), KEYS[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 return 1
 ";
 
@@ -98,6 +115,7 @@ pub struct RedisState {
     releases: mpsc::UnboundedSender<u64>,
     admit: Script,
     swap: Script,
+    put_counted: Script,
 }
 
 /// A slot held on Redis; dropping it removes the lease (in the background, in batches).
@@ -146,6 +164,7 @@ impl RedisState {
             releases,
             admit: Script::new(ADMIT),
             swap: Script::new(SWAP),
+            put_counted: Script::new(PUT_COUNTED),
         });
         tokio::spawn(release(
             state.connection.clone(),
@@ -253,17 +272,34 @@ impl RedisState {
         key
     }
 
-    /// `SET key value PX ttl`.
-    pub async fn put(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<(), Unreachable> {
+    /// `SET key value PX ttl_ms` unless `count_key`'s live members (a sorted set scored by
+    /// expiry, Redis's clock) already number `limit`; the key joins them. Whether it was set.
+    pub async fn put_counted(
+        &self,
+        key: &[u8],
+        value: &[u8],
+        ttl_ms: u64,
+        count_key: &[u8],
+        limit: usize,
+    ) -> Result<bool, Unreachable> {
         let mut connection = self.connection.clone();
-        let command = redis::cmd("SET")
-            .arg(key)
+        let mut call = self.put_counted.prepare_invoke();
+        call.key(key)
+            .key(count_key)
             .arg(value)
-            .arg("PX")
             .arg(ttl_ms.max(1))
-            .clone();
-        self.bounded(command.query_async::<()>(&mut connection))
+            .arg(limit);
+        let set: i64 = self.bounded(call.invoke_async(&mut connection)).await?;
+        Ok(set == 1)
+    }
+
+    /// Takes `member` out of the sorted set `count_key` ([`RedisState::put_counted`]).
+    pub async fn uncount(&self, count_key: &[u8], member: &[u8]) -> Result<(), Unreachable> {
+        let mut connection = self.connection.clone();
+        let command = redis::cmd("ZREM").arg(count_key).arg(member).clone();
+        self.bounded(command.query_async::<i64>(&mut connection))
             .await
+            .map(drop)
     }
 
     /// `GET key`.
@@ -436,6 +472,41 @@ async fn renew(
 mod tests {
     use super::*;
     use crate::shared::Scope;
+
+    /// A counted key is set only while its set has room; one taken out frees its place.
+    #[tokio::test]
+    async fn counted_keys_stop_at_their_limit() {
+        let url = std::env::var("KEYCARD_TEST_REDIS_URL").expect(
+            "KEYCARD_TEST_REDIS_URL is not set: run the tests with scripts/test, which starts a throwaway Redis",
+        );
+        let prefix = format!("kc-test-{}:", keycard_store::crypto::random_hex(6).unwrap());
+        let config = ServerConfig {
+            redis_prefix: prefix.clone(),
+            ..ServerConfig::default()
+        };
+        let state = RedisState::connect(&crate::config::RedisUrl::new(url), &config).unwrap();
+        let count = format!("{prefix}count");
+        let keys: Vec<String> = (0..3).map(|n| format!("{prefix}key{n}")).collect();
+        let put =
+            |n: usize| state.put_counted(keys[n].as_bytes(), b"v", 60_000, count.as_bytes(), 2);
+        assert!(put(0).await.unwrap());
+        assert!(put(1).await.unwrap());
+        assert!(!put(2).await.unwrap(), "the set is full");
+        assert_eq!(
+            state.fetch(keys[2].as_bytes()).await.unwrap(),
+            None,
+            "nothing set"
+        );
+        state
+            .uncount(count.as_bytes(), keys[0].as_bytes())
+            .await
+            .unwrap();
+        assert!(put(2).await.unwrap());
+        assert_eq!(
+            state.fetch(keys[2].as_bytes()).await.unwrap(),
+            Some(b"v".to_vec())
+        );
+    }
 
     /// Only `noeviction` keeps every nonce until it expires; the test Redis says its policy.
     #[tokio::test]

@@ -42,40 +42,10 @@ pub async fn requesttoken(state: &AppState, incoming: &Incoming) -> Response {
         Ok(grant) => grant,
         Err(response) => return response,
     };
-    let (Some(token), Some(secret)) = (random(32), random(32)) else {
-        return error_response(
-            Surface::Token,
-            ClientError::Unavailable,
-            None,
-            &grant.request_id,
-        );
-    };
-    let now = state.now();
-    let inserted = state.flows.insert(
-        &token,
-        Pending {
-            account: grant.account.id.clone(),
-            integration_id: grant.integration.integration.id,
-            consumer_key: grant.integration.integration.consumer_key.clone(),
-            secret: keycard_core::Secret::new(secret.clone()),
-            callback: grant.callback,
-            expires_at: now + state.config.request_token_ttl,
-            stage: Stage::Issued,
-        },
-        now,
-    );
-    if inserted.await.is_err() {
-        return error_response(
-            Surface::Token,
-            ClientError::Unavailable,
-            None,
-            &grant.request_id,
-        );
-    }
     form_encoded(
         &[
-            ("oauth_token", token.as_str()),
-            ("oauth_token_secret", secret.as_str()),
+            ("oauth_token", grant.token.as_str()),
+            ("oauth_token_secret", grant.secret.expose()),
             ("oauth_callback_confirmed", "true"),
         ],
         &grant.request_id,
