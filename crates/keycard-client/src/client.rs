@@ -1,14 +1,15 @@
 //! The async HTTP client: builds the URL, signs each attempt with a fresh nonce and timestamp,
 //! sends, reads NetSuite's answer, and retries concurrency rejections only.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use keycard_oauth1::encode::{encode_form, percent_decode_bytes, percent_encode};
+use keycard_oauth1::encode::{
+    encode_form, percent_decode_bytes, percent_encode, percent_encode_into,
+};
 use keycard_oauth1::{Explanation, SignatureMethod};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::clock::{Clock, OsRandom, Randomness, SystemClock};
 use crate::error::{ApiError, Error};
@@ -550,13 +551,9 @@ impl Client {
         let answer = consumer_only
             .send(&Call::post("/rest/requesttoken").callback(callback))
             .await?;
-        let form = answer.form();
-        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        match (field("oauth_token"), field("oauth_token_secret")) {
-            (Some(token), Some(secret)) => Ok(RequestToken {
-                token,
-                secret: Zeroizing::new(secret),
-            }),
+        let (token, secret) = token_and_secret(answer);
+        match (token, secret) {
+            (Some(token), Some(secret)) => Ok(RequestToken { token, secret }),
             _ => Err(Error::UnexpectedBody(
                 "requesttoken answered without oauth_token and oauth_token_secret".into(),
             )),
@@ -578,16 +575,12 @@ impl Client {
         let answer = signer
             .send(&Call::post("/rest/accesstoken").verifier(verifier))
             .await?;
-        let form = answer.form();
-        let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        match (field("oauth_token"), field("oauth_token_secret")) {
-            (Some(token), Some(secret)) => {
-                let secret = Zeroizing::new(secret);
-                Ok(
-                    Credentials::new(consumer.consumer_key(), consumer.consumer_secret())
-                        .with_token(token, secret.as_str()),
-                )
-            }
+        match token_and_secret(answer) {
+            (Some(token), Some(secret)) => Ok(Credentials::new(
+                consumer.consumer_key(),
+                consumer.consumer_secret(),
+            )
+            .with_token(token, secret.as_str())),
             _ => Err(Error::UnexpectedBody(
                 "accesstoken answered without oauth_token and oauth_token_secret".into(),
             )),
@@ -623,23 +616,30 @@ impl Client {
             call = call.query("name", name);
         }
         let url = self.url(&call)?;
-        let mut header = Zeroizing::new(String::from("NLAuth "));
-        if let Some(realm) = self.signer.realm() {
-            let _ = write!(
-                header,
-                "nlauth_account={}, ",
-                percent_encode(realm.as_str())
-            );
+        // Sized for the worst encoding up front and encoded in place: a buffer that grew, or
+        // an encoded copy of the password, would leave the password behind unwiped.
+        let realm = self.signer.realm().map_or("", Realm::as_str);
+        let otp = user.otp.as_ref().map_or("", |otp| otp.as_str());
+        let encoded_len = 3
+            * (realm.len() + user.email.len() + user.password.len() + user.role.len() + otp.len());
+        let mut header = Zeroizing::new(String::with_capacity(128 + encoded_len));
+        header.push_str("NLAuth ");
+        if !realm.is_empty() {
+            header.push_str("nlauth_account=");
+            percent_encode_into(realm.as_bytes(), &mut header);
+            header.push_str(", ");
         }
-        let _ = write!(
-            header,
-            "nlauth_email={}, nlauth_signature={}, nlauth_role={}",
-            percent_encode(&user.email),
-            percent_encode(&user.password),
-            percent_encode(&user.role)
-        );
-        if let Some(otp) = &user.otp {
-            let _ = write!(header, ", nlauth_otp={}", percent_encode(otp));
+        for (name, value) in [
+            ("nlauth_email=", user.email.as_str()),
+            (", nlauth_signature=", user.password.as_str()),
+            (", nlauth_role=", user.role.as_str()),
+        ] {
+            header.push_str(name);
+            percent_encode_into(value.as_bytes(), &mut header);
+        }
+        if user.otp.is_some() {
+            header.push_str(", nlauth_otp=");
+            percent_encode_into(otp.as_bytes(), &mut header);
         }
         let transport = |source| Error::Transport {
             url: url.clone(),
@@ -671,9 +671,9 @@ impl Client {
             )
             .into());
         }
-        let json: serde_json::Value = serde_json::from_slice(&body)
+        let mut json: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|_| Error::UnexpectedBody("issuetoken answered without JSON".into()))?;
-        match (json["tokenId"].as_str(), json["tokenSecret"].as_str()) {
+        let issued = match (json["tokenId"].as_str(), json["tokenSecret"].as_str()) {
             (Some(id), Some(secret)) => Ok(Credentials::new(
                 consumer.consumer_key(),
                 consumer.consumer_secret(),
@@ -682,8 +682,33 @@ impl Client {
             _ => Err(Error::UnexpectedBody(
                 "issuetoken answered without tokenId and tokenSecret".into(),
             )),
+        };
+        // The parsed copy of the secret is wiped too (the body is, being `Zeroizing`).
+        if let Some(serde_json::Value::String(secret)) = json.get_mut("tokenSecret") {
+            secret.zeroize();
         }
+        issued
     }
+}
+
+/// A three-step answer's `oauth_token` and `oauth_token_secret`; the body and every decoded
+/// value are wiped before returning, so only the returned secret's buffer holds it.
+fn token_and_secret(mut answer: Response) -> (Option<String>, Option<Zeroizing<String>>) {
+    let mut form = answer.form();
+    answer.body.zeroize();
+    let mut token = None;
+    let mut secret = None;
+    for (name, value) in &mut form {
+        match name.as_str() {
+            "oauth_token" if token.is_none() => token = Some(value.clone()),
+            "oauth_token_secret" if secret.is_none() => {
+                secret = Some(Zeroizing::new(std::mem::take(value)));
+            }
+            _ => {}
+        }
+        value.zeroize();
+    }
+    (token, secret)
 }
 
 /// Decodes `a=1&b=2` (`+` as space), e.g. a three-step answer or a callback query.
@@ -728,6 +753,25 @@ mod tests {
         for name in ["consumerKey", "token"] {
             assert!(signed.parameters.iter().any(|(n, _)| n == name), "{name}");
         }
+    }
+
+    /// A three-step answer gives its token and secret; the first of each counts.
+    #[test]
+    fn three_step_answers_give_their_token_and_secret() {
+        let answer = |body: &str| Response {
+            status: 200,
+            headers: HeaderMap::new(),
+            request_id: None,
+            body: body.as_bytes().to_vec(),
+            attempts: 1,
+            elapsed: Duration::ZERO,
+        };
+        let (token, secret) = token_and_secret(answer(
+            "oauth_token=tk&oauth_token_secret=s%2Bt&oauth_callback_confirmed=true&oauth_token=x",
+        ));
+        assert_eq!(token.as_deref(), Some("tk"));
+        assert_eq!(secret.as_deref().map(String::as_str), Some("s+t"));
+        assert_eq!(token_and_secret(answer("oauth_token=tk")).1, None);
     }
 
     /// A response's Debug never shows its body, which can be a secret.

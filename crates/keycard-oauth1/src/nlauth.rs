@@ -36,17 +36,27 @@ impl NlAuthHeader {
         let mut application_id = None;
         let mut otp = None;
         for_each_scheme_pair(value, &NLAUTH, |name, _, value, _| {
-            let slot = match name {
-                "nlauth_account" => &mut account,
-                "nlauth_email" => &mut email,
-                "nlauth_signature" => &mut password,
-                "nlauth_role" => &mut role,
-                "nlauth_application_id" => &mut application_id,
-                "nlauth_otp" => &mut otp,
-                // Unknown names are ignored, as NetSuite's clients add their own over time.
-                _ => return Ok(()),
+            // The password and the code go straight into wiped buffers, so that one given
+            // twice, or a header refused later, leaves no copy behind.
+            let secret = match name {
+                "nlauth_signature" => Some(&mut password),
+                "nlauth_otp" => Some(&mut otp),
+                _ => None,
             };
-            if slot.replace(value.into_owned()).is_some() {
+            let given_twice = if let Some(slot) = secret {
+                slot.replace(Zeroizing::new(value.into_owned())).is_some()
+            } else {
+                let slot = match name {
+                    "nlauth_account" => &mut account,
+                    "nlauth_email" => &mut email,
+                    "nlauth_role" => &mut role,
+                    "nlauth_application_id" => &mut application_id,
+                    // Unknown names are ignored, as NetSuite's clients add their own over time.
+                    _ => return Ok(()),
+                };
+                slot.replace(value.into_owned()).is_some()
+            };
+            if given_twice {
                 return Err(OAuthError::DuplicateParameter { name: name.into() });
             }
             Ok(())
@@ -56,12 +66,12 @@ impl NlAuthHeader {
             email: email.ok_or(OAuthError::MissingParameter {
                 name: "nlauth_email",
             })?,
-            password: Zeroizing::new(password.ok_or(OAuthError::MissingParameter {
+            password: password.ok_or(OAuthError::MissingParameter {
                 name: "nlauth_signature",
-            })?),
+            })?,
             role,
             application_id,
-            otp: otp.map(Zeroizing::new),
+            otp,
         })
     }
 }
