@@ -286,21 +286,27 @@ impl Store {
         // READ COMMITTED two such transactions read the same state, so a revoked token could
         // be reactivated, a deleted integration re-enabled, or a limit over-allocated.
         // Directory changes are rare; the hot path never writes here.
-        let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(DIRECTORY_WRITE_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-                tx
-            }
-        };
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(DIRECTORY_WRITE_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
         // Under the lock, so after any rotation that committed before: what this change
         // seals is sealed under the newest key.
         self.follow_key_file();
         Ok(tx)
+    }
+
+    /// A transaction that will write, without the directory's lock ([`Store::begin`]): for
+    /// writes that lock what they change themselves (a REST record's row). SQLite still takes
+    /// its one write lock up front (`BEGIN IMMEDIATE`, as above).
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => Ok(self.pool.begin().await?),
+        }
     }
 
     pub(crate) fn keys(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {

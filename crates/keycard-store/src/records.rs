@@ -109,10 +109,18 @@ impl Store {
         body: &Value,
         merge: bool,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(
-            "SELECT body FROM records WHERE account_id = $1 AND record_type = $2 AND id = $3",
-        )
+        // The record's row alone is locked (PostgreSQL: FOR UPDATE; SQLite's transaction holds
+        // its one write lock), so that two updates at once merge in turn and neither is lost,
+        // while other records and the directory are written side by side.
+        let mut tx = self.begin_write().await?;
+        let lock = if self.backend() == crate::Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let row = sqlx::query(&format!(
+            "SELECT body FROM records WHERE account_id = $1 AND record_type = $2 AND id = $3{lock}"
+        ))
         .bind(account.as_str())
         .bind(record_type)
         .bind(id)

@@ -31,6 +31,7 @@ on_both_backends!(
     names_are_never_ids_and_a_nul_finds_nothing,
     concurrent_changes_see_each_others_writes,
     changes_since_lists_what_other_processes_changed,
+    record_merges_at_once_lose_no_field,
 );
 
 fn integration(name: &str) -> NewIntegration {
@@ -1389,4 +1390,41 @@ async fn changes_since_lists_what_other_processes_changed(h: Harness) {
         None,
         "gone back"
     );
+}
+
+/// Merges into one record at once each add their field: each update reads, merges and writes
+/// under the record's row lock (PostgreSQL) or the write lock (SQLite), so none is lost, and
+/// none waits for the directory's lock.
+async fn record_merges_at_once_lose_no_field(h: Harness) {
+    let s = &h.store;
+    let id = s
+        .create_rest_record(
+            &account(),
+            "customer",
+            &serde_json::json!({ "companyName": "Acme" }),
+        )
+        .await
+        .unwrap();
+    let mut merges = tokio::task::JoinSet::new();
+    for n in 0..8 {
+        let (store, a) = (s.clone(), account());
+        merges.spawn(async move {
+            let change = serde_json::json!({ format!("f{n}"): n });
+            store
+                .update_rest_record(&a, "customer", id, &change, true)
+                .await
+        });
+    }
+    while let Some(merged) = merges.join_next().await {
+        assert!(merged.unwrap().unwrap());
+    }
+    let record = s
+        .rest_record(&account(), "customer", id)
+        .await
+        .unwrap()
+        .unwrap();
+    for n in 0..8 {
+        assert_eq!(record[format!("f{n}")], n, "{record}");
+    }
+    assert_eq!(record["companyName"], "Acme");
 }
