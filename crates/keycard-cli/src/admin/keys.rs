@@ -81,18 +81,7 @@ pub async fn run(command: KeysCommand, store_args: &StoreArgs) -> Result<()> {
 
 /// An exclusive lock on `<key file>.lock`, held until the file is dropped.
 fn lock_beside(key_file: &std::path::Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let mut name = key_file.as_os_str().to_owned();
     name.push(".lock");
-    let path = std::path::PathBuf::from(name);
-    let lock = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .with_context(|| format!("cannot lock {}", path.display()))?;
-    Ok(lock)
+    crate::lockfile::exclusive(std::path::Path::new(&name))
 }

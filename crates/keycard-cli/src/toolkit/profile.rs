@@ -172,17 +172,7 @@ impl ProfileStore {
     /// written by one process at a time.
     fn lock(&self) -> Result<fs::File> {
         self.ensure_dir()?;
-        let path = self.dir.join(LOCK_FILE);
-        let lock = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .with_context(|| format!("cannot lock {}", path.display()))?;
-        Ok(lock)
+        crate::lockfile::exclusive(&self.dir.join(LOCK_FILE))
     }
 
     /// Whether a profile `auth_id` could be saved: a valid ID, a writable directory, a
