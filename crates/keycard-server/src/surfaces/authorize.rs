@@ -97,21 +97,6 @@ fn form_fields(body: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn page(status: StatusCode, title: &str, body: &str, request_id: &str) -> Response {
     let html = format!(
         r#"<!doctype html>
@@ -123,7 +108,7 @@ button{{margin:1rem .5rem 0 0;padding:.5rem 1.4rem}}.error{{color:#a31515}}.mute
 </head><body><h1>{title}</h1>
 {body}
 </body></html>"#,
-        title = escape(title)
+        title = super::escape_markup(title)
     );
     let mut response = (status, Html(html)).into_response();
     // The page must not be framed (clickjacking on Allow) or cached (it carries a session).
@@ -143,8 +128,8 @@ fn problem_page(message: &str, request_id: &str) -> Response {
         "Authorization failed",
         &format!(
             "<p class=\"error\">{}</p><p class=\"muted\">Start again from your application. Request id {}.</p>",
-            escape(message),
-            escape(request_id)
+            super::escape_markup(message),
+            super::escape_markup(request_id)
         ),
         request_id,
     )
@@ -158,8 +143,8 @@ fn valid_state(value: &str) -> bool {
 fn hidden(name: &str, value: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-        escape(name),
-        escape(value)
+        super::escape_markup(name),
+        super::escape_markup(value)
     )
 }
 
@@ -172,14 +157,14 @@ fn login_form(
 ) -> String {
     let mut body = format!(
         "<p><strong>{}</strong> asks for access to account <strong>{}</strong>. Log in to continue.</p>",
-        escape(integration),
-        escape(account)
+        super::escape_markup(integration),
+        super::escape_markup(account)
     );
     if let Some(error) = error {
         let _ = write!(
             body,
             "<p class=\"error\" role=\"alert\">{}</p>",
-            escape(error)
+            super::escape_markup(error)
         );
     }
     let _ = write!(
@@ -209,7 +194,7 @@ fn consent_form(
             options,
             "<option value=\"{}\">{}</option>",
             role.id,
-            escape(&role.name)
+            super::escape_markup(&role.name)
         );
     }
     format!(
@@ -219,9 +204,9 @@ fn consent_form(
 <label for=\"role\">Role</label><select id=\"role\" name=\"role\">{options}</select>\
 <button type=\"submit\" name=\"action\" value=\"allow\" id=\"allow\">Allow</button>\
 <button type=\"submit\" name=\"action\" value=\"deny\" id=\"deny\">Deny</button></form>",
-        escape(integration),
-        escape(account),
-        escape(&user.email),
+        super::escape_markup(integration),
+        super::escape_markup(account),
+        super::escape_markup(&user.email),
         hidden("oauth_token", token),
         hidden("state", flow_state),
         hidden("session", session),

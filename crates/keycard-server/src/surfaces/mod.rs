@@ -314,6 +314,27 @@ pub fn json_bytes_response(body: impl Into<axum::body::Bytes>, request_id: &str)
     with_request_id(response, request_id)
 }
 
+/// Text made safe inside XML or HTML markup, as element content or a quoted attribute: the
+/// five special characters as references, and characters XML 1.0 forbids (controls other
+/// than tab and line breaks, U+FFFE, U+FFFF) as U+FFFD, so that any client's parser reads it.
+pub(crate) fn escape_markup(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if u32::from(c) < 0x20 => out.push('\u{fffd}'),
+            '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// A refusal outside the OAuth pipeline (NLAuth endpoints, SOAP pre-checks): what the
 /// client sees, the Detail code, and the owner's diagnosis.
 pub type Refusal = (ClientError, &'static str, serde_json::Value);
@@ -333,4 +354,18 @@ pub async fn audit_outcome<T>(
         }
     }
     state.audit.send(record).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_markup;
+
+    #[test]
+    fn escaped_text_is_always_xml_1_0() {
+        assert_eq!(
+            escape_markup("a\u{1}b<&>\"'\t\n"),
+            "a\u{fffd}b&lt;&amp;&gt;&quot;&#39;\t\n"
+        );
+        assert_eq!(escape_markup("\u{ffff}é"), "\u{fffd}é");
+    }
 }

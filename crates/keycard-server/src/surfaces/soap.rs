@@ -223,26 +223,6 @@ fn port_version(port: &str) -> Option<&str> {
     .then_some(version)
 }
 
-/// `text` as XML 1.0 character data: markup escaped, and the characters XML 1.0 does not
-/// allow (control characters other than tab and line breaks, which a record stored through
-/// REST may hold) replaced by U+FFFD, so that the answer always parses.
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if u32::from(c) < 0x20 => out.push('\u{fffd}'),
-            '\u{fffe}' | '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A response envelope with `documentInfo` (NetSuite's `nsId` carries our request id).
 fn envelope(version: &str, request_id: &str, body: &str) -> Response {
     let xml = format!(
@@ -492,7 +472,7 @@ impl Call<'_> {
                 format!(
                     r#"{}<record xsi:type="{prefix}:{type_name}" internalId="{}" xmlns:{prefix}="{ns}">{}</record>"#,
                     status(self.version, None),
-                    xml_escape(&internal_id),
+                    super::escape_markup(&internal_id),
                     record_fields(prefix, &document)
                 )
             }
@@ -571,7 +551,7 @@ fn record_fields(prefix: &str, document: &Value) -> String {
             let _ = write!(
                 fields,
                 "<{prefix}:{name}>{}</{prefix}:{name}>",
-                xml_escape(&text)
+                super::escape_markup(&text)
             );
         }
     }
@@ -587,14 +567,5 @@ mod tests {
         assert_eq!(schema_type_name("salesOrder"), "SalesOrder");
         assert_eq!(schema_type_name("customer"), "Customer");
         assert_eq!(schema_type_name(""), "");
-    }
-
-    #[test]
-    fn escaped_text_is_always_xml_1_0() {
-        assert_eq!(
-            xml_escape("a\u{1}b<&>\"\t\n"),
-            "a\u{fffd}b&lt;&amp;&gt;&quot;\t\n"
-        );
-        assert_eq!(xml_escape("\u{ffff}é"), "\u{fffd}é");
     }
 }
