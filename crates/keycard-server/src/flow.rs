@@ -59,8 +59,9 @@ pub enum PendingFlows {
 #[derive(Default)]
 pub struct LocalFlows {
     pending: HashMap<String, Pending>,
-    /// How many were left after the last sweep.
+    /// How many were left after the last sweep, and when (in seconds) it ran.
     swept_to: usize,
+    swept_at: Option<i64>,
     /// Pending requests by integration, expired ones included until the next sweep.
     per_integration: HashMap<i64, usize>,
 }
@@ -86,7 +87,11 @@ impl LocalFlows {
                 .unwrap_or(0)
                 >= PENDING_PER_INTEGRATION
         };
-        if self.pending.len() >= 2 * self.swept_to.max(SWEEP_FLOOR) || full(self) {
+        // A full integration's request sweeps only once a second: a second sweep in the same
+        // second frees nothing more (expiry is in whole seconds), and a sweep on every refused
+        // request would let one integration at its bound make each one a pass over all.
+        let full_and_unswept = || full(self) && self.swept_at.is_none_or(|at| at < now);
+        if self.pending.len() >= 2 * self.swept_to.max(SWEEP_FLOOR) || full_and_unswept() {
             self.sweep(now);
         }
         if full(self) {
@@ -115,6 +120,7 @@ impl LocalFlows {
     fn sweep(&mut self, now: i64) {
         self.pending.retain(|_, p| p.expires_at > now);
         self.swept_to = self.pending.len();
+        self.swept_at = Some(now);
         self.per_integration.clear();
         for pending in self.pending.values() {
             *self
@@ -403,6 +409,26 @@ mod tests {
         // Once they expire, the integration may ask again (a sweep counts them afresh).
         assert!(flows.insert("later", of(1, 5_000), 1_000));
         assert_eq!(flows.per_integration.get(&1), Some(&1));
+    }
+
+    /// An integration at its bound sweeps at most once a second: its refused requests do not
+    /// each cost a pass over every pending request (before, each one did).
+    #[test]
+    fn a_full_integration_sweeps_once_a_second() {
+        let mut flows = LocalFlows::default();
+        for n in 0..PENDING_PER_INTEGRATION {
+            assert!(flows.insert(&format!("a{n}"), of(1, 1_000), 500));
+        }
+        assert!(!flows.insert("refused", of(1, 1_000), 500), "full: swept");
+        // Already expired: only a sweep removes it.
+        assert!(flows.insert("stale", of(2, 500), 500));
+        assert!(!flows.insert("refused again", of(1, 1_000), 500));
+        assert!(
+            flows.pending.contains_key("stale"),
+            "no second sweep in the same second"
+        );
+        assert!(!flows.insert("a second later", of(1, 1_000), 501));
+        assert!(!flows.pending.contains_key("stale"), "swept a second later");
     }
 
     /// Expired requests are swept when the map has doubled since the last sweep, not on every
