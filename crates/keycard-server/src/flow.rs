@@ -53,7 +53,7 @@ pub enum PendingFlows {
 }
 
 /// One node's pending requests, swept of expired ones when they have doubled since the last
-/// sweep: a sweep on every insert (as before) made each new request token cost a pass over
+/// sweep, or (at most once a second) when an integration is at its bound: a sweep on every insert (as before) made each new request token cost a pass over
 /// all of them under the lock, quadratic in a burst. Memory stays bounded by the rate of new
 /// request tokens times their lifetime (`request_token_ttl`).
 #[derive(Default)]
