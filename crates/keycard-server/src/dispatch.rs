@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 use crate::metrics::MetricsSurface;
-use crate::respond::{Peer, Surface};
+use crate::respond::{Peer, SoapVersion, Surface};
 use crate::surfaces::{self, Incoming, authorize, discovery, rest, restlet, soap, tokens};
 
 /// What a path asks for.
@@ -121,7 +121,9 @@ impl Endpoint {
             Self::GovernanceLimits
             | Self::RecordCollection { .. }
             | Self::RecordInstance { .. } => Surface::Rest,
-            Self::Soap { .. } => Surface::Soap,
+            Self::Soap { port } => {
+                Surface::Soap(SoapVersion::of_port(port).unwrap_or(SoapVersion::DEFAULT))
+            }
             Self::TokenInfo
             | Self::RevokeToken
             | Self::IssueToken

@@ -236,14 +236,14 @@ where
 /// NetSuite names a few Detail codes differently on RESTlets and on web services.
 fn nonce_used(surface: Surface) -> &'static str {
     match surface {
-        Surface::Rest | Surface::Soap => "NonceUsed",
+        Surface::Rest | Surface::Soap(_) => "NonceUsed",
         Surface::Restlet | Surface::Token => "nonce_used",
     }
 }
 
 fn nonce_rejected(surface: Surface) -> &'static str {
     match surface {
-        Surface::Rest | Surface::Soap => "NonceRejected",
+        Surface::Rest | Surface::Soap(_) => "NonceRejected",
         Surface::Restlet | Surface::Token => "nonce_rejected",
     }
 }
@@ -794,7 +794,7 @@ fn check_need(
             ));
         }
     }
-    if surface == Surface::Soap {
+    if matches!(surface, Surface::Soap(_)) {
         if !account.has(Feature::SoapWebServices) {
             return Err(login_failed(
                 "FeatureDisabled",

@@ -18,8 +18,9 @@ pub enum Surface {
     Restlet,
     /// The token endpoints (`/rest/*`), which answer like RESTlets.
     Token,
-    /// SOAP web services (`/services/NetSuitePort_<version>`): faults in an envelope.
-    Soap,
+    /// SOAP web services (`/services/NetSuitePort_<version>`): faults in an envelope, in the
+    /// endpoint's version's namespace.
+    Soap(SoapVersion),
 }
 
 impl Surface {
@@ -28,8 +29,46 @@ impl Surface {
             Self::Rest => "rest",
             Self::Restlet => "restlet",
             Self::Token => "token",
-            Self::Soap => "soap",
+            Self::Soap(_) => "soap",
         }
+    }
+}
+
+/// A SOAP endpoint's version, `YYYY_R`: every namespace of the endpoint's answers names it,
+/// faults included (a client's generated stubs map a fault by its namespace).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SoapVersion {
+    year: u16,
+    release: u8,
+}
+
+impl SoapVersion {
+    /// The version of answers to a path that names none (an unknown SOAP endpoint).
+    pub const DEFAULT: Self = Self {
+        year: 2023,
+        release: 2,
+    };
+    /// The first endpoint with token-based authentication.
+    pub const FIRST_WITH_TBA: Self = Self {
+        year: 2015,
+        release: 2,
+    };
+
+    /// `NetSuitePort_2023_2` → 2023.2; `None` for any other port name.
+    pub fn of_port(port: &str) -> Option<Self> {
+        let (year, release) = port.strip_prefix("NetSuitePort_")?.split_once('_')?;
+        let digits =
+            |text: &str, len| text.len() == len && text.bytes().all(|b| b.is_ascii_digit());
+        (digits(year, 4) && digits(release, 1)).then(|| Self {
+            year: year.parse().unwrap_or_default(),
+            release: release.parse().unwrap_or_default(),
+        })
+    }
+}
+
+impl std::fmt::Display for SoapVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}_{}", self.year, self.release)
     }
 }
 
@@ -93,8 +132,8 @@ pub fn error_response(
     realm: Option<&str>,
     request_id: &str,
 ) -> Response {
-    if surface == Surface::Soap {
-        return with_request_id(soap_fault(error), request_id);
+    if let Surface::Soap(version) = surface {
+        return with_request_id(soap_fault(error, version), request_id);
     }
     let error = match error {
         ClientError::AmbiguousAuthentication => ClientError::InvalidLogin,
@@ -263,14 +302,11 @@ pub fn error_response(
     with_request_id(response, request_id)
 }
 
-/// The faults namespace; clients read `faultstring` and the fault element's local name.
-const FAULTS_NS: &str = "urn:faults_2023_2.platform.webservices.netsuite.com";
-
 /// A SOAP 1.1 fault as NetSuite sends it. SOAP 1.1 (§6.2) answers faults with HTTP 500, which
 /// SOAP clients expect; a request that is not a SOAP message at all gets a 400 Client fault.
 // One arm per error: a table, long by nature.
 #[allow(clippy::too_many_lines)]
-fn soap_fault(error: ClientError) -> Response {
+fn soap_fault(error: ClientError, version: SoapVersion) -> Response {
     // The fault string, when it is made for this answer.
     let made;
     let (status, faultcode, faultstring, element, code) = match error {
@@ -358,8 +394,9 @@ fn soap_fault(error: ClientError) -> Response {
             "UNEXPECTED_ERROR",
         ),
     };
+    let faultstring = crate::surfaces::escape_markup(faultstring);
     let body = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>{faultcode}</faultcode><faultstring>{faultstring}</faultstring><detail><platformFaults:{element} xmlns:platformFaults="{FAULTS_NS}"><platformFaults:code>{code}</platformFaults:code><platformFaults:message>{faultstring}</platformFaults:message></platformFaults:{element}></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>{faultcode}</faultcode><faultstring>{faultstring}</faultstring><detail><platformFaults:{element} xmlns:platformFaults="urn:faults_{version}.platform.webservices.netsuite.com"><platformFaults:code>{code}</platformFaults:code><platformFaults:message>{faultstring}</platformFaults:message></platformFaults:{element}></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#
     );
     let mut response = (
         status,

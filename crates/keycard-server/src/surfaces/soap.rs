@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{Incoming, Refusal, audit_outcome};
 use crate::AppState;
 use crate::pipeline::{Need, Presented, Proof, authenticate_presented};
-use crate::respond::{ClientError, Surface, error_response, with_request_id};
+use crate::respond::{ClientError, SoapVersion, Surface, error_response, with_request_id};
 
 /// What the envelope carries, as far as authentication and our operations need.
 #[derive(Default, Debug)]
@@ -212,19 +212,8 @@ pub fn parse_envelope(xml: &[u8]) -> Result<Envelope, &'static str> {
     Ok(envelope)
 }
 
-/// `NetSuitePort_2023_2` → `2023_2`.
-fn port_version(port: &str) -> Option<&str> {
-    let version = port.strip_prefix("NetSuitePort_")?;
-    let (year, release) = version.split_once('_')?;
-    (year.len() == 4
-        && year.bytes().all(|b| b.is_ascii_digit())
-        && release.len() == 1
-        && release.bytes().all(|b| b.is_ascii_digit()))
-    .then_some(version)
-}
-
 /// A response envelope with `documentInfo` (NetSuite's `nsId` carries our request id).
-fn envelope(version: &str, request_id: &str, body: &str) -> Response {
+fn envelope(version: SoapVersion, request_id: &str, body: &str) -> Response {
     let xml = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Header><platformMsgs:documentInfo xmlns:platformMsgs="urn:messages_{version}.platform.webservices.netsuite.com"><platformMsgs:nsId>{request_id}</platformMsgs:nsId></platformMsgs:documentInfo></soapenv:Header><soapenv:Body>{body}</soapenv:Body></soapenv:Envelope>"#
     );
@@ -239,7 +228,7 @@ fn envelope(version: &str, request_id: &str, body: &str) -> Response {
     )
 }
 
-fn status(version: &str, error: Option<(&str, &str)>) -> String {
+fn status(version: SoapVersion, error: Option<(&str, &str)>) -> String {
     let core = format!("urn:core_{version}.platform.webservices.netsuite.com");
     match error {
         None => format!(r#"<platformCore:status isSuccess="true" xmlns:platformCore="{core}"/>"#),
@@ -251,7 +240,7 @@ fn status(version: &str, error: Option<(&str, &str)>) -> String {
 
 /// The namespace prefix and URN of a record type's schema, for the few we name; others get a
 /// keycard namespace so the document still validates as XML.
-fn record_namespace(record: &str, version: &str) -> (&'static str, String) {
+fn record_namespace(record: &str, version: SoapVersion) -> (&'static str, String) {
     match record {
         "customer" | "contact" | "vendor" | "partner" => (
             "listRel",
@@ -324,13 +313,14 @@ impl Passport {
 
 pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Response {
     let id = incoming.request_id;
-    let Some(version) = port_version(port).map(str::to_owned) else {
-        return error_response(Surface::Soap, ClientError::NotFound, None, &id);
+    let Some(version) = SoapVersion::of_port(port) else {
+        let surface = Surface::Soap(SoapVersion::DEFAULT);
+        return error_response(surface, ClientError::NotFound, None, &id);
     };
-    // Token-based authentication came with the 2015.2 endpoint (`YYYY_R` compares as text).
-    if version.as_str() < "2015_2" {
+    let surface = Surface::Soap(version);
+    if version < SoapVersion::FIRST_WITH_TBA {
         return error_response(
-            Surface::Soap,
+            surface,
             ClientError::BadRequest(
                 "Token-based authentication needs the 2015_2 SOAP endpoint or a later one.",
             ),
@@ -341,7 +331,7 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
     if incoming.method != Method::POST {
         // POST only: this server publishes no WSDL (a GET ?wsdl).
         return error_response(
-            Surface::Soap,
+            surface,
             ClientError::MethodNotAllowed { allow: "POST" },
             None,
             &id,
@@ -350,7 +340,7 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
     let parsed = match parse_envelope(&incoming.body) {
         Ok(parsed) => parsed,
         Err(problem) => {
-            return error_response(Surface::Soap, ClientError::BadRequest(problem), None, &id);
+            return error_response(surface, ClientError::BadRequest(problem), None, &id);
         }
     };
     let session_cookie = incoming
@@ -363,14 +353,14 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
         tracing::info!(request_id = %id, surface = "soap", detail = refusal.1, "login refused");
         let error = refusal.0;
         let outcome: Result<(), Refusal> = Err(refusal);
-        let record = incoming.login_record(state, Surface::Soap);
+        let record = incoming.login_record(state, surface);
         if !audit_outcome(state, record, &outcome).await {
-            return error_response(Surface::Soap, ClientError::Unavailable, None, &id);
+            return error_response(surface, ClientError::Unavailable, None, &id);
         }
-        return error_response(Surface::Soap, error, None, &id);
+        return error_response(surface, error, None, &id);
     }
     let Some(passport) = parsed.passport.as_ref() else {
-        return error_response(Surface::Soap, ClientError::InvalidLogin, None, &id);
+        return error_response(surface, ClientError::InvalidLogin, None, &id);
     };
     let operation = parsed.operation.clone().unwrap_or_default();
     let record = match operation.as_str() {
@@ -384,7 +374,7 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
             .map(|(kind, _)| (kind.clone(), Level::Create)),
         _ => None,
     };
-    let facts = incoming.facts(Surface::Soap);
+    let facts = incoming.facts(surface);
     let principal =
         match authenticate_presented(state, &facts, &passport.presented(), &Need::Soap { record })
             .await
@@ -395,7 +385,7 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
     let call = Call {
         state,
         account: &principal.account.id,
-        version: &version,
+        version,
         request_id: &id,
     };
     match operation.as_str() {
@@ -403,7 +393,7 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
         "get" => call.get(parsed.base_ref.unwrap_or_default()).await,
         "add" => call.add(parsed.record.unwrap_or_default()).await,
         _ => error_response(
-            Surface::Soap,
+            surface,
             ClientError::BadRequest(
                 "This server supports the SOAP operations getServerTime, get and add.",
             ),
@@ -417,7 +407,7 @@ pub async fn handle(state: &AppState, port: &str, incoming: &Incoming) -> Respon
 struct Call<'a> {
     state: &'a AppState,
     account: &'a keycard_core::AccountId,
-    version: &'a str,
+    version: SoapVersion,
     request_id: &'a str,
 }
 
@@ -442,7 +432,7 @@ impl Call<'_> {
 
     fn unavailable(&self) -> Response {
         error_response(
-            Surface::Soap,
+            Surface::Soap(self.version),
             ClientError::Unavailable,
             None,
             self.request_id,

@@ -288,3 +288,47 @@ async fn endpoints_before_2015_2_are_refused() {
     let (status, _) = h.soap(h.envelope("<msg:getServerTime/>", "")).await;
     assert_eq!(status, 200, "2023_2 is served");
 }
+
+/// Whether `text` is well-formed XML (every element closed, in order).
+fn well_formed(text: &str) -> bool {
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0_i32;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(quick_xml::events::Event::Eof) => return depth == 0,
+            Err(_) => return false,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A fault is in the faults namespace of the endpoint the client called (generated stubs
+/// map a fault by it; every fault said `2023_2`), and it is well-formed XML (the unknown
+/// endpoint's fault string held a bare `<version>`).
+#[tokio::test]
+async fn faults_name_the_endpoints_version_and_parse() {
+    let h = Harness::start().await;
+    let no_passport = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:msg="urn:messages_2019_1.platform.webservices.netsuite.com"><soap:Body><msg:getServerTime/></soap:Body></soap:Envelope>"#;
+    for (path, namespace, expected) in [
+        ("/services/NetSuitePort_2019_1", "urn:faults_2019_1.", 500),
+        ("/services/NetSuitePort_2024_2", "urn:faults_2024_2.", 500),
+        ("/services/NetSuitePort_latest", "urn:faults_2023_2.", 404),
+    ] {
+        let response = h
+            .http
+            .post(h.url(path))
+            .header("content-type", "text/xml; charset=utf-8")
+            .body(no_passport)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), expected, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains(namespace), "{path}: {text}");
+        assert!(well_formed(&text), "{path}: {text}");
+    }
+    assert!(!well_formed("<a><version></a>"), "the check can fail");
+}
