@@ -5,6 +5,7 @@
 #![allow(clippy::doc_markdown)]
 
 mod admin;
+mod confirm;
 mod lockfile;
 mod nonce;
 mod serve;

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::output::{self, SHOWN_ONCE, Table};
 use super::{AccountArg, StoreArgs, actor, parse_bool, parse_limit};
+use crate::confirm::{self, Yes};
 
 #[derive(Subcommand, Debug)]
 pub enum IntegrationCommand {
@@ -24,9 +25,17 @@ pub enum IntegrationCommand {
     /// Enable (or approve one waiting for approval).
     Enable { integration: String },
     /// Issue a new consumer key and secret; the old ones stop working at once.
-    ResetCredentials { integration: String },
+    ResetCredentials {
+        integration: String,
+        #[command(flatten)]
+        confirm: Yes,
+    },
     /// Delete: the record stays listed and all its tokens are revoked.
-    Delete { integration: String },
+    Delete {
+        integration: String,
+        #[command(flatten)]
+        confirm: Yes,
+    },
 }
 
 // One flag per checkbox of the integration form.
@@ -178,13 +187,38 @@ pub async fn run(
                 .await?,
             json,
         ),
-        IntegrationCommand::ResetCredentials { integration } => {
+        IntegrationCommand::ResetCredentials {
+            integration,
+            confirm,
+        } => {
+            if confirm.wanted() {
+                let record = store.integration(&account, &integration).await?;
+                confirm::ask(&format!(
+                    "Issue a new consumer key and secret for `{}` (id {})? Applications using the current ones fail until they are given the new ones.",
+                    record.name, record.id
+                ))?;
+            }
             let (integration, credentials) = store
                 .reset_integration_credentials(&who, &account, &integration)
                 .await?;
             show_with_credentials(&integration, &credentials, json)
         }
-        IntegrationCommand::Delete { integration } => {
+        IntegrationCommand::Delete {
+            integration,
+            confirm,
+        } => {
+            if confirm.wanted() {
+                let record = store.integration(&account, &integration).await?;
+                let live = confirm::live_tokens(&store.tokens(&account).await?, |t| {
+                    t.integration_id == record.id
+                });
+                confirm::ask(&format!(
+                    "Delete integration `{}` (id {}) and revoke its {}? Applications using them fail at once; this cannot be undone.",
+                    record.name,
+                    record.id,
+                    confirm::tokens(live)
+                ))?;
+            }
             let deleted = store
                 .delete_integration(&who, &account, &integration)
                 .await?;

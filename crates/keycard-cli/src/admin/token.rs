@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::output::{self, SHOWN_ONCE, Table};
 use super::{AccountArg, StoreArgs, actor};
+use crate::confirm::{self, Yes};
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
@@ -24,7 +25,11 @@ pub enum TokenCommand {
     /// Make an inactive token active again.
     Activate { token: String },
     /// Revoke a token for good (it stays listed for audit).
-    Revoke { token: String },
+    Revoke {
+        token: String,
+        #[command(flatten)]
+        confirm: Yes,
+    },
     /// The inventory: integration, consumer key and token (last 4), user, role, created, last used.
     Inventory,
     /// Integrators: replace a saved profile's token with a new one (issuetoken), verify it,
@@ -143,10 +148,28 @@ pub async fn run(
         TokenCommand::Activate { token } => {
             store.set_token_active(&who, &account, &token, true).await?
         }
-        TokenCommand::Revoke { token } => store.revoke_token(&who, &account, &token).await?,
+        TokenCommand::Revoke { token, confirm } => {
+            if confirm.wanted() {
+                ask_before_revoking(&store, &account, &token).await?;
+            }
+            store.revoke_token(&who, &account, &token).await?
+        }
         TokenCommand::Rotate(_) => unreachable!("dispatched above"),
     };
     show(&store, &token, json).await
+}
+
+async fn ask_before_revoking(
+    store: &Store,
+    account: &keycard_core::AccountId,
+    token: &str,
+) -> Result<()> {
+    let record = store.token(account, token).await?;
+    confirm::ask(&format!(
+        "Revoke token `{}` (…{})? Applications using it fail at once; this cannot be undone.",
+        record.name,
+        keycard_core::secret::last4(&record.token_id)
+    ))
 }
 
 async fn show(store: &Store, token: &AccessToken, json: bool) -> Result<()> {

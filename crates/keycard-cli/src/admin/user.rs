@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use super::output::{self, Table};
 use super::{AccountArg, StoreArgs, actor};
+use crate::confirm::{self, Yes};
 
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
@@ -34,7 +35,11 @@ pub enum UserCommand {
         password_stdin: bool,
     },
     /// Delete a user and the user's tokens.
-    Delete { user: String },
+    Delete {
+        user: String,
+        #[command(flatten)]
+        confirm: Yes,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -135,7 +140,19 @@ pub async fn run(command: UserCommand, store_args: &StoreArgs, account: &Account
             };
             store.set_password(&who, &account, &user, &password).await?
         }
-        UserCommand::Delete { user } => {
+        UserCommand::Delete { user, confirm } => {
+            if confirm.wanted() {
+                let record = store.user(&account, &user).await?;
+                let live = confirm::live_tokens(&store.tokens(&account).await?, |t| {
+                    t.user_id == record.id
+                });
+                confirm::ask(&format!(
+                    "Delete user {} (id {}) and revoke their {}? This cannot be undone.",
+                    record.email,
+                    record.id,
+                    confirm::tokens(live)
+                ))?;
+            }
             let deleted = store.delete_user(&who, &account, &user).await?;
             if json {
                 return output::json(&deleted);

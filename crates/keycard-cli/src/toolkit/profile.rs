@@ -430,7 +430,11 @@ pub enum ProfileCommand {
     /// check them with a tokeninfo call.
     Add(AddArgs),
     /// Delete a profile (the token itself stays valid on the server: revoke it there).
-    Delete { auth_id: String },
+    Delete {
+        auth_id: String,
+        #[command(flatten)]
+        confirm: crate::confirm::Yes,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -531,7 +535,12 @@ pub async fn run(command: ProfileCommand, config: &ConfigDir, json: bool) -> Res
             );
             Ok(())
         }
-        ProfileCommand::Delete { auth_id } => {
+        ProfileCommand::Delete { auth_id, confirm } => {
+            if confirm.wanted() {
+                crate::confirm::ask(&format!(
+                    "Delete profile `{auth_id}`? Its token secret is kept nowhere else."
+                ))?;
+            }
             store.delete(&auth_id)?;
             eprintln!(
                 "Deleted profile `{auth_id}`. Its token still works on the server: revoke it there if it is no longer needed."

@@ -4,7 +4,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use serde_json::Value;
 
-use crate::{keycard, stderr, stdout};
+use crate::{at_terminal, keycard, keycard_command, stderr, stdout};
 
 struct Directory {
     dir: tempfile::TempDir,
@@ -18,13 +18,22 @@ impl Directory {
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
-        let mut full = vec!["--data-dir", self.dir.path().to_str().unwrap()];
-        full.extend_from_slice(args);
-        // Global flags go after the subcommand path for clap; put them at the end instead.
-        let (flags, rest) = full.split_at(2);
-        let mut ordered: Vec<&str> = rest.to_vec();
-        ordered.extend_from_slice(flags);
-        keycard(&ordered, &[("USER", "tester")])
+        keycard(&self.args(args), &[("USER", "tester")])
+    }
+
+    /// `args` with the data directory (global flags go after the subcommand path for clap).
+    fn args<'a>(&'a self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut ordered = args.to_vec();
+        ordered.extend(["--data-dir", self.dir.path().to_str().unwrap()]);
+        ordered
+    }
+
+    /// Runs a command at a terminal where `typed` was typed.
+    fn at_terminal(&self, args: &[&str], typed: &str) -> std::process::Output {
+        at_terminal(
+            keycard_command(&self.args(args), &[("USER", "tester")]),
+            typed,
+        )
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -94,6 +103,52 @@ fn init_prints_four_credentials_once_and_records_them_sealed() {
     let listed = d.ok(&["integration", "show", "Demo Integration"]);
     assert!(!listed.contains(out["consumer_secret"].as_str().unwrap()));
     assert!(d.fails(&["init"]).contains("already exists"));
+}
+
+/// At a terminal, what cannot be undone is asked first (the question says what it will
+/// revoke), and anything but "y"/"yes" changes nothing; `--yes` skips the question. Scripts,
+/// whose standard input is no terminal, are not asked (every other test here).
+#[test]
+fn deleting_revoking_and_new_credentials_ask_first_at_a_terminal() {
+    let d = Directory::new();
+    let out = d.json(&["init"]);
+    let token_id = out["token_id"].as_str().unwrap();
+    let state = || d.json(&["token", "show", token_id])["state"]["state"].clone();
+
+    let no = d.at_terminal(&["integration", "delete", "Demo Integration"], "n\n");
+    assert!(!no.status.success());
+    let asked = stderr(&no);
+    assert!(
+        asked.contains("Delete integration `Demo Integration` (id 1) and revoke its 1 token?")
+            && asked.contains("[y/N]")
+            && asked.contains("nothing was changed"),
+        "{asked}"
+    );
+    assert_eq!(state(), "active");
+    let empty = d.at_terminal(
+        &["integration", "reset-credentials", "Demo Integration"],
+        "\n",
+    );
+    assert!(!empty.status.success(), "{}", stderr(&empty));
+    assert_eq!(
+        d.json(&["integration", "show", "Demo Integration"])["consumer_key"],
+        out["consumer_key"]
+    );
+
+    let yes = d.at_terminal(&["token", "revoke", token_id], "y\n");
+    assert!(yes.status.success(), "{}", stderr(&yes));
+    assert!(stderr(&yes).contains("Revoke token `"), "{}", stderr(&yes));
+    assert_eq!(state(), "revoked");
+    let user = d.at_terminal(&["user", "delete", "admin@example.com"], "yes\n");
+    assert!(
+        user.status.success() && stderr(&user).contains("revoke their 0 tokens?"),
+        "{}",
+        stderr(&user)
+    );
+    let skipped = d.at_terminal(&["integration", "delete", "Demo Integration", "--yes"], "");
+    assert!(skipped.status.success(), "{}", stderr(&skipped));
+    assert!(!stderr(&skipped).contains("[y/N]"), "{}", stderr(&skipped));
+    assert!(stdout(&skipped).contains("Deleted integration"));
 }
 
 // A whole administrator session, in order: long by nature.

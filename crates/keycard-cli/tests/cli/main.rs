@@ -11,7 +11,30 @@ mod support;
 
 use std::process::{Child, Command, Output, Stdio};
 
-pub use support::{input, keycard, option};
+pub use support::{input, keycard, keycard_command, option};
+
+/// Runs `command` with a terminal (a pseudo-terminal) as its standard input, on which
+/// `typed` was typed; standard output and error are captured as usual.
+pub fn at_terminal(mut command: Command, typed: &str) -> Output {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    let controller = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).expect("a pseudo-terminal");
+    grantpt(&controller).unwrap();
+    unlockpt(&controller).unwrap();
+    let name = ptsname(&controller, Vec::new()).unwrap();
+    let terminal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    // Typed ahead: the terminal keeps the line until the command reads it.
+    rustix::io::write(&controller, typed.as_bytes()).unwrap();
+    let output = command
+        .stdin(Stdio::from(terminal))
+        .output()
+        .expect("the command runs");
+    drop(controller);
+    output
+}
 
 pub fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{input, keycard, option, stderr, stdout};
+use crate::{at_terminal, input, keycard, keycard_command, option, stderr, stdout};
 
 const PASSWORD: &str = "a long demo password";
 
@@ -205,6 +205,22 @@ fn profiles_saved_at_once_are_all_kept() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// At a terminal, deleting a profile (its token secret is kept nowhere else) asks first;
+/// "n" keeps it.
+fn deleting_a_profile_asks_at_a_terminal(s: &Server) {
+    let config = [("KEYCARD_CONFIG_DIR", s.config.as_str())];
+    let kept = at_terminal(
+        keycard_command(&["profile", "delete", "demo"], &config),
+        "n\n",
+    );
+    assert!(
+        !kept.status.success() && stderr(&kept).contains("Delete profile `demo`?"),
+        "{}",
+        stderr(&kept)
+    );
+    ok(&s.run(&["profile", "show", "demo"], &[]));
+}
+
 #[test]
 fn profiles_are_sealed_private_and_never_shown() {
     let s = start("1234567");
@@ -298,6 +314,7 @@ fn profiles_are_sealed_private_and_never_shown() {
     assert!(err.contains("not saved"), "{err}");
     assert!(!err.contains("not the secret"));
 
+    deleting_a_profile_asks_at_a_terminal(&s);
     ok(&s.run(&["profile", "delete", "demo"], &[]));
     let missing = s.run(&["profile", "show", "demo"], &[]);
     assert!(!missing.status.success());

@@ -4,6 +4,13 @@ use std::process::{Command, Output};
 
 /// Runs `keycard` with `args` and a clean `KEYCARD_*` environment.
 pub fn keycard(args: &[&str], env: &[(&str, &str)]) -> Output {
+    keycard_command(args, env)
+        .output()
+        .expect("the keycard binary runs")
+}
+
+/// `keycard` with `args` and a clean `KEYCARD_*` environment, not started.
+pub fn keycard_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_keycard"));
     command.args(args);
     for (name, _) in std::env::vars() {
@@ -14,7 +21,7 @@ pub fn keycard(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (name, value) in env {
         command.env(name, value);
     }
-    command.output().expect("the keycard binary runs")
+    command
 }
 
 /// `<input … name="NAME" value="…">`.
